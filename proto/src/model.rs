@@ -1,0 +1,376 @@
+//! The shapes shared by events, REST answers and records.
+
+use crate::ids::*;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+/// An agent's routing state. Offers go only to `available` agents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    Available,
+    Idle,
+    /// Redirection on no answer: the agent let an offer expire and gets no
+    /// offer until it sets itself `available` by hand.
+    Rona,
+    /// Not logged in (only in directory listings and stats, never in events).
+    Offline,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Available => "available",
+            AgentState::Idle => "idle",
+            AgentState::Rona => "rona",
+            AgentState::Offline => "offline",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationState {
+    Queued,
+    Offered,
+    Active,
+    ConferenceRequested,
+    Conference,
+    Ended,
+    Closed,
+    Abandoned,
+}
+
+impl ConversationState {
+    /// Closed and abandoned conversations change no more.
+    pub fn is_final(self) -> bool {
+        matches!(self, ConversationState::Closed | ConversationState::Abandoned)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferKind {
+    New,
+    Transfer,
+    Conference,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawReason {
+    Rona,
+    CustomerLeft,
+    Cancelled,
+    AcceptedElsewhere,
+}
+
+/// Who a participant or a message author is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Agent,
+    System,
+}
+
+/// `{id, name}` of a queue or an agent, as the popover and dialogs show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NamedRef {
+    pub id: String,
+    pub name: String,
+}
+
+impl NamedRef {
+    pub fn new(id: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Customer {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Participant {
+    pub role: Role,
+    /// The agent id, or the conversation id for the customer.
+    pub id: String,
+    pub name: String,
+}
+
+/// The author of a message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Author {
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+}
+
+impl Author {
+    pub fn system() -> Self {
+        Self {
+            role: Role::System,
+            id: None,
+            name: "System".to_owned(),
+        }
+    }
+}
+
+/// One message of a conversation's log; also the `message` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Message {
+    pub conversation_id: ConversationId,
+    pub seq: u64,
+    pub id: MessageId,
+    pub from: Author,
+    pub text: String,
+    pub ts: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<ClientMsgId>,
+}
+
+/// The `conversation` event and each entry of `hello.conversations`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationSummary {
+    pub conversation_id: ConversationId,
+    pub state: ConversationState,
+    pub queue: NamedRef,
+    pub participants: Vec<Participant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<AgentId>,
+    /// Extension: who the customer is, so a reloaded desktop can title the chat.
+    pub customer: Customer,
+    /// Extension: when the conversation was received.
+    pub created_at: Timestamp,
+    /// Extension: the last message's seq, so a client knows what to `resume`.
+    pub last_seq: u64,
+}
+
+/// The `offer` event: everything the contact-request popover shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Offer {
+    pub offer_id: OfferId,
+    pub conversation_id: ConversationId,
+    pub kind: OfferKind,
+    pub customer: Customer,
+    pub queue: NamedRef,
+    /// The agent offered to.
+    pub agent: NamedRef,
+    /// Who transferred or invited (transfer and conference offers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_agent: Option<NamedRef>,
+    /// When the conversation was received: the popover timer counts from it.
+    pub created_at: Timestamp,
+    pub offered_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The thread so far.
+    pub messages: Vec<Message>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Reason {
+    pub id: String,
+    pub label: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateInfo {
+    pub id: TemplateId,
+    pub name: String,
+    pub text: String,
+    /// The slots the text names, in order of first appearance.
+    pub params: Vec<String>,
+}
+
+/// An agent's own profile (login answer, `hello.you`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentProfile {
+    pub id: AgentId,
+    pub name: String,
+    pub max_chats: u32,
+    pub queues: Vec<QueueId>,
+    pub roles: Vec<String>,
+}
+
+/// One row of `GET /api/v1/queues`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueueInfo {
+    pub id: QueueId,
+    pub name: String,
+    pub waiting: u32,
+    pub longest_wait_s: u64,
+    pub available_agents: u32,
+}
+
+/// One row of `GET /api/v1/agents`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentInfo {
+    pub id: AgentId,
+    pub name: String,
+    pub state: AgentState,
+    pub active_chats: u32,
+    pub max_chats: u32,
+}
+
+/// Why an offer went to the agent it went to: every candidate the queue
+/// weighed, in rank order, and the rule that ranked them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoutingDecision {
+    pub queue: QueueId,
+    pub rule: String,
+    pub chosen: AgentId,
+    pub candidates: Vec<RoutingCandidate>,
+    /// Agents serving the queue that were not eligible, and why.
+    pub excluded: Vec<RoutingExclusion>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoutingCandidate {
+    pub rank: u32,
+    pub agent: AgentId,
+    pub active_chats: u32,
+    pub max_chats: u32,
+    pub available_since: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoutingExclusion {
+    pub agent: AgentId,
+    /// `idle`, `rona`, `no_free_slot`, `offer_pending` or `offline`.
+    pub why: String,
+}
+
+/// How an offer ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferOutcome {
+    Pending,
+    Accepted,
+    Rona,
+    CustomerLeft,
+    Cancelled,
+}
+
+/// One offer in a conversation's record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OfferRecord {
+    pub offer_id: OfferId,
+    pub kind: OfferKind,
+    pub agent: NamedRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_agent: Option<NamedRef>,
+    pub offered_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub outcome: OfferOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    /// Present for offers the queue routed (`new`); transfers and conferences
+    /// name their target explicitly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<RoutingDecision>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LegRole {
+    Owner,
+    Guest,
+}
+
+/// One agent's stretch of presence in a conversation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Leg {
+    pub agent: NamedRef,
+    pub role: LegRole,
+    pub joined_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_at: Option<Timestamp>,
+    /// `transferred`, `conference_ended` or `ended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_because: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WrapUpRecord {
+    pub agent: NamedRef,
+    pub reason: Reason,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    pub at: Timestamp,
+    /// True when the engine gave it after `auto_wrap_up_ms`.
+    pub automatic: bool,
+}
+
+/// `GET /api/v1/conversations/{id}`: everything kept about a conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationRecord {
+    pub conversation_id: ConversationId,
+    pub state: ConversationState,
+    pub customer: Customer,
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    pub queue: NamedRef,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_accepted_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Timestamp>,
+    /// Present participants now.
+    pub participants: Vec<Participant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<AgentId>,
+    pub legs: Vec<Leg>,
+    pub offers: Vec<OfferRecord>,
+    pub wrap_ups: Vec<WrapUpRecord>,
+    pub messages: Vec<Message>,
+}
+
+/// `GET /api/v1/stats`, one row per queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct QueueStats {
+    pub id: QueueId,
+    pub name: String,
+    pub waiting: u32,
+    pub longest_wait_s: u64,
+    pub available_agents: u32,
+    pub offered: u64,
+    pub accepted: u64,
+    pub abandoned: u64,
+    pub rona: u64,
+    /// Mean seconds from entering the queue to an agent's accept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_speed_of_answer_s: Option<f64>,
+    /// Percent of accepted conversations answered within `service_level_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_level_pct: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AgentStateCounts {
+    pub available: u32,
+    pub idle: u32,
+    pub rona: u32,
+    pub offline: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Stats {
+    pub generated_at: Timestamp,
+    pub service_level_s: u64,
+    pub queues: Vec<QueueStats>,
+    pub agents_by_state: AgentStateCounts,
+    /// Every configured agent with its state and load.
+    pub agents: Vec<AgentInfo>,
+}
