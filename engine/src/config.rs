@@ -1,0 +1,58 @@
+//! What the engine needs to know, already validated. The gateway reads the
+//! TOML file and environment and builds this; the engine never parses
+//! configuration itself.
+
+use std::time::Duration;
+use switchboard_proto::model::Reason;
+use switchboard_proto::{AgentId, NodeId, QueueId, TemplateId, WrapUpReasonId};
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// This node's id (in a cluster, unique per node).
+    pub node_id: NodeId,
+    pub routing: RoutingConfig,
+    /// Longest message text, in characters.
+    pub max_message_chars: usize,
+    /// Conversations accepted within this time count toward service level.
+    pub service_level: Duration,
+    pub queues: Vec<QueueConfig>,
+    pub agents: Vec<AgentConfig>,
+    pub wrap_up_reasons: Vec<Reason>,
+    /// The reason an automatic wrap-up records; one of `wrap_up_reasons`.
+    pub default_wrap_up_reason: WrapUpReasonId,
+    pub idle_reasons: Vec<Reason>,
+    pub templates: Vec<TemplateConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RoutingConfig {
+    /// How long an agent has to accept an offer before RONA.
+    pub rona_timeout: Duration,
+    /// How long an agent has to wrap up before the default reason is recorded.
+    pub auto_wrap_up: Duration,
+    pub default_max_chats: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct QueueConfig {
+    pub id: QueueId,
+    pub name: String,
+}
+
+/// An agent as the engine sees it. Credentials stay in the gateway.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    pub id: AgentId,
+    pub name: String,
+    pub queues: Vec<QueueId>,
+    pub max_chats: u32,
+    /// `agent`, and `supervisor` for the stats and supervisor view.
+    pub roles: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TemplateConfig {
+    pub id: TemplateId,
+    pub name: String,
+    pub text: String,
+}

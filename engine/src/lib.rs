@@ -1,0 +1,2 @@
+//! Switchboard engine (work in progress: being written now).
+pub mod config;

@@ -1,0 +1,1 @@
+//! Switchboard gateway (work in progress: being written now).
