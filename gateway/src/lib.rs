@@ -1,1 +1,3 @@
 //! Switchboard gateway (work in progress: being written now).
+pub mod auth;
+pub mod settings;
