@@ -1,0 +1,3 @@
+//! One agent: routing state and slots ([`state`]), hosted by [`actor`].
+pub mod actor;
+pub mod state;

@@ -1,0 +1,164 @@
+//! Event fan-out to client sessions. Actors publish frames to a topic (an
+//! agent, or a conversation's customer); every session subscribed to that
+//! topic on this node gets them, in publish order.
+//!
+//! A session that cannot keep up (its buffer is full) is dropped from the
+//! topic rather than slowing the actor: its channel closes, the session
+//! closes its socket, and the client reconnects and resumes by `seq`.
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use switchboard_proto::{AgentId, ConversationId, ServerFrame};
+use tokio::sync::mpsc;
+
+pub type Frame = Arc<ServerFrame>;
+
+/// Whom a frame is for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Every session of one agent (one agent may have several tabs).
+    Agent(AgentId),
+    /// Every session of a conversation's customer.
+    Customer(ConversationId),
+}
+
+/// Frames a session may have queued before it counts as too slow.
+const SESSION_BUFFER: usize = 1024;
+
+struct Subscriber {
+    id: u64,
+    sender: mpsc::Sender<Frame>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    topics: Mutex<HashMap<Topic, Vec<Subscriber>>>,
+    next_id: AtomicU64,
+}
+
+/// A session's subscription; dropping it unsubscribes.
+pub struct Subscription {
+    pub frames: mpsc::Receiver<Frame>,
+    topic: Topic,
+    id: u64,
+    hub: Arc<Hub>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(&self.topic, self.id);
+    }
+}
+
+impl Hub {
+    pub fn subscribe(self: &Arc<Self>, topic: Topic) -> Subscription {
+        let (sender, frames) = mpsc::channel(SESSION_BUFFER);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.topics
+            .lock()
+            .entry(topic.clone())
+            .or_default()
+            .push(Subscriber { id, sender });
+        metrics::gauge!("switchboard_sessions").increment(1.0);
+        Subscription {
+            frames,
+            topic,
+            id,
+            hub: self.clone(),
+        }
+    }
+
+    fn unsubscribe(&self, topic: &Topic, id: u64) {
+        let mut topics = self.topics.lock();
+        if let Some(subscribers) = topics.get_mut(topic) {
+            let before = subscribers.len();
+            subscribers.retain(|subscriber| subscriber.id != id);
+            if subscribers.len() < before {
+                metrics::gauge!("switchboard_sessions").decrement(1.0);
+            }
+            if subscribers.is_empty() {
+                topics.remove(topic);
+            }
+        }
+    }
+
+    /// Delivers to every subscriber of `topic`; drops those that are full
+    /// or gone.
+    pub fn publish(&self, topic: &Topic, frame: Frame) {
+        let mut topics = self.topics.lock();
+        let Some(subscribers) = topics.get_mut(topic) else {
+            return;
+        };
+        let before = subscribers.len();
+        subscribers.retain(
+            |subscriber| match subscriber.sender.try_send(frame.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    tracing::warn!(?topic, "session too slow; dropping it so it resumes");
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+        );
+        let dropped = before - subscribers.len();
+        if dropped > 0 {
+            metrics::gauge!("switchboard_sessions").decrement(dropped as f64);
+        }
+        if subscribers.is_empty() {
+            topics.remove(topic);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_proto::event::{Reconnect, ServerFrame};
+
+    fn frame(n: u64) -> Frame {
+        Arc::new(ServerFrame::Reconnect(Reconnect { after_ms: n }))
+    }
+
+    #[test]
+    fn every_session_of_a_topic_gets_frames_in_publish_order() {
+        let hub = Arc::new(Hub::default());
+        let topic = Topic::Agent(AgentId::new("alice"));
+        let mut tab1 = hub.subscribe(topic.clone());
+        let mut tab2 = hub.subscribe(topic.clone());
+        hub.publish(&topic, frame(1));
+        hub.publish(&topic, frame(2));
+        for tab in [&mut tab1, &mut tab2] {
+            assert_eq!(tab.frames.try_recv().unwrap(), frame(1));
+            assert_eq!(tab.frames.try_recv().unwrap(), frame(2));
+        }
+    }
+
+    #[test]
+    fn slow_session_is_dropped_not_waited_for() {
+        let hub = Arc::new(Hub::default());
+        let topic = Topic::Customer(ConversationId::new("c"));
+        let mut slow = hub.subscribe(topic.clone());
+        for n in 0..(SESSION_BUFFER as u64 + 1) {
+            hub.publish(&topic, frame(n));
+        }
+        let mut received = 0;
+        while slow.frames.try_recv().is_ok() {
+            received += 1;
+        }
+        assert_eq!(received, SESSION_BUFFER);
+        assert!(matches!(
+            slow.frames.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn dropping_a_subscription_unsubscribes() {
+        let hub = Arc::new(Hub::default());
+        let topic = Topic::Agent(AgentId::new("bob"));
+        drop(hub.subscribe(topic.clone()));
+        assert!(hub.topics.lock().is_empty());
+    }
+}

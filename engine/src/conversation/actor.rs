@@ -1,0 +1,674 @@
+//! The conversation actor: runs [`Conversation`] transitions, owns the RONA
+//! and auto-wrap-up timers, appends messages to the store before anyone sees
+//! them, and fans events out to the customer and the agents present.
+
+use actix::prelude::*;
+use actix::SpawnHandle;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard_proto::event::{ServerFrame, Typing};
+use switchboard_proto::model::{ConversationRecord, ConversationSummary, Message, RoutingDecision};
+use switchboard_proto::{
+    AgentId, ClientMsgId, OfferId, QueueId, TemplateId, Timestamp, TransferTarget, WrapUpReasonId,
+};
+
+use super::state::{Conversation, Effect, Seat, Speaker, Timer};
+use crate::agent::actor::{FromConversation as ToAgent, Reserve};
+use crate::cluster::hub::Topic;
+use crate::cluster::store::StoreError;
+use crate::context::EngineContext;
+use crate::conversation::state::AgentNotice;
+use crate::error::EngineError;
+use crate::queue::actor::FromConversation as ToQueue;
+use switchboard_proto::model::WithdrawReason;
+
+/// Who sends a command to a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Party {
+    Customer,
+    Agent(AgentId),
+}
+
+impl Party {
+    fn speaker(&self) -> Speaker<'_> {
+        match self {
+            Party::Customer => Speaker::Customer,
+            Party::Agent(agent) => Speaker::Agent(agent),
+        }
+    }
+}
+
+pub struct ConversationActor {
+    conversation: Conversation,
+    /// Effects of the opening transition, run once the actor has started.
+    opening: Vec<Effect>,
+    timers: HashMap<Timer, SpawnHandle>,
+    /// A transfer or conference is reserving its target's slot.
+    reserving: bool,
+    engine: Arc<EngineContext>,
+}
+
+type Reply<T> = Result<T, EngineError>;
+
+impl ConversationActor {
+    pub fn new(
+        conversation: Conversation,
+        opening: Vec<Effect>,
+        engine: Arc<EngineContext>,
+    ) -> Self {
+        Self {
+            conversation,
+            opening,
+            timers: HashMap::new(),
+            reserving: false,
+            engine,
+        }
+    }
+
+    /// Topics of everyone present: the customer and the agents in the chat.
+    fn audience(&self) -> Vec<Topic> {
+        std::iter::once(Topic::Customer(self.conversation.id.clone()))
+            .chain(
+                self.conversation
+                    .present_agents()
+                    .map(|agent| Topic::Agent(agent.clone())),
+            )
+            .collect()
+    }
+
+    fn broadcast(&self, frame: ServerFrame) {
+        let frame = Arc::new(frame);
+        for topic in self.audience() {
+            self.engine.hub.publish(&topic, frame.clone());
+        }
+    }
+
+    fn deliver(&self, message: &Message) {
+        metrics::counter!("switchboard_messages_total").increment(1);
+        self.broadcast(ServerFrame::Message(message.clone()));
+    }
+
+    /// Carries out effects. Appends (and the final save) run as one
+    /// sequential future under `ctx.wait`, so the mailbox pauses until the
+    /// store has them and messages are delivered in `seq` order. (A context
+    /// polls its wait queue last-in first, so a handler waits at most once.)
+    fn run(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
+        let mut appended = Vec::new();
+        let mut finished = false;
+        for effect in effects {
+            match effect {
+                Effect::Append(message) => appended.push(message),
+                Effect::Finished => finished = true,
+                other => self.apply(other, ctx),
+            }
+        }
+        if appended.is_empty() && !finished {
+            return;
+        }
+        ctx.wait(self.store_and_deliver(appended, finished).map(|_, _, _| ()));
+    }
+
+    /// Writes `appended` (and, when `finished`, the record) to the store,
+    /// then delivers the messages and, when `finished`, stops the actor.
+    fn store_and_deliver(
+        &mut self,
+        appended: Vec<Arc<Message>>,
+        finished: bool,
+    ) -> impl ActorFuture<Self, Output = Result<(), StoreError>> + 'static {
+        let store = self.engine.store.clone();
+        let record = finished.then(|| self.conversation.record());
+        let to_store = appended.clone();
+        let work = async move {
+            for message in to_store {
+                store.append_message(message).await?;
+            }
+            if let Some(record) = record {
+                store.save_record(record).await?;
+            }
+            Ok::<(), StoreError>(())
+        };
+        work.into_actor(self).map(move |result, actor, ctx| {
+            match &result {
+                Ok(()) => {
+                    for message in &appended {
+                        actor.deliver(message);
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(conversation_id = %actor.conversation.id, %error, "store write failed")
+                }
+            }
+            if finished {
+                actor.finish(ctx);
+            }
+            result
+        })
+    }
+
+    /// Replies to a `send` only once its message is in the store.
+    fn acknowledge_send(
+        &mut self,
+        result: Reply<(Arc<Message>, Vec<Effect>)>,
+    ) -> AtomicResponse<Self, Reply<Arc<Message>>> {
+        match result {
+            Err(error) => AtomicResponse::new(Box::pin(fut::ready(Err(error)))),
+            // A retry: the message exists already; nothing to store.
+            Ok((message, effects)) if effects.is_empty() => {
+                AtomicResponse::new(Box::pin(fut::ready(Ok(message))))
+            }
+            Ok((message, _append)) => {
+                let stored = self.store_and_deliver(vec![message.clone()], false);
+                AtomicResponse::new(Box::pin(stored.map(move |result, _, _| {
+                    result
+                        .map(|()| message)
+                        .map_err(|error| EngineError::Unavailable(error.to_string()))
+                })))
+            }
+        }
+    }
+
+    fn apply(&mut self, effect: Effect, ctx: &mut Context<Self>) {
+        match effect {
+            Effect::Broadcast => {
+                self.broadcast(ServerFrame::Conversation(self.conversation.summary()))
+            }
+            Effect::SummaryTo(agent) => self.engine.publish(
+                Topic::Agent(agent),
+                ServerFrame::Conversation(self.conversation.summary()),
+            ),
+            Effect::Agent(agent, notice) => self.tell_agent(&agent, notice),
+            Effect::Queue(queue, notice) => match self.engine.directory.queue(&queue) {
+                Some(actor) => actor.tell(ToQueue {
+                    conversation_id: self.conversation.id.clone(),
+                    notice,
+                }),
+                None => tracing::error!(queue_id = %queue, "queue actor missing"),
+            },
+            Effect::StartTimer(timer, millis) => {
+                let fired = timer.clone();
+                let handle = ctx.run_later(Duration::from_millis(millis), move |actor, ctx| {
+                    actor.fire(fired, ctx)
+                });
+                if let Some(previous) = self.timers.insert(timer, handle) {
+                    ctx.cancel_future(previous);
+                }
+            }
+            Effect::CancelTimer(timer) => {
+                if let Some(handle) = self.timers.remove(&timer) {
+                    ctx.cancel_future(handle);
+                }
+            }
+            Effect::Append(_) | Effect::Finished => {
+                debug_assert!(false, "appends and finish are run by `run`");
+            }
+        }
+    }
+
+    fn tell_agent(&self, agent: &AgentId, notice: AgentNotice) {
+        match self.engine.directory.agent(agent) {
+            Some(actor) => actor.tell(ToAgent {
+                conversation_id: self.conversation.id.clone(),
+                notice,
+            }),
+            None => tracing::warn!(agent_id = %agent, "agent not logged in; notice dropped"),
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, ctx: &mut Context<Self>) {
+        self.timers.remove(&timer);
+        let now = Timestamp::now();
+        let effects = match timer {
+            Timer::OfferExpiry(offer_id) => {
+                tracing::info!(conversation_id = %self.conversation.id, %offer_id, "offer expired (rona)");
+                self.conversation.offer_expired(&offer_id, now)
+            }
+            Timer::AutoWrapUp(agent) => {
+                let reason = self.engine.catalog.default_wrap_up_reason();
+                self.conversation
+                    .wrap_up(&agent, reason, None, true, now)
+                    .unwrap_or_default()
+            }
+        };
+        self.run(effects, ctx);
+    }
+
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        tracing::info!(conversation_id = %self.conversation.id, state = ?self.conversation.state, "conversation finished");
+        self.engine
+            .directory
+            .remove_conversation(&self.conversation.id);
+        metrics::gauge!("switchboard_conversations_live").decrement(1.0);
+        ctx.stop();
+    }
+
+    /// May this party read the conversation (summary, resume)?
+    fn check_reader(&self, party: &Party) -> Reply<()> {
+        match party {
+            Party::Customer => Ok(()),
+            Party::Agent(agent)
+                if self.conversation.took_part(agent) || self.conversation.is_present(agent) =>
+            {
+                Ok(())
+            }
+            Party::Agent(_) => Err(EngineError::Forbidden(
+                "you are not in this conversation".into(),
+            )),
+        }
+    }
+
+    fn answer(&self) -> Reply<ConversationSummary> {
+        Ok(self.conversation.summary())
+    }
+
+    /// Reserves `target`'s slot, then applies `open` (transfer or
+    /// conference) if the conversation still allows it; otherwise hands the
+    /// reservation back.
+    fn reserve_then(
+        &mut self,
+        by: AgentId,
+        target: AgentId,
+        open: fn(&mut Conversation, &AgentId, OfferId, Seat, Timestamp) -> Reply<Vec<Effect>>,
+    ) -> ResponseActFuture<Self, Reply<ConversationSummary>> {
+        if self.reserving {
+            return Box::pin(fut::ready(Err(EngineError::invalid_state(
+                "a transfer or conference is being set up",
+            ))));
+        }
+        let Some(config) = self.engine.catalog.agent(&target) else {
+            return Box::pin(fut::ready(Err(EngineError::not_found("agent", &target))));
+        };
+        let seat = Seat {
+            id: config.id.clone(),
+            name: config.name.clone(),
+        };
+        let Some(actor) = self.engine.directory.agent(&target) else {
+            return Box::pin(fut::ready(Err(EngineError::AgentUnavailable(format!(
+                "{} is not logged in",
+                seat.name
+            )))));
+        };
+        let offer_id = OfferId::generate();
+        let reserve = Reserve {
+            conversation_id: self.conversation.id.clone(),
+            offer_id: offer_id.clone(),
+        };
+        self.reserving = true;
+        let request = async move { actor.ask(reserve).await };
+        Box::pin(request.into_actor(self).map(move |reply, actor, ctx| {
+            actor.reserving = false;
+            match reply {
+                Ok(Ok(())) => {
+                    match open(
+                        &mut actor.conversation,
+                        &by,
+                        offer_id.clone(),
+                        seat.clone(),
+                        Timestamp::now(),
+                    ) {
+                        Ok(effects) => {
+                            actor.run(effects, ctx);
+                            actor.answer()
+                        }
+                        Err(error) => {
+                            actor.tell_agent(
+                                &seat.id,
+                                AgentNotice::OfferWithdrawn {
+                                    offer_id,
+                                    reason: WithdrawReason::Cancelled,
+                                },
+                            );
+                            Err(error)
+                        }
+                    }
+                }
+                Ok(Err(refused)) => Err(EngineError::AgentUnavailable(format!(
+                    "{} cannot take it now ({})",
+                    seat.name, refused.why
+                ))),
+                Err(error) => Err(error),
+            }
+        }))
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        metrics::gauge!("switchboard_conversations_live").increment(1.0);
+        let opening = std::mem::take(&mut self.opening);
+        self.run(opening, ctx);
+    }
+}
+
+/// The queue reserved a slot for this conversation at an agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OfferReserved {
+    pub queue: QueueId,
+    pub offer_id: OfferId,
+    pub agent: Seat,
+    pub routing: RoutingDecision,
+}
+
+impl Handler<OfferReserved> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, message: OfferReserved, ctx: &mut Self::Context) {
+        let effects = self.conversation.offer_reserved(
+            &message.queue,
+            message.offer_id,
+            message.agent,
+            message.routing,
+            Timestamp::now(),
+        );
+        self.run(effects, ctx);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConversationSummary, EngineError>")]
+pub struct AcceptOffer {
+    pub agent: AgentId,
+    pub offer_id: OfferId,
+}
+
+impl Handler<AcceptOffer> for ConversationActor {
+    type Result = Reply<ConversationSummary>;
+
+    fn handle(&mut self, message: AcceptOffer, ctx: &mut Self::Context) -> Self::Result {
+        let offered_at = self.conversation.created_at;
+        let effects =
+            self.conversation
+                .accept(&message.agent, &message.offer_id, Timestamp::now())?;
+        metrics::histogram!("switchboard_accept_latency_seconds")
+            .record(Timestamp::now().millis_since(offered_at) as f64 / 1000.0);
+        self.run(effects, ctx);
+        self.answer()
+    }
+}
+
+/// `send` (and `send_template`, already filled).
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Message>, EngineError>")]
+pub struct Say {
+    pub party: Party,
+    pub text: String,
+    pub client_msg_id: ClientMsgId,
+}
+
+impl Handler<Say> for ConversationActor {
+    type Result = AtomicResponse<Self, Reply<Arc<Message>>>;
+
+    fn handle(&mut self, message: Say, _ctx: &mut Self::Context) -> Self::Result {
+        let max_chars = self.engine.catalog.config.max_message_chars;
+        let result = self.conversation.send(
+            message.party.speaker(),
+            message.text,
+            message.client_msg_id,
+            max_chars,
+            Timestamp::now(),
+        );
+        self.acknowledge_send(result)
+    }
+}
+
+/// `send_template`: fills the slots, then sends as the agent.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Message>, EngineError>")]
+pub struct SayTemplate {
+    pub agent: AgentId,
+    pub template_id: TemplateId,
+    pub params: BTreeMap<String, String>,
+    pub client_msg_id: ClientMsgId,
+}
+
+impl Handler<SayTemplate> for ConversationActor {
+    type Result = AtomicResponse<Self, Reply<Arc<Message>>>;
+
+    fn handle(&mut self, message: SayTemplate, _ctx: &mut Self::Context) -> Self::Result {
+        let filled = (|| {
+            let template = self
+                .engine
+                .catalog
+                .template(&message.template_id)
+                .ok_or_else(|| EngineError::not_found("template", &message.template_id))?;
+            let author = self.conversation.author(Speaker::Agent(&message.agent))?;
+            let customer = &self.conversation.customer;
+            let queue_name = self.conversation.queue.name.as_str();
+            switchboard_proto::template::fill(&template.text, |slot| match slot {
+                "customerName" => Some(customer.name.as_str()),
+                "customerEmail" => customer.email.as_deref(),
+                "agentName" => Some(author.name.as_str()),
+                "queueName" => Some(queue_name),
+                other => message.params.get(other).map(String::as_str),
+            })
+            .map_err(EngineError::MissingTemplateParams)
+        })();
+        let text = match filled {
+            Ok(text) => text,
+            Err(error) => return AtomicResponse::new(Box::pin(fut::ready(Err(error)))),
+        };
+        let max_chars = self.engine.catalog.config.max_message_chars;
+        // Filled text is the template's, not typed: the reserved-character
+        // rule does not apply, the length rule does.
+        let result = self.conversation.send(
+            Speaker::Agent(&message.agent),
+            text,
+            message.client_msg_id,
+            max_chars,
+            Timestamp::now(),
+        );
+        self.acknowledge_send(result)
+    }
+}
+
+/// `typing`: relayed to the others present. May be dropped under load.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct TypingNow {
+    pub party: Party,
+}
+
+impl Handler<TypingNow> for ConversationActor {
+    type Result = Reply<()>;
+
+    fn handle(&mut self, message: TypingNow, _ctx: &mut Self::Context) -> Self::Result {
+        let from = self.conversation.author(message.party.speaker())?;
+        let own_topic = match &message.party {
+            Party::Customer => Topic::Customer(self.conversation.id.clone()),
+            Party::Agent(agent) => Topic::Agent(agent.clone()),
+        };
+        let frame = Arc::new(ServerFrame::Typing(Typing {
+            conversation_id: self.conversation.id.clone(),
+            from,
+        }));
+        for topic in self.audience() {
+            if topic != own_topic {
+                self.engine.hub.publish(&topic, frame.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConversationSummary, EngineError>")]
+pub struct Transfer {
+    pub by: AgentId,
+    pub to: TransferTarget,
+}
+
+impl Handler<Transfer> for ConversationActor {
+    type Result = ResponseActFuture<Self, Reply<ConversationSummary>>;
+
+    fn handle(&mut self, message: Transfer, ctx: &mut Self::Context) -> Self::Result {
+        match message.to {
+            TransferTarget::Queue(queue_id) => {
+                let result = match self.engine.catalog.queue(&queue_id).cloned() {
+                    None => Err(EngineError::not_found("queue", &queue_id)),
+                    Some(queue) => {
+                        self.conversation
+                            .transfer_to_queue(&message.by, queue, Timestamp::now())
+                    }
+                };
+                let reply = result.map(|effects| {
+                    self.run(effects, ctx);
+                    self.conversation.summary()
+                });
+                Box::pin(fut::ready(reply))
+            }
+            TransferTarget::Agent(target) => {
+                if let Err(error) = self.conversation.check_transfer(&message.by) {
+                    return Box::pin(fut::ready(Err(error)));
+                }
+                if target == message.by {
+                    return Box::pin(fut::ready(Err(EngineError::BadRequest(
+                        "you cannot transfer to yourself".into(),
+                    ))));
+                }
+                self.reserve_then(message.by, target, Conversation::transfer_to_agent)
+            }
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConversationSummary, EngineError>")]
+pub struct Invite {
+    pub by: AgentId,
+    pub agent: AgentId,
+}
+
+impl Handler<Invite> for ConversationActor {
+    type Result = ResponseActFuture<Self, Reply<ConversationSummary>>;
+
+    fn handle(&mut self, message: Invite, _ctx: &mut Self::Context) -> Self::Result {
+        if let Err(error) = self
+            .conversation
+            .check_conference(&message.by, &message.agent)
+        {
+            return Box::pin(fut::ready(Err(error)));
+        }
+        self.reserve_then(message.by, message.agent, Conversation::conference)
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConversationSummary, EngineError>")]
+pub struct EndConference {
+    pub by: AgentId,
+}
+
+impl Handler<EndConference> for ConversationActor {
+    type Result = Reply<ConversationSummary>;
+
+    fn handle(&mut self, message: EndConference, ctx: &mut Self::Context) -> Self::Result {
+        let effects = self
+            .conversation
+            .end_conference(&message.by, Timestamp::now())?;
+        self.run(effects, ctx);
+        self.answer()
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConversationSummary, EngineError>")]
+pub struct End {
+    pub by: Party,
+}
+
+impl Handler<End> for ConversationActor {
+    type Result = Reply<ConversationSummary>;
+
+    fn handle(&mut self, message: End, ctx: &mut Self::Context) -> Self::Result {
+        let effects = self
+            .conversation
+            .end(message.by.speaker(), Timestamp::now())?;
+        let summary = self.conversation.summary();
+        self.run(effects, ctx);
+        Ok(summary)
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConversationSummary, EngineError>")]
+pub struct WrapUp {
+    pub agent: AgentId,
+    pub reason: WrapUpReasonId,
+    pub notes: Option<String>,
+}
+
+impl Handler<WrapUp> for ConversationActor {
+    type Result = Reply<ConversationSummary>;
+
+    fn handle(&mut self, message: WrapUp, ctx: &mut Self::Context) -> Self::Result {
+        let reason = self
+            .engine
+            .catalog
+            .wrap_up_reason(&message.reason)
+            .ok_or_else(|| EngineError::not_found("wrap-up reason", &message.reason))?;
+        let notes = message.notes.filter(|notes| !notes.trim().is_empty());
+        if let Some(notes) = &notes {
+            let max = self.engine.catalog.config.max_message_chars;
+            if notes.chars().count() > max {
+                return Err(switchboard_proto::validation::TextError::TooLong {
+                    chars: notes.chars().count(),
+                    max,
+                }
+                .into());
+            }
+        }
+        let effects =
+            self.conversation
+                .wrap_up(&message.agent, reason, notes, false, Timestamp::now())?;
+        let summary = self.conversation.summary();
+        self.run(effects, ctx);
+        Ok(summary)
+    }
+}
+
+/// `resume`: the messages after `after_seq`, for a reconnecting client.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Arc<Message>>, EngineError>")]
+pub struct Resume {
+    pub party: Party,
+    pub after_seq: u64,
+}
+
+impl Handler<Resume> for ConversationActor {
+    type Result = Reply<Vec<Arc<Message>>>;
+
+    fn handle(&mut self, message: Resume, _ctx: &mut Self::Context) -> Self::Result {
+        self.check_reader(&message.party)?;
+        Ok(self.conversation.messages_after(message.after_seq).to_vec())
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<ConversationSummary, EngineError>")]
+pub struct Summary {
+    pub party: Party,
+}
+
+impl Handler<Summary> for ConversationActor {
+    type Result = Reply<ConversationSummary>;
+
+    fn handle(&mut self, message: Summary, _ctx: &mut Self::Context) -> Self::Result {
+        self.check_reader(&message.party)?;
+        self.answer()
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "ConversationRecord")]
+pub struct Record;
+
+impl Handler<Record> for ConversationActor {
+    type Result = MessageResult<Record>;
+
+    fn handle(&mut self, _message: Record, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.conversation.record())
+    }
+}

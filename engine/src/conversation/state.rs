@@ -1,0 +1,929 @@
+//! The conversation state machine. Pure: no actix, no I/O, no clock (every
+//! transition takes `now`). Each transition checks before it changes
+//! anything, so a refused command leaves the conversation as it was, and
+//! returns the effects the actor must carry out.
+//!
+//! ```text
+//! queued -> offered -> active <-> conference_requested -> conference -> active
+//!    ^         |          |                                   
+//!    +--RONA---+          +-> ended -> closed (every wrap-up in)
+//! queued/offered --customer leaves--> abandoned
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use switchboard_proto::event::{Notice, WrapUpRequired};
+use switchboard_proto::model::*;
+use switchboard_proto::validation::{check_agent_text, check_customer_text};
+use switchboard_proto::{AgentId, ClientMsgId, ConversationId, MessageId, OfferId, Timestamp};
+
+use crate::error::EngineError;
+use crate::queue::waiting::Position;
+
+/// An agent as a conversation knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seat {
+    pub id: AgentId,
+    pub name: String,
+}
+
+impl Seat {
+    fn named_ref(&self) -> NamedRef {
+        NamedRef::new(self.id.as_str(), self.name.as_str())
+    }
+}
+
+/// Who issues a command inside a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaker<'a> {
+    Customer,
+    Agent(&'a AgentId),
+}
+
+#[derive(Clone, Debug)]
+pub struct Timing {
+    pub rona_timeout_ms: u64,
+    pub auto_wrap_up_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// RONA: the offer was not accepted in time.
+    OfferExpiry(OfferId),
+    /// The agent did not wrap up in time.
+    AutoWrapUp(AgentId),
+}
+
+/// Told to an agent's actor about this conversation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AgentNotice {
+    OfferReady(Box<Offer>),
+    OfferWithdrawn {
+        offer_id: OfferId,
+        reason: WithdrawReason,
+    },
+    WrapUpRequired(WrapUpRequired),
+    /// The agent's wrap-up is in: its slot is free.
+    Released,
+    Notice(Notice),
+}
+
+/// Told to a queue's actor about this conversation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueueNotice {
+    Enqueue {
+        position: Position,
+        queued_since: Timestamp,
+    },
+    Remove {
+        abandoned: bool,
+    },
+    /// An agent accepted a routed offer after `wait_ms` in the queue.
+    Answered {
+        wait_ms: u64,
+    },
+    Rona,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Put the message in the log, then deliver it to everyone present.
+    Append(Arc<Message>),
+    /// The summary changed: send `conversation` to everyone present.
+    Broadcast,
+    /// Send the summary to an agent who just left.
+    SummaryTo(AgentId),
+    Agent(AgentId, AgentNotice),
+    Queue(QueueId, QueueNotice),
+    StartTimer(Timer, u64),
+    CancelTimer(Timer),
+    /// Nothing more will happen: keep the record and stop.
+    Finished,
+}
+
+use switchboard_proto::QueueId;
+
+#[derive(Clone, Debug)]
+struct PendingOffer {
+    offer_id: OfferId,
+    kind: OfferKind,
+    agent: Seat,
+    from: Option<Seat>,
+    offered_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+struct OwedWrapUp {
+    agent: Seat,
+}
+
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub customer: Customer,
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    pub queue: NamedRef,
+    pub created_at: Timestamp,
+    pub state: ConversationState,
+    /// When it entered its current queue; the wait that speed of answer counts.
+    queued_since: Timestamp,
+    owner: Option<Seat>,
+    guest: Option<Seat>,
+    pending: Option<PendingOffer>,
+    owed: Vec<OwedWrapUp>,
+    legs: Vec<Leg>,
+    offers: Vec<OfferRecord>,
+    wrap_ups: Vec<WrapUpRecord>,
+    messages: Vec<Arc<Message>>,
+    /// `(author id, client_msg_id)` -> seq: a retried `send` adds nothing.
+    sent: HashMap<(String, ClientMsgId), u64>,
+    first_accepted_at: Option<Timestamp>,
+    ended_at: Option<Timestamp>,
+    closed_at: Option<Timestamp>,
+    timing: Timing,
+    wrap_up_reasons: Arc<Vec<Reason>>,
+}
+
+/// What `start` needs to open a conversation.
+pub struct NewConversation {
+    pub id: ConversationId,
+    pub customer: Customer,
+    pub attributes: std::collections::BTreeMap<String, serde_json::Value>,
+    pub queue: NamedRef,
+    pub first_message: String,
+    pub max_message_chars: usize,
+    pub timing: Timing,
+    pub wrap_up_reasons: Arc<Vec<Reason>>,
+}
+
+impl Conversation {
+    /// A customer opens a chat: message 1 is the first question, and the
+    /// conversation waits at the tail of its queue.
+    pub fn start(new: NewConversation, now: Timestamp) -> Result<(Self, Vec<Effect>), EngineError> {
+        check_customer_text(&new.first_message, new.max_message_chars)?;
+        if new.customer.name.trim().is_empty() {
+            return Err(EngineError::BadRequest("customer.name is empty".into()));
+        }
+        let mut conversation = Self {
+            id: new.id,
+            customer: new.customer,
+            attributes: new.attributes,
+            queue: new.queue,
+            created_at: now,
+            state: ConversationState::Queued,
+            queued_since: now,
+            owner: None,
+            guest: None,
+            pending: None,
+            owed: Vec::new(),
+            legs: Vec::new(),
+            offers: Vec::new(),
+            wrap_ups: Vec::new(),
+            messages: Vec::new(),
+            sent: HashMap::new(),
+            first_accepted_at: None,
+            ended_at: None,
+            closed_at: None,
+            timing: new.timing,
+            wrap_up_reasons: new.wrap_up_reasons,
+        };
+        let author = conversation.customer_author();
+        let first = conversation.push_message(author, new.first_message, None, now);
+        let effects = vec![
+            Effect::Append(first),
+            Effect::Queue(
+                conversation.queue_id(),
+                QueueNotice::Enqueue {
+                    position: Position::Tail,
+                    queued_since: now,
+                },
+            ),
+        ];
+        Ok((conversation, effects))
+    }
+
+    pub fn queue_id(&self) -> QueueId {
+        QueueId::new(self.queue.id.as_str())
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.messages.len() as u64
+    }
+
+    pub fn owner(&self) -> Option<&AgentId> {
+        self.owner.as_ref().map(|seat| &seat.id)
+    }
+
+    /// Agents present now (owner and conference guest).
+    pub fn present_agents(&self) -> impl Iterator<Item = &AgentId> {
+        self.owner
+            .iter()
+            .chain(self.guest.iter())
+            .map(|seat| &seat.id)
+    }
+
+    pub fn is_present(&self, agent: &AgentId) -> bool {
+        self.present_agents().any(|present| present == agent)
+    }
+
+    /// Did this agent ever hold a leg (so it may read the record)?
+    pub fn took_part(&self, agent: &AgentId) -> bool {
+        self.legs.iter().any(|leg| leg.agent.id == agent.as_str())
+    }
+
+    /// The conversation will change no more and no wrap-up is owed.
+    pub fn is_finished(&self) -> bool {
+        self.state.is_final() && self.owed.is_empty()
+    }
+
+    pub fn messages_after(&self, after_seq: u64) -> &[Arc<Message>] {
+        let start = (after_seq as usize).min(self.messages.len());
+        &self.messages[start..]
+    }
+
+    fn customer_author(&self) -> Author {
+        Author {
+            role: Role::Customer,
+            id: Some(self.id.0.clone()),
+            name: self.customer.name.clone(),
+        }
+    }
+
+    fn push_message(
+        &mut self,
+        from: Author,
+        text: String,
+        client_msg_id: Option<ClientMsgId>,
+        now: Timestamp,
+    ) -> Arc<Message> {
+        let seq = self.messages.len() as u64 + 1;
+        if let (Some(author), Some(client_msg_id)) = (&from.id, &client_msg_id) {
+            self.sent
+                .insert((author.clone(), client_msg_id.clone()), seq);
+        }
+        let message = Arc::new(Message {
+            conversation_id: self.id.clone(),
+            seq,
+            id: MessageId::for_seq(&self.id, seq),
+            from,
+            text,
+            ts: now,
+            client_msg_id,
+        });
+        self.messages.push(message.clone());
+        message
+    }
+
+    fn system_message(&mut self, text: String, now: Timestamp) -> Effect {
+        Effect::Append(self.push_message(Author::system(), text, None, now))
+    }
+
+    pub fn summary(&self) -> ConversationSummary {
+        let mut participants = vec![Participant {
+            role: Role::Customer,
+            id: self.id.0.clone(),
+            name: self.customer.name.clone(),
+        }];
+        for seat in self.owner.iter().chain(self.guest.iter()) {
+            participants.push(Participant {
+                role: Role::Agent,
+                id: seat.id.0.clone(),
+                name: seat.name.clone(),
+            });
+        }
+        ConversationSummary {
+            conversation_id: self.id.clone(),
+            state: self.state,
+            queue: self.queue.clone(),
+            participants,
+            owner: self.owner().cloned(),
+            customer: self.customer.clone(),
+            created_at: self.created_at,
+            last_seq: self.last_seq(),
+        }
+    }
+
+    pub fn record(&self) -> ConversationRecord {
+        let summary = self.summary();
+        ConversationRecord {
+            conversation_id: self.id.clone(),
+            state: self.state,
+            customer: self.customer.clone(),
+            attributes: self.attributes.clone(),
+            queue: self.queue.clone(),
+            created_at: self.created_at,
+            first_accepted_at: self.first_accepted_at,
+            ended_at: self.ended_at,
+            closed_at: self.closed_at,
+            participants: summary.participants,
+            owner: summary.owner,
+            legs: self.legs.clone(),
+            offers: self.offers.clone(),
+            wrap_ups: self.wrap_ups.clone(),
+            messages: self.messages.iter().map(|m| (**m).clone()).collect(),
+        }
+    }
+
+    fn offer_payload(&self, pending: &PendingOffer) -> Offer {
+        Offer {
+            offer_id: pending.offer_id.clone(),
+            conversation_id: self.id.clone(),
+            kind: pending.kind,
+            customer: self.customer.clone(),
+            queue: self.queue.clone(),
+            agent: pending.agent.named_ref(),
+            from_agent: pending.from.as_ref().map(Seat::named_ref),
+            created_at: self.created_at,
+            offered_at: pending.offered_at,
+            expires_at: pending.expires_at,
+            messages: self.messages.iter().map(|m| (**m).clone()).collect(),
+        }
+    }
+
+    /// The offer of the agent's pending offer, if it has one (for `hello`).
+    pub fn pending_offer_for(&self, agent: &AgentId) -> Option<Offer> {
+        let pending = self.pending.as_ref().filter(|p| &p.agent.id == agent)?;
+        Some(self.offer_payload(pending))
+    }
+
+    /// Opens an offer and returns its effects: the RONA timer, the popover.
+    fn open_offer(
+        &mut self,
+        offer_id: OfferId,
+        kind: OfferKind,
+        agent: Seat,
+        from: Option<Seat>,
+        routing: Option<RoutingDecision>,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let pending = PendingOffer {
+            offer_id: offer_id.clone(),
+            kind,
+            agent: agent.clone(),
+            from,
+            offered_at: now,
+            expires_at: now.plus_millis(self.timing.rona_timeout_ms),
+        };
+        self.offers.push(OfferRecord {
+            offer_id: offer_id.clone(),
+            kind,
+            agent: agent.named_ref(),
+            from_agent: pending.from.as_ref().map(Seat::named_ref),
+            offered_at: now,
+            expires_at: pending.expires_at,
+            outcome: OfferOutcome::Pending,
+            resolved_at: None,
+            routing,
+        });
+        let offer = self.offer_payload(&pending);
+        self.pending = Some(pending);
+        vec![
+            Effect::StartTimer(Timer::OfferExpiry(offer_id), self.timing.rona_timeout_ms),
+            Effect::Agent(agent.id, AgentNotice::OfferReady(Box::new(offer))),
+            Effect::Broadcast,
+        ]
+    }
+
+    /// Takes the pending offer and records how it ended.
+    fn close_offer(&mut self, outcome: OfferOutcome, now: Timestamp) -> Option<PendingOffer> {
+        let pending = self.pending.take()?;
+        if let Some(record) = self
+            .offers
+            .iter_mut()
+            .rev()
+            .find(|record| record.offer_id == pending.offer_id)
+        {
+            record.outcome = outcome;
+            record.resolved_at = Some(now);
+        }
+        Some(pending)
+    }
+
+    /// The queue reserved a slot at `agent`: offer it. If the conversation is
+    /// no longer waiting in that queue (the customer left, it was already
+    /// offered), the reservation is handed back instead: one conversation is
+    /// never offered to two agents.
+    pub fn offer_reserved(
+        &mut self,
+        queue: &QueueId,
+        offer_id: OfferId,
+        agent: Seat,
+        routing: RoutingDecision,
+        now: Timestamp,
+    ) -> Vec<Effect> {
+        let waiting_here = self.state == ConversationState::Queued
+            && self.pending.is_none()
+            && self.queue.id == queue.as_str();
+        if !waiting_here {
+            return vec![Effect::Agent(
+                agent.id,
+                AgentNotice::OfferWithdrawn {
+                    offer_id,
+                    reason: WithdrawReason::Cancelled,
+                },
+            )];
+        }
+        self.state = ConversationState::Offered;
+        self.open_offer(offer_id, OfferKind::New, agent, None, Some(routing), now)
+    }
+
+    /// The offered agent accepts.
+    pub fn accept(
+        &mut self,
+        agent: &AgentId,
+        offer_id: &OfferId,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, EngineError> {
+        let matches = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| &p.offer_id == offer_id && &p.agent.id == agent);
+        if !matches {
+            return Err(EngineError::NoOffer(self.id.clone()));
+        }
+        let Some(pending) = self.close_offer(OfferOutcome::Accepted, now) else {
+            return Err(EngineError::NoOffer(self.id.clone()));
+        };
+        let mut effects = vec![Effect::CancelTimer(Timer::OfferExpiry(
+            pending.offer_id.clone(),
+        ))];
+        let role = match pending.kind {
+            OfferKind::New | OfferKind::Transfer => {
+                if pending.kind == OfferKind::New {
+                    effects.push(Effect::Queue(
+                        self.queue_id(),
+                        QueueNotice::Answered {
+                            wait_ms: now.millis_since(self.queued_since),
+                        },
+                    ));
+                }
+                self.first_accepted_at.get_or_insert(now);
+                self.owner = Some(pending.agent.clone());
+                self.state = ConversationState::Active;
+                LegRole::Owner
+            }
+            OfferKind::Conference => {
+                self.guest = Some(pending.agent.clone());
+                self.state = ConversationState::Conference;
+                LegRole::Guest
+            }
+        };
+        self.legs.push(Leg {
+            agent: pending.agent.named_ref(),
+            role,
+            joined_at: now,
+            left_at: None,
+            left_because: None,
+        });
+        effects.push(Effect::Broadcast);
+        effects.push(self.system_message(format!("{} joined the chat", pending.agent.name), now));
+        Ok(effects)
+    }
+
+    /// The RONA timer fired. A timer for an older offer is ignored.
+    pub fn offer_expired(&mut self, offer_id: &OfferId, now: Timestamp) -> Vec<Effect> {
+        if self.pending.as_ref().map(|p| &p.offer_id) != Some(offer_id) {
+            return Vec::new();
+        }
+        let Some(pending) = self.close_offer(OfferOutcome::Rona, now) else {
+            return Vec::new();
+        };
+        let mut effects = vec![Effect::Agent(
+            pending.agent.id.clone(),
+            AgentNotice::OfferWithdrawn {
+                offer_id: pending.offer_id.clone(),
+                reason: WithdrawReason::Rona,
+            },
+        )];
+        match pending.kind {
+            OfferKind::New | OfferKind::Transfer => {
+                if pending.kind == OfferKind::Transfer {
+                    self.queued_since = now;
+                }
+                self.state = ConversationState::Queued;
+                effects.push(Effect::Queue(self.queue_id(), QueueNotice::Rona));
+                effects.push(Effect::Queue(
+                    self.queue_id(),
+                    QueueNotice::Enqueue {
+                        position: Position::Head,
+                        queued_since: self.queued_since,
+                    },
+                ));
+            }
+            OfferKind::Conference => {
+                self.state = ConversationState::Active;
+                if let Some(owner) = &self.owner {
+                    effects.push(Effect::Agent(
+                        owner.id.clone(),
+                        AgentNotice::Notice(Notice {
+                            conversation_id: self.id.clone(),
+                            code: "conference_no_answer".into(),
+                            text: format!(
+                                "{} did not accept the conference in time",
+                                pending.agent.name
+                            ),
+                        }),
+                    ));
+                }
+            }
+        }
+        effects.push(Effect::Broadcast);
+        effects
+    }
+
+    /// `send`. A retry with a known `client_msg_id` returns the message it
+    /// already made and changes nothing.
+    pub fn send(
+        &mut self,
+        speaker: Speaker<'_>,
+        text: String,
+        client_msg_id: ClientMsgId,
+        max_chars: usize,
+        now: Timestamp,
+    ) -> Result<(Arc<Message>, Vec<Effect>), EngineError> {
+        let author = self.author(speaker)?;
+        let author_id = author.id.clone().unwrap_or_default();
+        if let Some(&seq) = self.sent.get(&(author_id, client_msg_id.clone())) {
+            let existing = self.messages[(seq - 1) as usize].clone();
+            return Ok((existing, Vec::new()));
+        }
+        match speaker {
+            Speaker::Customer => check_customer_text(&text, max_chars)?,
+            Speaker::Agent(_) => check_agent_text(&text, max_chars)?,
+        }
+        let message = self.push_message(author, text, Some(client_msg_id), now);
+        Ok((message.clone(), vec![Effect::Append(message)]))
+    }
+
+    /// The author a speaker writes as, if it may write now.
+    pub fn author(&self, speaker: Speaker<'_>) -> Result<Author, EngineError> {
+        match speaker {
+            Speaker::Customer => {
+                if matches!(
+                    self.state,
+                    ConversationState::Ended
+                        | ConversationState::Closed
+                        | ConversationState::Abandoned
+                ) {
+                    return Err(EngineError::invalid_state("the conversation has ended"));
+                }
+                Ok(self.customer_author())
+            }
+            Speaker::Agent(agent) => {
+                let seat = self
+                    .owner
+                    .iter()
+                    .chain(self.guest.iter())
+                    .find(|seat| &seat.id == agent)
+                    .ok_or_else(|| {
+                        EngineError::Forbidden("you are not in this conversation".into())
+                    })?;
+                if !matches!(
+                    self.state,
+                    ConversationState::Active
+                        | ConversationState::ConferenceRequested
+                        | ConversationState::Conference
+                ) {
+                    return Err(EngineError::invalid_state(format!(
+                        "cannot write in a conversation that is {}",
+                        state_name(self.state)
+                    )));
+                }
+                Ok(Author {
+                    role: Role::Agent,
+                    id: Some(seat.id.0.clone()),
+                    name: seat.name.clone(),
+                })
+            }
+        }
+    }
+
+    /// The owner, if `by` owns the conversation and it is in one of `states`.
+    fn check_owner(
+        &self,
+        by: &AgentId,
+        action: &'static str,
+        states: &[ConversationState],
+    ) -> Result<Seat, EngineError> {
+        if !states.contains(&self.state) {
+            return Err(EngineError::invalid_state(format!(
+                "cannot {action} a conversation that is {}",
+                state_name(self.state)
+            )));
+        }
+        match &self.owner {
+            Some(owner) if &owner.id == by => Ok(owner.clone()),
+            _ => Err(EngineError::NotOwner(action)),
+        }
+    }
+
+    /// Checks a transfer could start (before a target's slot is reserved).
+    pub fn check_transfer(&self, by: &AgentId) -> Result<(), EngineError> {
+        self.check_owner(by, "transfer", &[ConversationState::Active])
+            .map(|_| ())
+    }
+
+    /// Checks a conference could start (before the invitee's slot is reserved).
+    pub fn check_conference(&self, by: &AgentId, target: &AgentId) -> Result<(), EngineError> {
+        self.check_owner(by, "conference", &[ConversationState::Active])?;
+        if target == by {
+            return Err(EngineError::BadRequest("you cannot invite yourself".into()));
+        }
+        Ok(())
+    }
+
+    /// The owner leaves (a transfer): its leg ends and it owes a wrap-up.
+    fn owner_leaves(&mut self, because: &str, now: Timestamp) -> Vec<Effect> {
+        let Some(owner) = self.owner.take() else {
+            return Vec::new();
+        };
+        self.end_leg(&owner.id, because, now);
+        let mut effects = vec![Effect::SummaryTo(owner.id.clone())];
+        effects.extend(self.owe_wrap_up(owner, now));
+        effects
+    }
+
+    fn end_leg(&mut self, agent: &AgentId, because: &str, now: Timestamp) {
+        if let Some(leg) = self
+            .legs
+            .iter_mut()
+            .rev()
+            .find(|leg| leg.agent.id == agent.as_str() && leg.left_at.is_none())
+        {
+            leg.left_at = Some(now);
+            leg.left_because = Some(because.to_owned());
+        }
+    }
+
+    fn owe_wrap_up(&mut self, agent: Seat, now: Timestamp) -> Vec<Effect> {
+        let required = WrapUpRequired {
+            conversation_id: self.id.clone(),
+            reasons: self.wrap_up_reasons.as_ref().clone(),
+            auto_wrap_up_at: now.plus_millis(self.timing.auto_wrap_up_ms),
+        };
+        let timer = Timer::AutoWrapUp(agent.id.clone());
+        let notice = Effect::Agent(agent.id.clone(), AgentNotice::WrapUpRequired(required));
+        self.owed.push(OwedWrapUp { agent });
+        vec![
+            notice,
+            Effect::StartTimer(timer, self.timing.auto_wrap_up_ms),
+        ]
+    }
+
+    /// Transfer to a queue: the conversation re-enters that queue and the
+    /// owner leaves at once.
+    pub fn transfer_to_queue(
+        &mut self,
+        by: &AgentId,
+        queue: NamedRef,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, EngineError> {
+        let owner = self.check_owner(by, "transfer", &[ConversationState::Active])?;
+        let mut effects = self.owner_leaves("transferred", now);
+        effects.push(self.system_message(
+            format!("{} transferred the chat to {}", owner.name, queue.name),
+            now,
+        ));
+        self.queue = queue;
+        self.state = ConversationState::Queued;
+        self.queued_since = now;
+        effects.push(Effect::Queue(
+            self.queue_id(),
+            QueueNotice::Enqueue {
+                position: Position::Tail,
+                queued_since: now,
+            },
+        ));
+        effects.push(Effect::Broadcast);
+        Ok(effects)
+    }
+
+    /// Transfer to an agent whose slot is already reserved for `offer_id`.
+    pub fn transfer_to_agent(
+        &mut self,
+        by: &AgentId,
+        offer_id: OfferId,
+        target: Seat,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, EngineError> {
+        let owner = self.check_owner(by, "transfer", &[ConversationState::Active])?;
+        if &target.id == by {
+            return Err(EngineError::BadRequest(
+                "you cannot transfer to yourself".into(),
+            ));
+        }
+        let mut effects = self.owner_leaves("transferred", now);
+        effects.push(self.system_message(
+            format!("{} transferred the chat to {}", owner.name, target.name),
+            now,
+        ));
+        self.state = ConversationState::Offered;
+        effects.extend(self.open_offer(
+            offer_id,
+            OfferKind::Transfer,
+            target,
+            Some(owner),
+            None,
+            now,
+        ));
+        Ok(effects)
+    }
+
+    /// Invite an agent whose slot is already reserved for `offer_id`.
+    pub fn conference(
+        &mut self,
+        by: &AgentId,
+        offer_id: OfferId,
+        target: Seat,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, EngineError> {
+        self.check_conference(by, &target.id)?;
+        let owner = self.check_owner(by, "conference", &[ConversationState::Active])?;
+        self.state = ConversationState::ConferenceRequested;
+        Ok(self.open_offer(
+            offer_id,
+            OfferKind::Conference,
+            target,
+            Some(owner),
+            None,
+            now,
+        ))
+    }
+
+    /// Withdraws a pending conference invitation, if any.
+    fn cancel_invitation(&mut self, now: Timestamp) -> Vec<Effect> {
+        let is_invitation = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.kind == OfferKind::Conference);
+        if !is_invitation {
+            return Vec::new();
+        }
+        let Some(pending) = self.close_offer(OfferOutcome::Cancelled, now) else {
+            return Vec::new();
+        };
+        vec![
+            Effect::CancelTimer(Timer::OfferExpiry(pending.offer_id.clone())),
+            Effect::Agent(
+                pending.agent.id,
+                AgentNotice::OfferWithdrawn {
+                    offer_id: pending.offer_id,
+                    reason: WithdrawReason::Cancelled,
+                },
+            ),
+        ]
+    }
+
+    /// `end_conference`: the guest leaves (or the invitation is withdrawn).
+    pub fn end_conference(
+        &mut self,
+        by: &AgentId,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, EngineError> {
+        self.check_owner(
+            by,
+            "end the conference of",
+            &[
+                ConversationState::ConferenceRequested,
+                ConversationState::Conference,
+            ],
+        )?;
+        let mut effects = self.cancel_invitation(now);
+        if let Some(guest) = self.guest.take() {
+            self.end_leg(&guest.id, "conference_ended", now);
+            effects.push(Effect::SummaryTo(guest.id.clone()));
+            effects.push(self.system_message(format!("{} left the chat", guest.name), now));
+            effects.extend(self.owe_wrap_up(guest, now));
+        }
+        self.state = ConversationState::Active;
+        effects.push(Effect::Broadcast);
+        Ok(effects)
+    }
+
+    /// `end` by the owner or the customer. A customer who leaves before an
+    /// agent accepted abandons the conversation.
+    pub fn end(&mut self, by: Speaker<'_>, now: Timestamp) -> Result<Vec<Effect>, EngineError> {
+        let talking = [
+            ConversationState::Active,
+            ConversationState::ConferenceRequested,
+            ConversationState::Conference,
+        ];
+        let ender = match by {
+            Speaker::Agent(agent) => self.check_owner(agent, "end", &talking)?.name,
+            Speaker::Customer => {
+                if matches!(
+                    self.state,
+                    ConversationState::Queued | ConversationState::Offered
+                ) {
+                    return Ok(self.abandon(now));
+                }
+                if !talking.contains(&self.state) {
+                    return Err(EngineError::invalid_state("the conversation has ended"));
+                }
+                self.customer.name.clone()
+            }
+        };
+        let mut effects = self.cancel_invitation(now);
+        self.state = ConversationState::Ended;
+        self.ended_at = Some(now);
+        effects.push(self.system_message(format!("{ender} ended the chat"), now));
+        effects.push(Effect::Broadcast);
+        let present: Vec<Seat> = self
+            .owner
+            .iter()
+            .chain(self.guest.iter())
+            .cloned()
+            .collect();
+        for seat in present {
+            self.end_leg(&seat.id, "ended", now);
+            effects.extend(self.owe_wrap_up(seat, now));
+        }
+        Ok(effects)
+    }
+
+    fn abandon(&mut self, now: Timestamp) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if let Some(pending) = self.close_offer(OfferOutcome::CustomerLeft, now) {
+            effects.push(Effect::CancelTimer(Timer::OfferExpiry(
+                pending.offer_id.clone(),
+            )));
+            effects.push(Effect::Agent(
+                pending.agent.id,
+                AgentNotice::OfferWithdrawn {
+                    offer_id: pending.offer_id,
+                    reason: WithdrawReason::CustomerLeft,
+                },
+            ));
+        }
+        self.state = ConversationState::Abandoned;
+        self.ended_at = Some(now);
+        let name = self.customer.name.clone();
+        effects.push(self.system_message(format!("{name} left the chat"), now));
+        effects.push(Effect::Queue(
+            self.queue_id(),
+            QueueNotice::Remove { abandoned: true },
+        ));
+        effects.push(Effect::Broadcast);
+        if self.is_finished() {
+            effects.push(Effect::Finished);
+        }
+        effects
+    }
+
+    /// `wrap_up` (or the automatic one): frees the agent's slot; the last
+    /// one of an ended conversation closes it.
+    pub fn wrap_up(
+        &mut self,
+        agent: &AgentId,
+        reason: Reason,
+        notes: Option<String>,
+        automatic: bool,
+        now: Timestamp,
+    ) -> Result<Vec<Effect>, EngineError> {
+        let Some(index) = self.owed.iter().position(|owed| &owed.agent.id == agent) else {
+            return Err(EngineError::invalid_state(
+                "no wrap-up is owed for this conversation",
+            ));
+        };
+        let owed = self.owed.remove(index);
+        self.wrap_ups.push(WrapUpRecord {
+            agent: owed.agent.named_ref(),
+            reason,
+            notes,
+            at: now,
+            automatic,
+        });
+        let mut effects = Vec::new();
+        if !automatic {
+            effects.push(Effect::CancelTimer(Timer::AutoWrapUp(agent.clone())));
+        }
+        effects.push(Effect::Agent(agent.clone(), AgentNotice::Released));
+        if self.state == ConversationState::Ended && self.owed.is_empty() {
+            self.state = ConversationState::Closed;
+            self.closed_at = Some(now);
+            effects.push(Effect::Broadcast);
+        }
+        if self.is_finished() {
+            effects.push(Effect::Finished);
+        }
+        Ok(effects)
+    }
+
+    pub fn owes_wrap_up(&self, agent: &AgentId) -> bool {
+        self.owed.iter().any(|owed| &owed.agent.id == agent)
+    }
+}
+
+pub fn state_name(state: ConversationState) -> &'static str {
+    match state {
+        ConversationState::Queued => "queued",
+        ConversationState::Offered => "offered",
+        ConversationState::Active => "active",
+        ConversationState::ConferenceRequested => "conference_requested",
+        ConversationState::Conference => "conference",
+        ConversationState::Ended => "ended",
+        ConversationState::Closed => "closed",
+        ConversationState::Abandoned => "abandoned",
+    }
+}

@@ -1,0 +1,645 @@
+//! [`Engine`]: the engine's one entry point for the gateway. It routes each
+//! protocol command to the actor that owns the rule, and answers the
+//! directory and records. Domain decisions stay in the actors.
+
+use actix::Actor;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use switchboard_proto::event::{Ack, CustomerYou, Hello, ServerFrame, You};
+use switchboard_proto::model::*;
+use switchboard_proto::{
+    AgentCommand, AgentId, ConversationId, CustomerCommand, QueueId, Timestamp,
+};
+
+use crate::agent::actor as agent;
+use crate::catalog::Catalog;
+use crate::cluster::directory::{ActorRef, Directory};
+use crate::cluster::hub::{Hub, Subscription, Topic};
+use crate::cluster::store::{MemoryStore, Store};
+use crate::config::EngineConfig;
+use crate::context::EngineContext;
+use crate::conversation::actor::{self as conversation, ConversationActor, Party};
+use crate::conversation::state::{Conversation, NewConversation};
+use crate::error::EngineError;
+use crate::queue::actor::{self as queue, QueueActor};
+
+/// A cheap, cloneable handle on a running engine.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineContext>,
+}
+
+/// A new chat, as `POST /api/v1/chats` answers it.
+#[derive(Debug, Clone)]
+pub struct StartedChat {
+    pub conversation_id: ConversationId,
+    pub created_at: Timestamp,
+}
+
+/// A client session: its `hello`, frames to send right after it, and the
+/// live events. Subscribed before the snapshot was taken, so nothing falls
+/// between them (a frame may arrive twice; clients de-duplicate by `seq`).
+pub struct Session {
+    pub hello: Hello,
+    pub followups: Vec<ServerFrame>,
+    pub events: Subscription,
+}
+
+/// The reply to one command.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub ack: Ack,
+    /// `resume`: `message` events to send before the ack.
+    pub replay: Vec<Arc<Message>>,
+    /// `logout`: the session ends after the ack.
+    pub close_session: bool,
+}
+
+impl Outcome {
+    fn ack(ack: Ack) -> Self {
+        Self {
+            ack,
+            replay: Vec::new(),
+            close_session: false,
+        }
+    }
+}
+
+impl Engine {
+    /// Starts an embedded engine: in-memory store, local actors spread over
+    /// one arbiter per core. Must run inside an actix `System`.
+    pub fn start(config: EngineConfig) -> Engine {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::start_with(config, Arc::new(MemoryStore::default()), workers)
+    }
+
+    pub fn start_with(config: EngineConfig, store: Arc<dyn Store>, workers: usize) -> Engine {
+        let inner = Arc::new(EngineContext {
+            catalog: Catalog::new(config),
+            directory: Directory::new(workers),
+            hub: Arc::new(Hub::default()),
+            store,
+        });
+        for queue in &inner.catalog.config.queues {
+            let shared = inner.clone();
+            let (id, name) = (queue.id.clone(), queue.name.clone());
+            let addr = QueueActor::start_in_arbiter(inner.directory.arbiter(), move |_| {
+                QueueActor::new(id, name, shared)
+            });
+            inner.directory.add_queue(queue.id.clone(), addr);
+        }
+        Engine { inner }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// Logs the agent in (its actor starts `idle`), or finds it logged in.
+    pub fn login_agent(&self, id: &AgentId) -> Result<AgentProfile, EngineError> {
+        let profile = self
+            .inner
+            .catalog
+            .profile(id)
+            .ok_or_else(|| EngineError::not_found("agent", id))?;
+        let config = self
+            .inner
+            .catalog
+            .agent(id)
+            .cloned()
+            .ok_or_else(|| EngineError::not_found("agent", id))?;
+        self.inner
+            .directory
+            .agent_or_start(id, || agent::start(&self.inner, config));
+        Ok(profile)
+    }
+
+    fn agent(&self, id: &AgentId) -> Result<ActorRef<agent::AgentActor>, EngineError> {
+        self.inner
+            .directory
+            .agent(id)
+            .ok_or_else(|| EngineError::invalid_state("the agent is not logged in"))
+    }
+
+    /// The conversation's actor; a finished one answers `invalid_state`.
+    async fn conversation(
+        &self,
+        id: &ConversationId,
+    ) -> Result<ActorRef<ConversationActor>, EngineError> {
+        if let Some(actor) = self.inner.directory.conversation(id) {
+            return Ok(actor);
+        }
+        match self.inner.store.load_record(id).await {
+            Ok(Some(record)) => Err(EngineError::invalid_state(format!(
+                "the conversation is {}",
+                crate::conversation::state::state_name(record.state)
+            ))),
+            Ok(None) => Err(EngineError::not_found("conversation", id)),
+            Err(error) => Err(EngineError::Unavailable(error.to_string())),
+        }
+    }
+
+    /// A customer opens a chat: message 1 is the first question, and the
+    /// conversation waits in its queue.
+    pub async fn start_chat(
+        &self,
+        queue_id: &QueueId,
+        customer: Customer,
+        first_message: String,
+        attributes: BTreeMap<String, serde_json::Value>,
+    ) -> Result<StartedChat, EngineError> {
+        let catalog = &self.inner.catalog;
+        let queue = catalog
+            .queue(queue_id)
+            .cloned()
+            .ok_or_else(|| EngineError::not_found("queue", queue_id))?;
+        let now = Timestamp::now();
+        let id = ConversationId::generate();
+        let (state, opening) = Conversation::start(
+            NewConversation {
+                id: id.clone(),
+                customer,
+                attributes,
+                queue,
+                first_message,
+                max_message_chars: catalog.config.max_message_chars,
+                timing: catalog.timing(),
+                wrap_up_reasons: catalog.wrap_up_reasons.clone(),
+            },
+            now,
+        )?;
+        let shared = self.inner.clone();
+        let addr = ConversationActor::start_in_arbiter(self.inner.directory.arbiter(), move |_| {
+            ConversationActor::new(state, opening, shared)
+        });
+        self.inner.directory.add_conversation(id.clone(), addr);
+        tracing::info!(conversation_id = %id, queue_id = %queue_id, "chat started");
+        Ok(StartedChat {
+            conversation_id: id,
+            created_at: now,
+        })
+    }
+
+    pub async fn open_agent_session(&self, id: &AgentId) -> Result<Session, EngineError> {
+        let profile = self.login_agent(id)?;
+        let events = self.inner.hub.subscribe(Topic::Agent(id.clone()));
+        let snapshot = self.agent(id)?.ask(agent::Snapshot).await?;
+        let mut conversations = Vec::new();
+        for conversation_id in &snapshot.conversations {
+            if let Some(actor) = self.inner.directory.conversation(conversation_id) {
+                let party = Party::Agent(id.clone());
+                if let Ok(summary) = actor.ask(conversation::Summary { party }).await? {
+                    conversations.push(summary);
+                }
+            }
+        }
+        let followups = snapshot
+            .wrap_ups
+            .into_iter()
+            .map(ServerFrame::WrapUpRequired)
+            .collect();
+        Ok(Session {
+            hello: Hello {
+                server_time: Timestamp::now(),
+                you: You::Agent(profile),
+                agent_state: Some(snapshot.state),
+                conversations,
+                offers: snapshot.offers,
+            },
+            followups,
+            events,
+        })
+    }
+
+    pub async fn open_customer_session(&self, id: &ConversationId) -> Result<Session, EngineError> {
+        let events = self.inner.hub.subscribe(Topic::Customer(id.clone()));
+        let summary = match self.inner.directory.conversation(id) {
+            Some(actor) => {
+                actor
+                    .ask(conversation::Summary {
+                        party: Party::Customer,
+                    })
+                    .await??
+            }
+            None => {
+                let record = self
+                    .inner
+                    .store
+                    .load_record(id)
+                    .await
+                    .map_err(|error| EngineError::Unavailable(error.to_string()))?
+                    .ok_or_else(|| EngineError::not_found("conversation", id))?;
+                summary_of(&record)
+            }
+        };
+        Ok(Session {
+            hello: Hello {
+                server_time: Timestamp::now(),
+                you: You::Customer(CustomerYou {
+                    conversation_id: id.clone(),
+                    name: summary.customer.name.clone(),
+                    email: summary.customer.email.clone(),
+                }),
+                agent_state: None,
+                conversations: vec![summary],
+                offers: Vec::new(),
+            },
+            followups: Vec::new(),
+            events,
+        })
+    }
+
+    /// Runs one agent command and returns its reply.
+    pub async fn agent_command(
+        &self,
+        agent_id: &AgentId,
+        request_id: String,
+        command: AgentCommand,
+    ) -> Result<Outcome, EngineError> {
+        let mut ack = Ack::new(request_id);
+        let party = Party::Agent(agent_id.clone());
+        match command {
+            AgentCommand::SetState { state, reason } => {
+                let now = self
+                    .agent(agent_id)?
+                    .ask(agent::SetState { state, reason })
+                    .await??;
+                ack.state = Some(now.state);
+                ack.since = Some(now.since);
+            }
+            AgentCommand::Accept { conversation_id } => {
+                let summary = self
+                    .agent(agent_id)?
+                    .ask(agent::Accept { conversation_id })
+                    .await??;
+                ack.conversation = Some(summary);
+            }
+            AgentCommand::Send {
+                conversation_id,
+                text,
+                client_msg_id,
+            } => {
+                let message = self
+                    .conversation(&conversation_id)
+                    .await?
+                    .ask(conversation::Say {
+                        party,
+                        text,
+                        client_msg_id,
+                    })
+                    .await??;
+                fill_message_ack(&mut ack, &message);
+            }
+            AgentCommand::SendTemplate {
+                conversation_id,
+                template_id,
+                params,
+                client_msg_id,
+            } => {
+                let message = self
+                    .conversation(&conversation_id)
+                    .await?
+                    .ask(conversation::SayTemplate {
+                        agent: agent_id.clone(),
+                        template_id,
+                        params,
+                        client_msg_id,
+                    })
+                    .await??;
+                fill_message_ack(&mut ack, &message);
+                ack.text = Some(message.text.clone());
+            }
+            AgentCommand::Typing { conversation_id } => {
+                self.conversation(&conversation_id)
+                    .await?
+                    .ask(conversation::TypingNow { party })
+                    .await??;
+            }
+            AgentCommand::Transfer {
+                conversation_id,
+                to,
+            } => {
+                let summary = self
+                    .conversation(&conversation_id)
+                    .await?
+                    .ask(conversation::Transfer {
+                        by: agent_id.clone(),
+                        to,
+                    })
+                    .await??;
+                ack.conversation = Some(summary);
+            }
+            AgentCommand::Conference {
+                conversation_id,
+                agent,
+            } => {
+                let summary = self
+                    .conversation(&conversation_id)
+                    .await?
+                    .ask(conversation::Invite {
+                        by: agent_id.clone(),
+                        agent,
+                    })
+                    .await??;
+                ack.conversation = Some(summary);
+            }
+            AgentCommand::EndConference { conversation_id } => {
+                let summary = self
+                    .conversation(&conversation_id)
+                    .await?
+                    .ask(conversation::EndConference {
+                        by: agent_id.clone(),
+                    })
+                    .await??;
+                ack.conversation = Some(summary);
+            }
+            AgentCommand::End { conversation_id } => {
+                let summary = self
+                    .conversation(&conversation_id)
+                    .await?
+                    .ask(conversation::End { by: party })
+                    .await??;
+                ack.conversation = Some(summary);
+            }
+            AgentCommand::WrapUp {
+                conversation_id,
+                reason,
+                notes,
+            } => {
+                let summary = self
+                    .conversation(&conversation_id)
+                    .await?
+                    .ask(conversation::WrapUp {
+                        agent: agent_id.clone(),
+                        reason,
+                        notes,
+                    })
+                    .await??;
+                ack.conversation = Some(summary);
+            }
+            AgentCommand::Resume {
+                conversation_id,
+                after_seq,
+            } => {
+                return self.resume(ack, &conversation_id, party, after_seq).await;
+            }
+            AgentCommand::Logout => {
+                self.agent(agent_id)?.ask(agent::Logout).await??;
+                return Ok(Outcome {
+                    ack,
+                    replay: Vec::new(),
+                    close_session: true,
+                });
+            }
+        }
+        Ok(Outcome::ack(ack))
+    }
+
+    /// Runs one customer command; the conversation is the token's.
+    pub async fn customer_command(
+        &self,
+        conversation_id: &ConversationId,
+        request_id: String,
+        command: CustomerCommand,
+    ) -> Result<Outcome, EngineError> {
+        let mut ack = Ack::new(request_id);
+        match command {
+            CustomerCommand::Send {
+                text,
+                client_msg_id,
+            } => {
+                let message = self
+                    .conversation(conversation_id)
+                    .await?
+                    .ask(conversation::Say {
+                        party: Party::Customer,
+                        text,
+                        client_msg_id,
+                    })
+                    .await??;
+                fill_message_ack(&mut ack, &message);
+            }
+            CustomerCommand::Typing => {
+                self.conversation(conversation_id)
+                    .await?
+                    .ask(conversation::TypingNow {
+                        party: Party::Customer,
+                    })
+                    .await??;
+            }
+            CustomerCommand::End => {
+                let summary = self
+                    .conversation(conversation_id)
+                    .await?
+                    .ask(conversation::End {
+                        by: Party::Customer,
+                    })
+                    .await??;
+                ack.conversation = Some(summary);
+            }
+            CustomerCommand::Resume { after_seq } => {
+                return self
+                    .resume(ack, conversation_id, Party::Customer, after_seq)
+                    .await;
+            }
+        }
+        Ok(Outcome::ack(ack))
+    }
+
+    async fn resume(
+        &self,
+        mut ack: Ack,
+        conversation_id: &ConversationId,
+        party: Party,
+        after_seq: u64,
+    ) -> Result<Outcome, EngineError> {
+        let replay = match self.inner.directory.conversation(conversation_id) {
+            Some(actor) => {
+                actor
+                    .ask(conversation::Resume { party, after_seq })
+                    .await??
+            }
+            None => {
+                // Finished: replay from the kept record.
+                let record = self.record_for(conversation_id).await?;
+                if let Party::Agent(agent) = &party {
+                    check_took_part(&record, agent, false)?;
+                }
+                record
+                    .messages
+                    .into_iter()
+                    .filter(|message| message.seq > after_seq)
+                    .map(Arc::new)
+                    .collect()
+            }
+        };
+        ack.replayed = Some(replay.len() as u64);
+        Ok(Outcome {
+            ack,
+            replay,
+            close_session: false,
+        })
+    }
+
+    async fn record_for(&self, id: &ConversationId) -> Result<ConversationRecord, EngineError> {
+        self.inner
+            .store
+            .load_record(id)
+            .await
+            .map_err(|error| EngineError::Unavailable(error.to_string()))?
+            .ok_or_else(|| EngineError::not_found("conversation", id))
+    }
+
+    /// `GET /api/v1/conversations/{id}`: for an agent who took part, or a
+    /// supervisor.
+    pub async fn conversation_record(
+        &self,
+        id: &ConversationId,
+        viewer: &AgentId,
+        supervisor: bool,
+    ) -> Result<ConversationRecord, EngineError> {
+        let record = match self.inner.directory.conversation(id) {
+            Some(actor) => actor.ask(conversation::Record).await?,
+            None => self.record_for(id).await?,
+        };
+        check_took_part(&record, viewer, supervisor)?;
+        Ok(record)
+    }
+
+    async fn queue_stats(&self) -> Result<Vec<QueueStats>, EngineError> {
+        let mut rows = Vec::new();
+        for (_, actor) in self.inner.directory.queues() {
+            rows.push(actor.ask(queue::Snapshot).await?);
+        }
+        Ok(rows)
+    }
+
+    /// `GET /api/v1/queues`.
+    pub async fn queues(&self) -> Result<Vec<QueueInfo>, EngineError> {
+        Ok(self
+            .queue_stats()
+            .await?
+            .into_iter()
+            .map(|stats| QueueInfo {
+                id: stats.id,
+                name: stats.name,
+                waiting: stats.waiting,
+                longest_wait_s: stats.longest_wait_s,
+                available_agents: stats.available_agents,
+            })
+            .collect())
+    }
+
+    /// Every configured agent with its state (`offline` when logged out).
+    async fn all_agents(&self) -> Result<Vec<AgentInfo>, EngineError> {
+        let present: std::collections::HashMap<AgentId, AgentInfo> = self
+            .inner
+            .store
+            .presence()
+            .await
+            .map_err(|error| EngineError::Unavailable(error.to_string()))?
+            .into_iter()
+            .map(|info| (info.id.clone(), info))
+            .collect();
+        Ok(self
+            .inner
+            .catalog
+            .agents()
+            .map(|config| {
+                present.get(&config.id).cloned().unwrap_or(AgentInfo {
+                    id: config.id.clone(),
+                    name: config.name.clone(),
+                    state: AgentState::Offline,
+                    active_chats: 0,
+                    max_chats: config.max_chats,
+                })
+            })
+            .collect())
+    }
+
+    /// `GET /api/v1/agents?state=&q=`: logged-in agents (or those in
+    /// `state`, `offline` included), names matching `q` case-insensitively.
+    pub async fn agents(
+        &self,
+        state: Option<AgentState>,
+        query: Option<&str>,
+    ) -> Result<Vec<AgentInfo>, EngineError> {
+        let query = query.map(str::to_lowercase).unwrap_or_default();
+        let mut rows: Vec<AgentInfo> = self
+            .all_agents()
+            .await?
+            .into_iter()
+            .filter(|info| match state {
+                Some(wanted) => info.state == wanted,
+                None => info.state != AgentState::Offline,
+            })
+            .filter(|info| query.is_empty() || info.name.to_lowercase().contains(&query))
+            .collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rows)
+    }
+
+    /// `GET /api/v1/stats`.
+    pub async fn stats(&self) -> Result<Stats, EngineError> {
+        let queues = self.queue_stats().await?;
+        let agents = self.all_agents().await?;
+        let mut counts = AgentStateCounts::default();
+        for agent in &agents {
+            match agent.state {
+                AgentState::Available => counts.available += 1,
+                AgentState::Idle => counts.idle += 1,
+                AgentState::Rona => counts.rona += 1,
+                AgentState::Offline => counts.offline += 1,
+            }
+        }
+        Ok(Stats {
+            generated_at: Timestamp::now(),
+            service_level_s: self.inner.catalog.config.service_level.as_secs(),
+            queues,
+            agents_by_state: counts,
+            agents,
+        })
+    }
+
+    /// Conversations alive on this node (for metrics and the load harness).
+    pub fn live_conversations(&self) -> usize {
+        self.inner.directory.live_conversations()
+    }
+}
+
+fn fill_message_ack(ack: &mut Ack, message: &Message) {
+    ack.seq = Some(message.seq);
+    ack.id = Some(message.id.clone());
+    ack.client_msg_id = message.client_msg_id.clone();
+}
+
+fn check_took_part(
+    record: &ConversationRecord,
+    viewer: &AgentId,
+    supervisor: bool,
+) -> Result<(), EngineError> {
+    let took_part = record
+        .legs
+        .iter()
+        .any(|leg| leg.agent.id == viewer.as_str());
+    if supervisor || took_part {
+        Ok(())
+    } else {
+        Err(EngineError::Forbidden(
+            "only agents who took part, or supervisors, may read this conversation".into(),
+        ))
+    }
+}
+
+fn summary_of(record: &ConversationRecord) -> ConversationSummary {
+    ConversationSummary {
+        conversation_id: record.conversation_id.clone(),
+        state: record.state,
+        queue: record.queue.clone(),
+        participants: record.participants.clone(),
+        owner: record.owner.clone(),
+        customer: record.customer.clone(),
+        created_at: record.created_at,
+        last_seq: record.messages.last().map_or(0, |message| message.seq),
+    }
+}

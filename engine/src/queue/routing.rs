@@ -1,0 +1,129 @@
+//! Who gets the next offer. Pure: the queue actor keeps a view of the agents
+//! serving it and asks this module to rank them.
+//!
+//! Rule: only agents that are `available` with a free slot are eligible; the
+//! best is the one with the fewest occupied slots, then the one available
+//! longest, then the lowest id (so the choice is deterministic).
+
+use switchboard_proto::model::{AgentState, RoutingCandidate, RoutingDecision, RoutingExclusion};
+use switchboard_proto::{AgentId, QueueId, Timestamp};
+
+pub const RULE: &str = "available with a free slot; fewest active chats, then longest available";
+
+/// The queue's view of one agent, as last reported by the agent (plus
+/// reservations this queue has in flight, counted in `load`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentView {
+    pub id: AgentId,
+    pub name: String,
+    pub state: AgentState,
+    pub load: u32,
+    pub max_chats: u32,
+    pub available_since: Timestamp,
+}
+
+impl AgentView {
+    fn exclusion(&self) -> Option<&'static str> {
+        if self.state != AgentState::Available {
+            return Some(self.state.as_str());
+        }
+        if self.load >= self.max_chats {
+            return Some("no_free_slot");
+        }
+        None
+    }
+}
+
+/// Ranks the agents; `None` when nobody is eligible.
+pub fn decide<'a>(
+    queue: &QueueId,
+    agents: impl IntoIterator<Item = &'a AgentView>,
+) -> Option<RoutingDecision> {
+    let mut eligible: Vec<&AgentView> = Vec::new();
+    let mut excluded: Vec<RoutingExclusion> = Vec::new();
+    for agent in agents {
+        match agent.exclusion() {
+            None => eligible.push(agent),
+            Some(why) => excluded.push(RoutingExclusion {
+                agent: agent.id.clone(),
+                why: why.to_owned(),
+            }),
+        }
+    }
+    eligible.sort_by(|a, b| {
+        a.load
+            .cmp(&b.load)
+            .then(a.available_since.cmp(&b.available_since))
+            .then(a.id.cmp(&b.id))
+    });
+    let chosen = eligible.first()?.id.clone();
+    excluded.sort_by(|a, b| a.agent.cmp(&b.agent));
+    let candidates = eligible
+        .iter()
+        .enumerate()
+        .map(|(index, agent)| RoutingCandidate {
+            rank: index as u32 + 1,
+            agent: agent.id.clone(),
+            active_chats: agent.load,
+            max_chats: agent.max_chats,
+            available_since: agent.available_since,
+        })
+        .collect();
+    Some(RoutingDecision {
+        queue: queue.clone(),
+        rule: RULE.to_owned(),
+        chosen,
+        candidates,
+        excluded,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(id: &str, state: AgentState, load: u32, since: i64) -> AgentView {
+        AgentView {
+            id: AgentId::new(id),
+            name: id.to_owned(),
+            state,
+            load,
+            max_chats: 2,
+            available_since: Timestamp(since),
+        }
+    }
+
+    #[test]
+    fn best_agent_has_fewest_active_chats_then_longest_available() {
+        let agents = [
+            view("a", AgentState::Available, 1, 0),
+            view("b", AgentState::Available, 0, 50),
+            view("c", AgentState::Available, 0, 10),
+        ];
+        let decision = decide(&QueueId::new("q"), &agents).unwrap();
+        assert_eq!(decision.chosen, AgentId::new("c"));
+        let order: Vec<_> = decision
+            .candidates
+            .iter()
+            .map(|c| c.agent.as_str())
+            .collect();
+        assert_eq!(order, ["c", "b", "a"]);
+    }
+
+    #[test]
+    fn only_available_agents_with_a_free_slot_are_eligible() {
+        let agents = [
+            view("idle", AgentState::Idle, 0, 0),
+            view("rona", AgentState::Rona, 0, 0),
+            view("full", AgentState::Available, 2, 0),
+        ];
+        assert_eq!(decide(&QueueId::new("q"), &agents), None);
+        let with_one = [
+            view("idle", AgentState::Idle, 0, 0),
+            view("ok", AgentState::Available, 1, 0),
+        ];
+        let decision = decide(&QueueId::new("q"), &with_one).unwrap();
+        assert_eq!(decision.chosen, AgentId::new("ok"));
+        assert_eq!(decision.excluded[0].why, "idle");
+    }
+}

@@ -1,0 +1,129 @@
+//! The waiting list of one queue: ordered by priority, then by time queued.
+//! A conversation coming back after RONA goes to the head.
+
+use std::collections::{BTreeMap, HashMap};
+use switchboard_proto::{ConversationId, Timestamp};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Position {
+    Head,
+    Tail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Waiting {
+    pub conversation_id: ConversationId,
+    pub priority: i32,
+    /// When it entered this queue (kept across RONA, for wait times).
+    pub queued_since: Timestamp,
+}
+
+/// Sort key: higher priority first, then order of arrival. Head insertions
+/// take ever-smaller order numbers, tail insertions ever-larger ones.
+type Key = (std::cmp::Reverse<i32>, i64);
+
+#[derive(Debug, Default)]
+pub struct WaitingList {
+    entries: BTreeMap<Key, Waiting>,
+    keys: HashMap<ConversationId, Key>,
+    next_tail: i64,
+    next_head: i64,
+}
+
+impl WaitingList {
+    /// Adds (or moves) a conversation. One conversation is never listed twice.
+    pub fn insert(&mut self, waiting: Waiting, position: Position) {
+        self.remove(&waiting.conversation_id);
+        let order = match position {
+            Position::Tail => {
+                self.next_tail += 1;
+                self.next_tail
+            }
+            Position::Head => {
+                self.next_head -= 1;
+                self.next_head
+            }
+        };
+        let key = (std::cmp::Reverse(waiting.priority), order);
+        self.keys.insert(waiting.conversation_id.clone(), key);
+        self.entries.insert(key, waiting);
+    }
+
+    pub fn remove(&mut self, conversation_id: &ConversationId) -> Option<Waiting> {
+        let key = self.keys.remove(conversation_id)?;
+        self.entries.remove(&key)
+    }
+
+    pub fn pop_first(&mut self) -> Option<Waiting> {
+        let (_, waiting) = self.entries.pop_first()?;
+        self.keys.remove(&waiting.conversation_id);
+        Some(waiting)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn oldest_since(&self) -> Option<Timestamp> {
+        self.entries
+            .values()
+            .map(|waiting| waiting.queued_since)
+            .min()
+    }
+
+    pub fn position_of(&self, conversation_id: &ConversationId) -> Option<usize> {
+        let key = self.keys.get(conversation_id)?;
+        Some(self.entries.range(..key).count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(id: &str, priority: i32, since: i64) -> Waiting {
+        Waiting {
+            conversation_id: ConversationId::new(id),
+            priority,
+            queued_since: Timestamp(since),
+        }
+    }
+
+    fn drain(list: &mut WaitingList) -> Vec<String> {
+        std::iter::from_fn(|| list.pop_first())
+            .map(|w| w.conversation_id.0)
+            .collect()
+    }
+
+    #[test]
+    fn queue_orders_by_priority_then_time_queued() {
+        let mut list = WaitingList::default();
+        list.insert(waiting("a", 0, 1), Position::Tail);
+        list.insert(waiting("b", 5, 2), Position::Tail);
+        list.insert(waiting("c", 0, 3), Position::Tail);
+        assert_eq!(drain(&mut list), ["b", "a", "c"]);
+    }
+
+    #[test]
+    fn rona_returns_conversation_to_the_head_of_its_queue() {
+        let mut list = WaitingList::default();
+        list.insert(waiting("a", 0, 1), Position::Tail);
+        list.insert(waiting("b", 0, 2), Position::Tail);
+        list.insert(waiting("back", 0, 0), Position::Head);
+        assert_eq!(list.position_of(&ConversationId::new("back")), Some(0));
+        assert_eq!(drain(&mut list), ["back", "a", "b"]);
+    }
+
+    #[test]
+    fn a_conversation_is_never_listed_twice() {
+        let mut list = WaitingList::default();
+        list.insert(waiting("a", 0, 1), Position::Tail);
+        list.insert(waiting("a", 0, 1), Position::Head);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.oldest_since(), Some(Timestamp(1)));
+    }
+}
