@@ -1,0 +1,102 @@
+// Supervisor view: GET /stats every few seconds, per queue and per agent.
+
+import { api } from './protocol.js';
+import { bindLoginForm, clearSession, loadSession } from './session.js';
+import { el, clear, formatDuration } from './util.js';
+
+const REFRESH_MS = 3000;
+const $ = (id) => document.getElementById(id);
+let session = null;
+let timer = null;
+
+const STATE_LABEL = { available: 'Available', idle: 'Idle', rona: 'RONA', offline: 'Offline' };
+
+function showLogin(message) {
+  clearTimeout(timer);
+  $('dashboard').hidden = true;
+  $('login').hidden = false;
+  $('login-error').textContent = message || '';
+  $('login-error').hidden = !message;
+  $('login-username').focus();
+}
+
+function start(signedIn) {
+  session = signedIn;
+  if (!(session.agent.roles || []).includes('supervisor')) {
+    clearSession();
+    showLogin(`${session.agent.name} has no supervisor role. Sign in with a supervisor account.`);
+    return;
+  }
+  $('login').hidden = true;
+  $('dashboard').hidden = false;
+  $('agent-name').textContent = session.agent.name;
+  refresh();
+}
+
+async function refresh() {
+  clearTimeout(timer);
+  try {
+    const stats = await api(location.origin, '/stats', { token: session.token });
+    render(stats);
+    $('sup-error').hidden = true;
+    $('updated').textContent = `Live · updated ${new Date().toLocaleTimeString()}`;
+    $('updated').className = 'pill pill-open';
+  } catch (e) {
+    if (e.code === 'unauthorized' || e.code === 'forbidden') {
+      clearSession();
+      showLogin(e.code === 'forbidden' ? 'This account may not see the supervisor view.' : 'Your session has expired. Please sign in again.');
+      return;
+    }
+    $('sup-error').textContent = `Could not refresh: ${e.message}`;
+    $('sup-error').hidden = false;
+    $('updated').textContent = 'Reconnecting…';
+    $('updated').className = 'pill pill-reconnecting';
+  }
+  timer = setTimeout(refresh, REFRESH_MS);
+}
+
+const percent = (value) => (value === undefined || value === null ? '—' : `${Math.round(value)} %`);
+const seconds = (value) => (value === undefined || value === null ? '—' : formatDuration(value));
+
+function render(stats) {
+  $('service-level-note').textContent = `Service level: share of chats accepted within ${stats.service_level_s} s`;
+  const counts = stats.agents_by_state || {};
+  clear($('tiles')).append(...['available', 'idle', 'rona', 'offline'].map((state) =>
+    el(`div.tile.tile-${state}`, {},
+      el('div.tile-label', {}, STATE_LABEL[state]),
+      el('div.tile-value', { dataset: { state } }, String(counts[state] ?? 0)))));
+
+  clear($('queues-table').tBodies[0]).append(...stats.queues.map((q) =>
+    el('tr', { dataset: { queue: q.id } },
+      el('th', { scope: 'row' }, q.name),
+      el(`td${q.waiting > 0 ? '.warn-cell' : ''}`, {}, String(q.waiting)),
+      el('td', {}, formatDuration(q.longest_wait_s)),
+      el('td', {}, percent(q.service_level_pct)),
+      el('td', {}, seconds(q.average_speed_of_answer_s)),
+      el('td', {}, String(q.offered)),
+      el('td', {}, String(q.accepted)),
+      el('td', {}, String(q.abandoned)),
+      el(`td${q.rona > 0 ? '.warn-cell' : ''}`, {}, String(q.rona)),
+      el('td', {}, String(q.available_agents)))));
+
+  clear($('agents-table').tBodies[0]).append(...(stats.agents || []).map((a) => {
+    const pct = a.max_chats ? Math.min(100, (a.active_chats / a.max_chats) * 100) : 0;
+    return el('tr', { dataset: { agent: a.id } },
+      el('th', { scope: 'row' }, a.name),
+      el('td', {}, el(`span.badge.badge-${a.state}`, {}, STATE_LABEL[a.state] || a.state)),
+      el('td', {}, el('span.load', {},
+        el('span.load-bar', { 'aria-hidden': 'true' }, el('span.load-fill', { style: `width:${pct}%` })),
+        `${a.active_chats} / ${a.max_chats}`)));
+  }));
+}
+
+$('logout').addEventListener('click', () => {
+  clearSession();
+  session = null;
+  showLogin();
+});
+
+bindLoginForm($('login-form'), start);
+const existing = loadSession();
+if (existing) start(existing);
+else showLogin();
