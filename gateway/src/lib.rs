@@ -1,3 +1,26 @@
-//! Switchboard gateway (work in progress: being written now).
+//! Switchboard gateway: the thin layer between clients and the engine.
+//! HTTP and WebSocket in, engine calls out, events back as frames; auth,
+//! configuration, metrics and the embedded web UI. No domain rule lives
+//! here: the gateway translates, the engine decides.
+//!
+//! Code map:
+//! - [`app`]: builds a node (engine + HTTP server + routes) and drains it.
+//! - [`settings`]: the TOML file / demo config + `SWITCHBOARD__` env, validated.
+//! - [`auth`]: agent credentials (argon2) and HMAC-signed tokens.
+//! - [`identity`]: who a request is, from its token.
+//! - [`rest`]: the REST handlers; [`openapi`]: their OpenAPI document.
+//! - [`session`]: one WebSocket session (frames <-> engine).
+//! - [`api_error`]: protocol error codes as HTTP answers.
+//! - [`observability`]: logs and Prometheus metrics.
+//! - [`web`]: the agent desktop, widget, demo and supervisor pages.
+
+pub mod api_error;
+pub mod app;
 pub mod auth;
+pub mod identity;
+pub mod observability;
+pub mod openapi;
+pub mod rest;
+pub mod session;
 pub mod settings;
+pub mod web;

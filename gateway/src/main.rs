@@ -1,1 +1,110 @@
-fn main() {}
+//! `switchboard`: runs one node. With no config file it runs the built-in
+//! demo config, embedded (no Redis), and says so first.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use switchboard_gateway::app::{self, StartOptions};
+use switchboard_gateway::observability;
+use switchboard_gateway::settings::{resolve_config_path, Settings, CONFIG_PATH_ENV};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Live Chat engine for contact centers"
+)]
+struct Cli {
+    /// TOML config file (or SWITCHBOARD_CONFIG). Without one, the demo config runs.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print an argon2 hash of a password (read from stdin) for `password_hash`.
+    HashPassword,
+    /// Load and validate the config, then exit.
+    CheckConfig,
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Settings> {
+    let path = resolve_config_path(cli.config.clone(), std::env::var(CONFIG_PATH_ENV).ok());
+    let env = std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)));
+    Ok(Settings::load(path.as_deref(), env)?)
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::HashPassword) => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let hash =
+                switchboard_gateway::auth::hash_password(password.trim_end_matches(['\r', '\n']))?;
+            println!("{hash}");
+            return Ok(());
+        }
+        Some(Command::CheckConfig) => {
+            let settings = load(&cli)?;
+            println!(
+                "config ok: {} queues, {} agents",
+                settings.queues.len(),
+                settings.agents.len()
+            );
+            return Ok(());
+        }
+        None => {}
+    }
+    let settings = load(&cli).context("invalid configuration")?;
+    actix_web::rt::System::new().block_on(run(settings))
+}
+
+async fn run(settings: Settings) -> anyhow::Result<()> {
+    observability::init_logging(settings.telemetry.log_format);
+    let mode = match &settings.cluster.redis_url {
+        None => "embedded",
+        Some(_) => "cluster",
+    };
+    if settings.is_demo() {
+        tracing::info!(
+            mode,
+            "running the built-in demo config ({mode}, no config file given)"
+        );
+    } else {
+        tracing::info!(mode, source = ?settings.source(), "running with config file ({mode})");
+    }
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
+    if settings.cluster.redis_url.is_some() {
+        anyhow::bail!(
+            "cluster.redis_url is set, but this build runs embedded only: clear it to run one node"
+        );
+    }
+    let running = app::start(&settings, StartOptions::default())?;
+    tracing::info!(addr = %running.addr, node_id = %settings.server.node_id, "listening");
+    shutdown_signal().await;
+    tracing::info!("draining: telling sessions to reconnect elsewhere");
+    running.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,163 @@
+//! Assembles a node: the engine, the HTTP server and its routes, and the
+//! drain signal. Used by the binary and by the tests, which start real
+//! servers on free loopback ports.
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::net::SocketAddr;
+use switchboard_engine::Engine;
+use tokio::sync::watch;
+
+use crate::api_error::{json_error, path_error, query_error};
+use crate::auth::{AuthError, Credentials, TokenSigner};
+use crate::session::SessionLimits;
+use crate::settings::Settings;
+use crate::{observability, rest, session, web as ui};
+
+/// Largest REST body accepted (a chat start with its first message).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Shared by every request and session of a node.
+pub struct AppState {
+    pub engine: Engine,
+    pub credentials: Credentials,
+    pub signer: TokenSigner,
+    pub metrics: PrometheusHandle,
+    pub limits: SessionLimits,
+    /// Flips to `true` once when the node starts draining.
+    drain: watch::Sender<bool>,
+}
+
+impl AppState {
+    pub fn is_draining(&self) -> bool {
+        *self.drain.borrow()
+    }
+
+    pub fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
+    }
+
+    /// Stop taking sessions; every open session gets `reconnect` and closes.
+    pub fn start_drain(&self) {
+        self.drain.send_replace(true);
+    }
+
+    /// Gauges read at scrape time.
+    pub fn observe_gauges(&self) {
+        metrics::gauge!("switchboard_conversations_on_node")
+            .set(self.engine.live_conversations() as f64);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("credentials: {0}")]
+    Credentials(#[from] AuthError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running node.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub server: ServerHandle,
+    pub state: web::Data<AppState>,
+}
+
+impl Running {
+    /// Drains sessions, then stops the HTTP server.
+    pub async fn shutdown(&self) {
+        self.state.start_drain();
+        self.server.stop(true).await;
+    }
+}
+
+/// Options that are not configuration: how many HTTP workers, how sessions
+/// are paced.
+#[derive(Clone, Debug)]
+pub struct StartOptions {
+    pub workers: usize,
+    pub limits: SessionLimits,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            limits: SessionLimits::default(),
+        }
+    }
+}
+
+/// Starts a node. Must run inside an actix `System` (the engine's actors
+/// live on its arbiters). The HTTP server runs until stopped.
+pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, StartError> {
+    let engine = Engine::start(settings.engine_config());
+    let (drain, _) = watch::channel(false);
+    let state = web::Data::new(AppState {
+        engine,
+        credentials: Credentials::from_settings(settings)?,
+        signer: TokenSigner::from_settings(settings),
+        metrics: observability::metrics(),
+        limits: options.limits,
+        drain,
+    });
+    let shared = state.clone();
+    let listen = settings.server.listen;
+    let http = HttpServer::new(move || App::new().app_data(shared.clone()).configure(routes))
+        .workers(options.workers.max(1))
+        .disable_signals()
+        .shutdown_timeout(5)
+        .bind(listen)
+        .map_err(|source| StartError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = http.addrs().first().copied().unwrap_or(listen);
+    let server = http.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok(Running {
+        addr,
+        server: handle,
+        state,
+    })
+}
+
+/// Every route of a node.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(MAX_BODY_BYTES)
+            .error_handler(json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .app_data(web::PathConfig::default().error_handler(path_error))
+    .service(
+        web::scope("/api/v1")
+            .route("/agent/login", web::post().to(rest::login))
+            .route("/chats", web::post().to(rest::start_chat))
+            .route("/ws", web::get().to(session::connect))
+            .route("/queues", web::get().to(rest::queues))
+            .route("/agents", web::get().to(rest::agents))
+            .route("/wrapup-reasons", web::get().to(rest::wrap_up_reasons))
+            .route("/idle-reasons", web::get().to(rest::idle_reasons))
+            .route("/templates", web::get().to(rest::templates))
+            .route("/conversations/{id}", web::get().to(rest::conversation))
+            .route("/stats", web::get().to(rest::stats))
+            .route("/openapi.json", web::get().to(rest::openapi))
+            .default_service(web::to(rest::not_found)),
+    )
+    .route("/healthz", web::get().to(rest::healthz))
+    .route("/readyz", web::get().to(rest::readyz))
+    .route("/metrics", web::get().to(rest::metrics))
+    .route("/", web::get().to(ui::desktop))
+    .route("/supervisor", web::get().to(ui::supervisor))
+    .route("/demo", web::get().to(ui::demo))
+    .route("/widget.js", web::get().to(ui::widget))
+    .route("/assets/{path:.*}", web::get().to(ui::asset));
+}

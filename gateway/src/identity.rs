@@ -1,0 +1,98 @@
+//! Who is calling: the token from `Authorization: Bearer` or `?token=`,
+//! verified with the node's signer. Tokens validate on any node.
+
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::future::{ready, Ready};
+use switchboard_proto::{AgentId, ErrorCode};
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+use crate::auth::Subject;
+
+/// The token a request carries, if any.
+pub fn token_of(req: &HttpRequest) -> Option<String> {
+    if let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) {
+        if let Some(token) = header.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) {
+            return Some(token.trim().to_owned());
+        }
+    }
+    web::Query::<TokenQuery>::from_query(req.query_string())
+        .ok()
+        .and_then(|query| query.into_inner().token)
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The verified subject of the request's token.
+pub fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "application state missing"))?;
+    let token = token_of(req).ok_or_else(ApiError::unauthorized)?;
+    let claims = state.signer.verify(&token).map_err(|error| {
+        ApiError::new(ErrorCode::Unauthorized, format!("invalid token: {error}"))
+    })?;
+    let subject = claims.subject().clone();
+    // A token outlives config changes: the agent must still exist.
+    if let Subject::Agent(agent) = &subject {
+        if state.engine.catalog().agent(agent).is_none() {
+            return Err(ApiError::new(ErrorCode::Unauthorized, "unknown agent"));
+        }
+    }
+    Ok(subject)
+}
+
+/// An agent's request (customers get 403).
+pub struct AgentIdentity {
+    pub agent: AgentId,
+    pub supervisor: bool,
+}
+
+impl FromRequest for AgentIdentity {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        ready(subject_of(req).and_then(|subject| match subject {
+            Subject::Agent(agent) => {
+                let supervisor = req
+                    .app_data::<web::Data<AppState>>()
+                    .and_then(|state| state.engine.catalog().agent(&agent).cloned())
+                    .is_some_and(|config| config.roles.iter().any(|role| role == "supervisor"));
+                Ok(AgentIdentity { agent, supervisor })
+            }
+            Subject::Customer(_) => Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "this needs an agent token",
+            )),
+        }))
+    }
+}
+
+/// A supervisor's request.
+pub struct SupervisorIdentity(pub AgentId);
+
+impl FromRequest for SupervisorIdentity {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let result = AgentIdentity::from_request(req, payload)
+            .into_inner()
+            .and_then(|identity| {
+                if identity.supervisor {
+                    Ok(SupervisorIdentity(identity.agent))
+                } else {
+                    Err(ApiError::new(
+                        ErrorCode::Forbidden,
+                        "this needs the supervisor role",
+                    ))
+                }
+            });
+        ready(result)
+    }
+}

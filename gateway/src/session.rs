@@ -1,0 +1,322 @@
+//! One WebSocket session: frames in, engine commands out, engine events
+//! back as frames. Holds no domain state. A session ends when the client
+//! closes, stops answering pings, falls too far behind (it then reconnects
+//! and resumes by `seq`), logs out, or the node drains.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchboard_engine::{EngineError, Outcome};
+use switchboard_proto::codec::{Codec, DecodeError, Encoded};
+use switchboard_proto::event::{ErrorFrame, Reconnect, ServerFrame};
+use switchboard_proto::{AgentCommand, CustomerCommand, ErrorCode};
+use tracing::Instrument;
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+use crate::auth::Subject;
+use crate::identity::subject_of;
+
+/// Largest frame a client may send (a 4,000-character message is far less).
+const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// How a session is paced. Defaults suit people; the load harness and tests
+/// may raise them.
+#[derive(Clone, Debug)]
+pub struct SessionLimits {
+    /// Sustained commands per second before `rate_limited`.
+    pub commands_per_second: NonZeroU32,
+    /// Commands allowed in a burst above the sustained rate.
+    pub command_burst: NonZeroU32,
+    pub ping_interval: Duration,
+    /// No frame (pong included) for this long closes the session.
+    pub client_timeout: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            commands_per_second: NonZeroU32::new(50).unwrap_or(NonZeroU32::MIN),
+            command_burst: NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN),
+            ping_interval: Duration::from_secs(15),
+            client_timeout: Duration::from_secs(45),
+        }
+    }
+}
+
+/// The subprotocol: the first one the client asks for that we speak; JSON
+/// when it asks for none.
+fn negotiate(req: &HttpRequest) -> Result<Codec, ApiError> {
+    let requested: Vec<String> = req
+        .headers()
+        .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(',').map(|name| name.trim().to_owned()))
+        .filter(|name| !name.is_empty())
+        .collect();
+    if requested.is_empty() {
+        return Ok(Codec::Json);
+    }
+    requested
+        .iter()
+        .find_map(|name| Codec::from_subprotocol(name))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                "unsupported subprotocol: use switchboard.v1.json or switchboard.v1.msgpack",
+            )
+        })
+}
+
+/// `GET /api/v1/ws`: authenticates, opens the engine session (so `hello`
+/// is ready), then upgrades.
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if state.is_draining() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "draining: connect to another node",
+        ));
+    }
+    let subject = subject_of(&req)?;
+    let codec = negotiate(&req)?;
+    let opened = match &subject {
+        Subject::Agent(agent) => state.engine.open_agent_session(agent).await?,
+        Subject::Customer(conversation) => state.engine.open_customer_session(conversation).await?,
+    };
+    let (response, ws, stream) =
+        actix_ws::handle_with_protocols(&req, body, &[codec.subprotocol()])
+            .map_err(|error| ApiError::new(ErrorCode::BadRequest, error.to_string()))?;
+    let stream = stream
+        .max_frame_size(MAX_FRAME_BYTES)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME_BYTES);
+    let state = state.into_inner();
+    let limits = state.limits.clone();
+    let quota = Quota::per_second(limits.commands_per_second).allow_burst(limits.command_burst);
+    let session = Session {
+        state,
+        subject,
+        codec,
+        ws,
+        limiter: RateLimiter::direct(quota),
+    };
+    actix_web::rt::spawn(session.run(opened, stream, limits));
+    Ok(response)
+}
+
+struct Session {
+    state: Arc<AppState>,
+    subject: Subject,
+    codec: Codec,
+    ws: actix_ws::Session,
+    limiter: DefaultDirectRateLimiter,
+}
+
+/// Why the loop ended: send this close, or nothing if the socket is gone.
+type Ending = Option<CloseReason>;
+
+impl Session {
+    async fn run(
+        mut self,
+        opened: switchboard_engine::Session,
+        mut stream: actix_ws::AggregatedMessageStream,
+        limits: SessionLimits,
+    ) {
+        let mut events = opened.events;
+        if self.send(&ServerFrame::Hello(opened.hello)).await.is_err() {
+            return;
+        }
+        for frame in &opened.followups {
+            if self.send(frame).await.is_err() {
+                return;
+            }
+        }
+        let mut drain = self.state.drain_signal();
+        let mut heartbeat = tokio::time::interval(limits.ping_interval);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let ending: Ending = loop {
+            tokio::select! {
+                incoming = stream.recv() => {
+                    last_heard = Instant::now();
+                    match incoming {
+                        None => break None,
+                        Some(Err(error)) => break Some(CloseReason {
+                            code: CloseCode::Protocol,
+                            description: Some(error.to_string()),
+                        }),
+                        Some(Ok(AggregatedMessage::Text(text))) => {
+                            if let Some(ending) = self.command(text.as_bytes()).await { break ending; }
+                        }
+                        Some(Ok(AggregatedMessage::Binary(bytes))) => {
+                            if let Some(ending) = self.command(&bytes).await { break ending; }
+                        }
+                        Some(Ok(AggregatedMessage::Ping(payload))) => {
+                            if self.ws.pong(&payload).await.is_err() { break None; }
+                        }
+                        Some(Ok(AggregatedMessage::Pong(_))) => {}
+                        Some(Ok(AggregatedMessage::Close(reason))) => break reason,
+                    }
+                }
+                frame = events.frames.recv() => match frame {
+                    Some(frame) => if self.send(&frame).await.is_err() { break None; },
+                    None => break Some(CloseReason {
+                        code: CloseCode::Again,
+                        description: Some("too far behind: reconnect and resume".into()),
+                    }),
+                },
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() > limits.client_timeout {
+                        break Some(CloseReason {
+                            code: CloseCode::Policy,
+                            description: Some("no answer to pings".into()),
+                        });
+                    }
+                    if self.ws.ping(b"").await.is_err() { break None; }
+                }
+                _ = drain.changed() => {
+                    let after_ms = 250 + rand::random::<u64>() % 1750;
+                    let _ = self.send(&ServerFrame::Reconnect(Reconnect { after_ms })).await;
+                    break Some(CloseReason {
+                        code: CloseCode::Restart,
+                        description: Some("node draining: reconnect to another node".into()),
+                    });
+                }
+            }
+        };
+        drop(events);
+        if let Some(reason) = ending {
+            let _ = self.ws.close(Some(reason)).await;
+        }
+    }
+
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), actix_ws::Closed> {
+        match self.codec.encode(frame) {
+            Ok(Encoded::Text(text)) => self.ws.text(text).await,
+            Ok(Encoded::Binary(bytes)) => self.ws.binary(bytes).await,
+            Err(error) => {
+                tracing::error!(%error, "could not encode a frame");
+                Ok(())
+            }
+        }
+    }
+
+    async fn send_error(
+        &mut self,
+        request_id: Option<String>,
+        code: ErrorCode,
+        message: String,
+    ) -> Result<(), actix_ws::Closed> {
+        metrics::counter!("switchboard_command_errors_total", "code" => code.as_str()).increment(1);
+        self.send(&ServerFrame::Error(ErrorFrame {
+            request_id,
+            code,
+            message,
+        }))
+        .await
+    }
+
+    /// Handles one client frame. `Some(ending)` ends the session.
+    async fn command(&mut self, bytes: &[u8]) -> Option<Ending> {
+        let decoded = match &self.subject {
+            Subject::Agent(_) => self
+                .codec
+                .decode_command::<AgentCommand>(bytes)
+                .map(|(id, command)| (id, Command::Agent(command))),
+            Subject::Customer(_) => self
+                .codec
+                .decode_command::<CustomerCommand>(bytes)
+                .map(|(id, command)| (id, Command::Customer(command))),
+        };
+        let (request_id, command) = match decoded {
+            Ok(decoded) => decoded,
+            Err(DecodeError {
+                request_id,
+                message,
+            }) => {
+                let sent = self
+                    .send_error(request_id, ErrorCode::BadRequest, message)
+                    .await;
+                return sent.is_err().then_some(None);
+            }
+        };
+        if self.limiter.check().is_err() {
+            let sent = self
+                .send_error(
+                    Some(request_id),
+                    ErrorCode::RateLimited,
+                    "too many commands: slow down".into(),
+                )
+                .await;
+            return sent.is_err().then_some(None);
+        }
+        metrics::counter!("switchboard_commands_total", "type" => command.name()).increment(1);
+        let span = tracing::info_span!("command", kind = command.name(), %request_id);
+        let engine = &self.state.engine;
+        let result: Result<Outcome, EngineError> = async {
+            match (&self.subject, command) {
+                (Subject::Agent(agent), Command::Agent(command)) => {
+                    engine
+                        .agent_command(agent, request_id.clone(), command)
+                        .await
+                }
+                (Subject::Customer(conversation), Command::Customer(command)) => {
+                    engine
+                        .customer_command(conversation, request_id.clone(), command)
+                        .await
+                }
+                _ => Err(EngineError::Internal(
+                    "command does not match the token".into(),
+                )),
+            }
+        }
+        .instrument(span)
+        .await;
+        let sent = match result {
+            Ok(outcome) => self.reply(outcome).await,
+            Err(error) => self
+                .send_error(Some(request_id), error.code(), error.to_string())
+                .await
+                .map(|()| false),
+        };
+        match sent {
+            Err(_) => Some(None),
+            Ok(true) => Some(Some(CloseReason {
+                code: CloseCode::Normal,
+                description: Some("logged out".into()),
+            })),
+            Ok(false) => None,
+        }
+    }
+
+    /// Sends a command's replay (resume), then its ack. `Ok(true)` when the
+    /// session should end.
+    async fn reply(&mut self, outcome: Outcome) -> Result<bool, actix_ws::Closed> {
+        for message in outcome.replay {
+            self.send(&ServerFrame::Message((*message).clone())).await?;
+        }
+        self.send(&ServerFrame::Ack(outcome.ack)).await?;
+        Ok(outcome.close_session)
+    }
+}
+
+enum Command {
+    Agent(AgentCommand),
+    Customer(CustomerCommand),
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Agent(command) => command.name(),
+            Command::Customer(command) => command.name(),
+        }
+    }
+}
