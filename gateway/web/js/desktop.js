@@ -145,9 +145,12 @@ function renderState() {
   const select = $('state-select');
   const state = agentState ? agentState.state : 'idle';
   clear(select);
+  const rona = state === 'rona'; // only Available leads out of RONA
   select.append(el('option', { value: 'available' }, 'Available'));
-  for (const reason of idleReasons) select.append(el('option', { value: `idle:${reason.id}` }, `Idle · ${reason.label}`));
-  if (!idleReasons.length || (state === 'idle' && !agentState?.reason)) select.append(el('option', { value: 'idle:' }, 'Idle'));
+  for (const reason of idleReasons) {
+    select.append(el('option', { value: `idle:${reason.id}`, disabled: rona }, `Idle · ${reason.label}`));
+  }
+  if (!idleReasons.length || (state === 'idle' && !agentState?.reason)) select.append(el('option', { value: 'idle:', disabled: rona }, 'Idle'));
   if (state === 'rona') select.append(el('option', { value: 'rona', disabled: true }, 'Missed request (RONA)'));
   select.value = state === 'idle' ? `idle:${agentState?.reason || ''}` : state;
   if (select.selectedIndex < 0) select.value = 'idle:';

@@ -66,18 +66,22 @@ function render(stats) {
       el('div.tile-label', {}, STATE_LABEL[state]),
       el('div.tile-value', { dataset: { state } }, String(counts[state] ?? 0)))));
 
-  clear($('queues-table').tBodies[0]).append(...stats.queues.map((q) =>
-    el('tr', { dataset: { queue: q.id } },
+  clear($('queues-table').tBodies[0]).append(...stats.queues.map((q) => {
+    const cells = [
+      ['waiting', String(q.waiting), q.waiting > 0],
+      ['longest_wait', formatDuration(q.longest_wait_s)],
+      ['service_level', percent(q.service_level_pct)],
+      ['asa', seconds(q.average_speed_of_answer_s)],
+      ['offered', String(q.offered)],
+      ['accepted', String(q.accepted)],
+      ['abandoned', String(q.abandoned)],
+      ['rona', String(q.rona), q.rona > 0],
+      ['available_agents', String(q.available_agents)],
+    ];
+    return el('tr', { dataset: { queue: q.id } },
       el('th', { scope: 'row' }, q.name),
-      el(`td${q.waiting > 0 ? '.warn-cell' : ''}`, {}, String(q.waiting)),
-      el('td', {}, formatDuration(q.longest_wait_s)),
-      el('td', {}, percent(q.service_level_pct)),
-      el('td', {}, seconds(q.average_speed_of_answer_s)),
-      el('td', {}, String(q.offered)),
-      el('td', {}, String(q.accepted)),
-      el('td', {}, String(q.abandoned)),
-      el(`td${q.rona > 0 ? '.warn-cell' : ''}`, {}, String(q.rona)),
-      el('td', {}, String(q.available_agents)))));
+      ...cells.map(([col, text, warn]) => el(`td${warn ? '.warn-cell' : ''}`, { dataset: { col } }, text)));
+  }));
 
   clear($('agents-table').tBodies[0]).append(...(stats.agents || []).map((a) => {
     const pct = a.max_chats ? Math.min(100, (a.active_chats / a.max_chats) * 100) : 0;
