@@ -76,19 +76,22 @@ impl Running {
     }
 }
 
-/// Options that are not configuration: how many HTTP workers, how sessions
-/// are paced.
+/// Options that are not configuration: how many HTTP workers, and the
+/// session heartbeat (tests shorten it).
 #[derive(Clone, Debug)]
 pub struct StartOptions {
     pub workers: usize,
-    pub limits: SessionLimits,
+    pub ping_interval: std::time::Duration,
+    pub client_timeout: std::time::Duration,
 }
 
 impl Default for StartOptions {
     fn default() -> Self {
+        let limits = SessionLimits::default();
         Self {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            limits: SessionLimits::default(),
+            ping_interval: limits.ping_interval,
+            client_timeout: limits.client_timeout,
         }
     }
 }
@@ -103,7 +106,12 @@ pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, Star
         credentials: Credentials::from_settings(settings)?,
         signer: TokenSigner::from_settings(settings),
         metrics: observability::metrics(),
-        limits: options.limits,
+        limits: SessionLimits {
+            commands_per_second: settings.limits.commands_per_second,
+            command_burst: settings.limits.command_burst,
+            ping_interval: options.ping_interval,
+            client_timeout: options.client_timeout,
+        },
         drain,
     });
     let shared = state.clone();

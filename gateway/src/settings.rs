@@ -136,6 +136,11 @@ pub struct RoutingSettings {
 #[derive(Clone, Debug)]
 pub struct LimitSettings {
     pub max_message_chars: usize,
+    /// Sustained WebSocket commands per second per session before
+    /// `rate_limited`.
+    pub commands_per_second: std::num::NonZeroU32,
+    /// Commands a session may send in a burst above that rate.
+    pub command_burst: std::num::NonZeroU32,
 }
 
 #[derive(Clone, Debug)]
@@ -452,6 +457,8 @@ struct RawRouting {
 #[serde(deny_unknown_fields, expecting = "a [limits] table")]
 struct RawLimits {
     max_message_chars: Option<u64>,
+    commands_per_second: Option<u64>,
+    command_burst: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -695,7 +702,17 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             auto_wrap_up: Duration::from_millis(auto_wrap_up_ms),
             default_max_chats,
         },
-        limits: LimitSettings { max_message_chars },
+        limits: LimitSettings {
+            max_message_chars,
+            commands_per_second: positive_u32(
+                "limits.commands_per_second",
+                raw.limits.commands_per_second.unwrap_or(50),
+            )?,
+            command_burst: positive_u32(
+                "limits.command_burst",
+                raw.limits.command_burst.unwrap_or(200),
+            )?,
+        },
         stats: StatsSettings {
             service_level: Duration::from_secs(service_level_s),
         },
@@ -967,6 +984,13 @@ fn required_text(
         return Err(SettingsError::invalid(key, "must not be empty"));
     }
     Ok(text)
+}
+
+fn positive_u32(key: &str, value: u64) -> Result<std::num::NonZeroU32, SettingsError> {
+    let value = u32::try_from(positive(key, value)?)
+        .map_err(|_| SettingsError::invalid(key, "too large"))?;
+    std::num::NonZeroU32::new(value)
+        .ok_or_else(|| SettingsError::invalid(key, "must be greater than 0"))
 }
 
 fn positive(key: &str, value: u64) -> Result<u64, SettingsError> {
