@@ -1,0 +1,7 @@
+//! Integration tests: each starts a real node on a free loopback port and
+//! drives it over HTTP and real WebSocket connections, in both
+//! subprotocols. One test binary, one module per area.
+
+mod support;
+
+mod flow;

@@ -1,0 +1,456 @@
+//! Test harness: a real node on a free loopback port (in this process, its
+//! own actix System), and WebSocket clients that speak either subprotocol.
+//! Every wait is bounded; nothing sleeps to wait for what can be awaited.
+
+use actix_web::web::Bytes;
+use awc::ws;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::Duration;
+use switchboard_gateway::app::{self, Running, StartOptions};
+use switchboard_gateway::settings::Settings;
+use switchboard_proto::codec::{Codec, Encoded};
+
+/// How long any single wait may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+[routing]
+rona_timeout_ms = 30000
+auto_wrap_up_ms = 60000
+default_max_chats = 2
+[limits]
+max_message_chars = 200
+commands_per_second = 1000
+command_burst = 1000
+[stats]
+service_level_s = 20
+[auth]
+token_secret = "test-secret-test-secret-test-secret-0123"
+token_ttl_s = 3600
+
+[[queues]]
+id = "sales"
+name = "Sales"
+[[queues]]
+id = "support"
+name = "Support"
+
+[[agents]]
+id = "alice"
+name = "Alice Martin"
+username = "alice"
+password = "pw-alice"
+queues = ["sales", "support"]
+[[agents]]
+id = "bob"
+name = "Bob Chen"
+username = "bob"
+password = "pw-bob"
+queues = ["sales"]
+[[agents]]
+id = "carol"
+name = "Carol Diaz"
+username = "carol"
+password = "pw-carol"
+queues = ["support"]
+[[agents]]
+id = "dave"
+name = "Dave Okafor"
+username = "dave"
+password = "pw-dave"
+queues = ["sales"]
+max_chats = 1
+[[agents]]
+id = "sam"
+name = "Sam Rivera"
+username = "sam"
+password = "pw-sam"
+queues = ["support"]
+roles = ["agent", "supervisor"]
+
+[[wrap_up_reasons]]
+id = "resolved"
+label = "Resolved"
+[[wrap_up_reasons]]
+id = "follow_up"
+label = "Needs follow-up"
+[[wrap_up_reasons]]
+id = "no_response"
+label = "No response from customer"
+[wrap_up]
+default_reason = "no_response"
+
+[[idle_reasons]]
+id = "break"
+label = "Break"
+[[idle_reasons]]
+id = "lunch"
+label = "Lunch"
+
+[[templates]]
+id = "greeting"
+name = "Greeting"
+text = "Hello <customerName>, I'm <agentName> from <queueName>."
+[[templates]]
+id = "order"
+name = "Order status"
+text = "Order <orderId> for <customerName> is on its way."
+"#;
+
+/// A running node and an HTTP client for it.
+pub struct Node {
+    pub base: String,
+    pub running: Running,
+    http: awc::Client,
+}
+
+impl Node {
+    /// A node with the test config; `env` overrides keys the way
+    /// `SWITCHBOARD__ROUTING__RONA_TIMEOUT_MS` does.
+    pub async fn start(env: &[(&str, &str)]) -> Node {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        let settings = Settings::from_toml_str(CONFIG, env).expect("test config is valid");
+        let options = StartOptions {
+            workers: 1,
+            ..StartOptions::default()
+        };
+        let running = app::start(&settings, options).expect("node starts");
+        Node {
+            base: format!("http://{}", running.addr),
+            running,
+            http: awc::Client::builder().timeout(WAIT).finish(),
+        }
+    }
+
+    /// A node whose offers expire after `rona_ms` (RONA tests).
+    pub async fn with_rona(rona_ms: u64) -> Node {
+        let rona = rona_ms.to_string();
+        Node::start(&[("SWITCHBOARD__ROUTING__RONA_TIMEOUT_MS", rona.as_str())]).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.get(format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request.send().await.expect("GET answers");
+        let body = response.body().limit(16 * 1024 * 1024).await.expect("body");
+        (response.status().as_u16(), parse(&body))
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let mut response = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .send_json(body)
+            .await
+            .expect("POST answers");
+        let body = response.body().await.expect("body");
+        (response.status().as_u16(), parse(&body))
+    }
+
+    pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
+        let mut response = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body)
+            .await
+            .expect("POST answers");
+        let body = response.body().await.expect("body");
+        (response.status().as_u16(), parse(&body))
+    }
+
+    /// Logs in `username` (password `pw-<username>`); returns the token.
+    pub async fn login(&self, username: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/agent/login",
+                &json!({"username": username, "password": format!("pw-{username}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "login {username}: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Logs in and connects an agent.
+    pub async fn agent(&self, username: &str, codec: Codec) -> Client {
+        let token = self.login(username).await;
+        Client::connect(self, &token, codec).await
+    }
+
+    /// Logs in, connects and sets the agent available.
+    pub async fn available_agent(&self, username: &str, codec: Codec) -> Client {
+        let mut agent = self.agent(username, codec).await;
+        agent
+            .ok(json!({"type": "set_state", "state": "available"}))
+            .await;
+        agent
+    }
+
+    /// Starts a chat; returns (conversation id, customer token).
+    pub async fn start_chat(&self, queue: &str, name: &str, text: &str) -> (String, String) {
+        let (status, body) = self
+            .post(
+                "/api/v1/chats",
+                &json!({"queue": queue, "customer": {"name": name, "email": "c@example.com"}, "message": text}),
+            )
+            .await;
+        assert_eq!(status, 201, "start chat: {body}");
+        (
+            body["conversation_id"].as_str().expect("id").to_owned(),
+            body["token"].as_str().expect("token").to_owned(),
+        )
+    }
+
+    /// Starts a chat and connects its customer.
+    pub async fn customer(
+        &self,
+        queue: &str,
+        name: &str,
+        text: &str,
+        codec: Codec,
+    ) -> (String, Client) {
+        let (id, token) = self.start_chat(queue, name, text).await;
+        (id, Client::connect(self, &token, codec).await)
+    }
+
+    /// A conversation's record as a supervisor sees it.
+    pub async fn record(&self, conversation: &str) -> Value {
+        let token = self.login("sam").await;
+        let (status, body) = self
+            .get(
+                &format!("/api/v1/conversations/{conversation}"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(status, 200, "record: {body}");
+        body
+    }
+}
+
+fn parse(body: &Bytes) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+type Socket = actix_codec::Framed<awc::BoxedSocket, ws::Codec>;
+
+/// One WebSocket client. Frames that a wait did not ask for are kept, in
+/// order, for later waits.
+pub struct Client {
+    socket: Socket,
+    codec: Codec,
+    buffered: VecDeque<Value>,
+    next_request: u64,
+    pub hello: Value,
+}
+
+impl Client {
+    pub async fn connect(node: &Node, token: &str, codec: Codec) -> Client {
+        Self::try_connect(node, token, codec)
+            .await
+            .expect("websocket connects")
+    }
+
+    pub async fn try_connect(node: &Node, token: &str, codec: Codec) -> Result<Client, String> {
+        let url = format!(
+            "{}/api/v1/ws?token={token}",
+            node.base.replacen("http", "ws", 1)
+        );
+        let connecting = awc::Client::builder()
+            .timeout(WAIT)
+            .finish()
+            .ws(url)
+            .protocols([codec.subprotocol()])
+            .max_frame_size(4 * 1024 * 1024)
+            .connect();
+        let (response, socket) = connecting.await.map_err(|error| error.to_string())?;
+        let chosen = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(chosen.as_deref(), Some(codec.subprotocol()));
+        let mut client = Client {
+            socket,
+            codec,
+            buffered: VecDeque::new(),
+            next_request: 0,
+            hello: Value::Null,
+        };
+        client.hello = client.event("hello").await;
+        Ok(client)
+    }
+
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
+        let frame = match self.codec {
+            Codec::Json => ws::Message::Text(String::from_utf8_lossy(&bytes).into_owned().into()),
+            Codec::MsgPack => ws::Message::Binary(bytes.into()),
+        };
+        self.socket.send(frame).await.expect("send frame");
+    }
+
+    pub async fn send_value(&mut self, value: &Value) {
+        let bytes = match self.codec.encode(value).expect("encode") {
+            Encoded::Text(text) => text.into_bytes(),
+            Encoded::Binary(bytes) => bytes,
+        };
+        self.send_bytes(bytes).await;
+    }
+
+    /// The next frame from the socket (answering pings), or `None` when the
+    /// server closed it.
+    async fn next_frame(&mut self) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no frame within {WAIT:?}; buffered: {:?}", self.buffered)
+                });
+            match frame? {
+                Ok(ws::Frame::Text(bytes)) | Ok(ws::Frame::Binary(bytes)) => {
+                    return Some(
+                        self.codec
+                            .decode_value(&bytes)
+                            .expect("server frame decodes"),
+                    );
+                }
+                Ok(ws::Frame::Ping(payload)) => {
+                    let _ = self.socket.send(ws::Message::Pong(payload)).await;
+                }
+                Ok(ws::Frame::Close(_)) => return None,
+                Ok(_) => {}
+                Err(error) => panic!("websocket error: {error}"),
+            }
+        }
+    }
+
+    /// Sends a command (adding a request id) and returns its one reply,
+    /// `ack` or `error`.
+    pub async fn request(&mut self, mut command: Value) -> Value {
+        self.next_request += 1;
+        let request_id = format!("r{}", self.next_request);
+        command["request_id"] = json!(request_id);
+        self.send_value(&command).await;
+        self.reply_to(&request_id).await
+    }
+
+    pub async fn reply_to(&mut self, request_id: &str) -> Value {
+        self.take_where(|frame| {
+            matches!(frame["type"].as_str(), Some("ack") | Some("error"))
+                && frame["request_id"] == request_id
+        })
+        .await
+    }
+
+    /// Sends a command that must succeed; returns the ack.
+    pub async fn ok(&mut self, command: Value) -> Value {
+        let reply = self.request(command.clone()).await;
+        assert_eq!(reply["type"], "ack", "{command} -> {reply}");
+        reply
+    }
+
+    /// Sends a command that must fail with `code`; returns the error.
+    pub async fn fails(&mut self, command: Value, code: &str) -> Value {
+        let reply = self.request(command.clone()).await;
+        assert_eq!(reply["type"], "error", "{command} -> {reply}");
+        assert_eq!(reply["code"], code, "{command} -> {reply}");
+        reply
+    }
+
+    /// The next event of type `kind`.
+    pub async fn event(&mut self, kind: &str) -> Value {
+        self.take_where(|frame| frame["type"] == kind).await
+    }
+
+    /// The next event of type `kind` matching `wanted`.
+    pub async fn event_where(&mut self, kind: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.take_where(|frame| frame["type"] == kind && wanted(frame))
+            .await
+    }
+
+    /// The next `message` event with this text.
+    pub async fn message(&mut self, text: &str) -> Value {
+        self.event_where("message", |frame| frame["text"] == text)
+            .await
+    }
+
+    /// The next `conversation` event in `state`.
+    pub async fn conversation_state(&mut self, state: &str) -> Value {
+        self.event_where("conversation", |frame| frame["state"] == state)
+            .await
+    }
+
+    async fn take_where(&mut self, wanted: impl Fn(&Value) -> bool) -> Value {
+        if let Some(index) = self.buffered.iter().position(&wanted) {
+            return self.buffered.remove(index).expect("index exists");
+        }
+        loop {
+            match self.next_frame().await {
+                Some(frame) if wanted(&frame) => return frame,
+                Some(frame) => self.buffered.push_back(frame),
+                None => panic!("socket closed; buffered: {:?}", self.buffered),
+            }
+        }
+    }
+
+    /// Asserts that no event of `kind` arrived before a round trip to the
+    /// server completes (the server answers commands in order, and events
+    /// published before are already in the socket). The round trip is an
+    /// unknown command: its `bad_request` changes nothing.
+    pub async fn assert_no_event(&mut self, kind: &str) {
+        self.fails(json!({"type": "round_trip_probe"}), "bad_request")
+            .await;
+        assert!(
+            !self.buffered.iter().any(|frame| frame["type"] == kind),
+            "unexpected {kind}: {:?}",
+            self.buffered
+        );
+    }
+
+    /// Frames received but not yet taken.
+    pub fn pending(&self) -> &VecDeque<Value> {
+        &self.buffered
+    }
+
+    /// Waits until the server closes the socket; returns frames seen.
+    pub async fn closed(&mut self) -> Vec<Value> {
+        let mut seen = Vec::new();
+        while let Some(frame) = self.next_frame().await {
+            seen.push(frame);
+        }
+        seen
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.send(ws::Message::Close(None)).await;
+    }
+}
+
+/// Runs one scenario once per subprotocol, so JSON and MessagePack are held
+/// to the same behaviour.
+#[macro_export]
+macro_rules! both_codecs {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                use switchboard_proto::codec::Codec;
+                #[actix_rt::test]
+                async fn json() {
+                    super::$name(Codec::Json).await;
+                }
+                #[actix_rt::test]
+                async fn msgpack() {
+                    super::$name(Codec::MsgPack).await;
+                }
+            }
+        )*
+    };
+}
