@@ -1107,6 +1107,18 @@ default_reason = "done"
     }
 
     #[test]
+    fn example_config_in_deploy_validates() {
+        let example = include_str!("../../deploy/switchboard.example.toml");
+        let settings = match Settings::from_toml_str(example, NO_ENV) {
+            Ok(settings) => settings,
+            Err(error) => panic!("deploy/switchboard.example.toml must validate: {error}"),
+        };
+        assert_eq!(settings.queues.len(), 2);
+        // The example shows argon2 hashes, not plain passwords.
+        assert!(settings.warnings().iter().all(|w| !w.contains("plain")));
+    }
+
+    #[test]
     fn demo_config_loads_and_validates() {
         let settings = demo();
         assert!(settings.is_demo());
