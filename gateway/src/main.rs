@@ -64,7 +64,11 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
-    observability::init_logging(settings.telemetry.log_format);
+    let _telemetry = observability::init(
+        settings.telemetry.log_format,
+        settings.telemetry.otlp_endpoint.as_deref(),
+        settings.server.node_id.as_str(),
+    )?;
     let mode = match &settings.cluster.redis_url {
         None => "embedded",
         Some(_) => "cluster",

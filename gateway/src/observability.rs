@@ -70,12 +70,72 @@ fn describe() {
     );
 }
 
-/// Logs to stdout, text or JSON, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat) {
+/// Keeps the trace exporter alive; flushes it when dropped (at exit).
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            if let Err(error) = provider.shutdown() {
+                eprintln!("trace export did not flush: {error}");
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("telemetry.otlp_endpoint: {0}")]
+    Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
+}
+
+/// Logs to stdout, text or JSON, filtered by `RUST_LOG` (default `info`);
+/// with an OTLP endpoint, spans are also exported (OTLP over HTTP, batched
+/// on the exporter's own thread) as service `switchboard`.
+pub fn init(
+    format: LogFormat,
+    otlp_endpoint: Option<&str>,
+    node_id: &str,
+) -> Result<Telemetry, TelemetryError> {
+    use opentelemetry::trace::TracerProvider;
+    use opentelemetry_otlp::WithExportConfig;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+    let logs = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().boxed(),
     };
+    let (traces, provider) = match otlp_endpoint {
+        None => (None, None),
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+                .build()?;
+            let resource = opentelemetry_sdk::Resource::builder()
+                .with_service_name("switchboard")
+                .with_attribute(opentelemetry::KeyValue::new(
+                    "service.instance.id",
+                    node_id.to_owned(),
+                ))
+                .build();
+            let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(resource)
+                .build();
+            let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("switchboard"));
+            (Some(layer), Some(provider))
+        }
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces)
+        .try_init();
+    Ok(Telemetry { provider })
 }
