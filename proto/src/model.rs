@@ -46,7 +46,10 @@ pub enum ConversationState {
 impl ConversationState {
     /// Closed and abandoned conversations change no more.
     pub fn is_final(self) -> bool {
-        matches!(self, ConversationState::Closed | ConversationState::Abandoned)
+        matches!(
+            self,
+            ConversationState::Closed | ConversationState::Abandoned
+        )
     }
 }
 
@@ -229,8 +232,13 @@ pub struct RoutingDecision {
     pub queue: QueueId,
     pub rule: String,
     pub chosen: AgentId,
+    /// How many agents were eligible.
+    pub eligible: u32,
+    /// The best eligible agents, best first (at most a few).
     pub candidates: Vec<RoutingCandidate>,
-    /// Agents serving the queue that were not eligible, and why.
+    /// How many agents serving the queue were not eligible.
+    pub excluded_count: u32,
+    /// Some of them (at most a few), and why.
     pub excluded: Vec<RoutingExclusion>,
 }
 

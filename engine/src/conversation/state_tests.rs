@@ -26,7 +26,9 @@ fn routing(chosen: &str) -> RoutingDecision {
         queue: QueueId::new("sales"),
         rule: "test".into(),
         chosen: AgentId::new(chosen),
+        eligible: 1,
         candidates: Vec::new(),
+        excluded_count: 0,
         excluded: Vec::new(),
     }
 }

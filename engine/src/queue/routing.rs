@@ -10,6 +10,11 @@ use switchboard_proto::{AgentId, QueueId, Timestamp};
 
 pub const RULE: &str = "available with a free slot; fewest active chats, then longest available";
 
+/// Candidates and exclusions a decision records: enough to explain it,
+/// bounded so that a queue with thousands of agents routes in linear time.
+pub const RECORDED_CANDIDATES: usize = 5;
+pub const RECORDED_EXCLUSIONS: usize = 10;
+
 /// The queue's view of one agent, as last reported by the agent (plus
 /// reservations this queue has in flight, counted in `load`).
 #[derive(Clone, Debug, PartialEq)]
@@ -34,28 +39,41 @@ impl AgentView {
     }
 }
 
-/// Ranks the agents; `None` when nobody is eligible.
+/// Ranks the agents; `None` when nobody is eligible. Linear in the number
+/// of agents: only the best few are sorted and recorded.
 pub fn decide<'a>(
     queue: &QueueId,
     agents: impl IntoIterator<Item = &'a AgentView>,
 ) -> Option<RoutingDecision> {
     let mut eligible: Vec<&AgentView> = Vec::new();
     let mut excluded: Vec<RoutingExclusion> = Vec::new();
+    let mut excluded_count = 0u32;
     for agent in agents {
         match agent.exclusion() {
             None => eligible.push(agent),
-            Some(why) => excluded.push(RoutingExclusion {
-                agent: agent.id.clone(),
-                why: why.to_owned(),
-            }),
+            Some(why) => {
+                excluded_count += 1;
+                if excluded.len() < RECORDED_EXCLUSIONS {
+                    excluded.push(RoutingExclusion {
+                        agent: agent.id.clone(),
+                        why: why.to_owned(),
+                    });
+                }
+            }
         }
     }
-    eligible.sort_by(|a, b| {
+    let rank = |a: &&AgentView, b: &&AgentView| {
         a.load
             .cmp(&b.load)
             .then(a.available_since.cmp(&b.available_since))
             .then(a.id.cmp(&b.id))
-    });
+    };
+    let eligible_count = eligible.len() as u32;
+    if eligible.len() > RECORDED_CANDIDATES {
+        eligible.select_nth_unstable_by(RECORDED_CANDIDATES - 1, rank);
+        eligible.truncate(RECORDED_CANDIDATES);
+    }
+    eligible.sort_by(rank);
     let chosen = eligible.first()?.id.clone();
     excluded.sort_by(|a, b| a.agent.cmp(&b.agent));
     let candidates = eligible
@@ -73,7 +91,9 @@ pub fn decide<'a>(
         queue: queue.clone(),
         rule: RULE.to_owned(),
         chosen,
+        eligible: eligible_count,
         candidates,
+        excluded_count,
         excluded,
     })
 }
@@ -125,5 +145,33 @@ mod tests {
         let decision = decide(&QueueId::new("q"), &with_one).unwrap();
         assert_eq!(decision.chosen, AgentId::new("ok"));
         assert_eq!(decision.excluded[0].why, "idle");
+    }
+
+    #[test]
+    fn decision_records_the_best_few_of_many_agents() {
+        let agents: Vec<AgentView> = (0..50)
+            .map(|n| {
+                view(
+                    &format!("a{n:02}"),
+                    AgentState::Available,
+                    (n % 2) as u32,
+                    100 - n,
+                )
+            })
+            .chain((0..20).map(|n| view(&format!("i{n:02}"), AgentState::Idle, 0, 0)))
+            .collect();
+        let decision = decide(&QueueId::new("q"), &agents).unwrap();
+        assert_eq!(decision.eligible, 50);
+        assert_eq!(decision.candidates.len(), RECORDED_CANDIDATES);
+        assert_eq!(decision.excluded_count, 20);
+        assert_eq!(decision.excluded.len(), RECORDED_EXCLUSIONS);
+        // Load 0 first (even n), then longest available (largest n first).
+        let order: Vec<_> = decision
+            .candidates
+            .iter()
+            .map(|c| c.agent.as_str())
+            .collect();
+        assert_eq!(order, ["a48", "a46", "a44", "a42", "a40"]);
+        assert_eq!(decision.chosen, AgentId::new("a48"));
     }
 }
