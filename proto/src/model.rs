@@ -254,7 +254,7 @@ pub struct RoutingCandidate {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RoutingExclusion {
     pub agent: AgentId,
-    /// `idle`, `rona`, `no_free_slot`, `offer_pending` or `offline`.
+    /// `idle`, `rona` or `no_free_slot`.
     pub why: String,
 }
 
