@@ -225,6 +225,8 @@ impl Session {
 
     /// Handles one client frame. `Some(ending)` ends the session.
     async fn command(&mut self, bytes: &[u8]) -> Option<Ending> {
+        // Every frame counts against the rate, malformed ones too.
+        let limited = self.limiter.check().is_err();
         let decoded = match &self.subject {
             Subject::Agent(_) => self
                 .codec
@@ -235,28 +237,30 @@ impl Session {
                 .decode_command::<CustomerCommand>(bytes)
                 .map(|(id, command)| (id, Command::Customer(command))),
         };
-        let (request_id, command) = match decoded {
-            Ok(decoded) => decoded,
-            Err(DecodeError {
-                request_id,
-                message,
-            }) => {
-                let sent = self
-                    .send_error(request_id, ErrorCode::BadRequest, message)
-                    .await;
-                return sent.is_err().then_some(None);
-            }
-        };
-        if self.limiter.check().is_err() {
+        if limited {
+            let request_id = match &decoded {
+                Ok((request_id, _)) => Some(request_id.clone()),
+                Err(error) => error.request_id.clone(),
+            };
             let sent = self
                 .send_error(
-                    Some(request_id),
+                    request_id,
                     ErrorCode::RateLimited,
                     "too many commands: slow down".into(),
                 )
                 .await;
             return sent.is_err().then_some(None);
         }
+        let (request_id, command) = match decoded {
+            Ok(decoded) => decoded,
+            Err(DecodeError {
+                request_id,
+                message,
+            }) => {
+                let sent = self.send_error(request_id, ErrorCode::BadRequest, message).await;
+                return sent.is_err().then_some(None);
+            }
+        };
         metrics::counter!("switchboard_commands_total", "type" => command.name()).increment(1);
         let span = tracing::info_span!("command", kind = command.name(), %request_id);
         let engine = &self.state.engine;
