@@ -179,7 +179,7 @@ describe('agent desktop and chat widget', () => {
   test('reload mid-chat: both sides come back with the same thread, nothing twice', async () => {
     const agentBefore = await seqs(pane().locator('.thread'));
     const customerBefore = await seqs(widget(customer).locator('.thread'));
-    assert.ok(agentBefore.length >= 8);
+    assert.ok(agentBefore.length >= 7, `only ${agentBefore.length} messages before the reload`);
 
     await alice.reload();
     await alice.locator('#connection', { hasText: 'Connected' }).waitFor();
@@ -301,7 +301,7 @@ describe('agent desktop and chat widget', () => {
     assert.match(await countdown.textContent(), /Auto wrap-up in \d+:\d\d/);
     await textChanges(countdown, await countdown.textContent());
     await wrap.getByRole('searchbox').fill('resol');
-    await wrap.getByRole('radio', { name: 'Resolved' }).waitFor();
+    await wrap.getByRole('radio', { name: 'Follow-up needed' }).waitFor({ state: 'detached' });
     assert.equal(await wrap.getByRole('radio').count(), 1);
     await wrap.getByRole('radio', { name: 'Resolved' }).check();
     await wrap.getByLabel('Wrap-up notes').fill('Order located, shipping tomorrow.');

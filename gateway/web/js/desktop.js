@@ -445,7 +445,12 @@ class Conv {
       fetchReasons: (q) => rest(`/wrapup-reasons${q ? `?q=${encodeURIComponent(q)}` : ''}`),
       autoAt: this.wrapUp?.autoAt,
       onSubmit: async (reason, notes) => {
-        await client.request('wrap_up', { conversation_id: this.id, reason, ...(notes ? { notes } : {}) });
+        this.submitting = true;
+        try {
+          await client.request('wrap_up', { conversation_id: this.id, reason, ...(notes ? { notes } : {}) });
+        } finally {
+          this.submitting = false;
+        }
         notify(`Chat with ${this.customer.name} wrapped up.`, 'info');
         removeConversation(this.id);
       },
@@ -483,6 +488,9 @@ function ensureConversation(summary, offer) {
 function onConversation(summary) {
   const conv = convs.get(summary.conversation_id);
   if (['closed', 'abandoned'].includes(summary.state)) {
+    if (conv && conv.wrapUp && !conv.submitting) {
+      notify(`The chat with ${conv.customer.name} was wrapped up automatically.`, 'info');
+    }
     if (conv) removeConversation(conv.id);
     dropOffer(summary.conversation_id);
     return;
