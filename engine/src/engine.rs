@@ -169,10 +169,12 @@ impl Engine {
             now,
         )?;
         let shared = self.inner.clone();
-        let addr = ConversationActor::start_in_arbiter(self.inner.directory.arbiter(), move |_| {
-            ConversationActor::new(state, opening, shared)
+        let directory = &self.inner.directory;
+        directory.start_conversation(id.clone(), || {
+            ConversationActor::start_in_arbiter(directory.arbiter(), move |_| {
+                ConversationActor::new(state, opening, shared)
+            })
         });
-        self.inner.directory.add_conversation(id.clone(), addr);
         tracing::info!(conversation_id = %id, queue_id = %queue_id, "chat started");
         Ok(StartedChat {
             conversation_id: id,

@@ -150,6 +150,21 @@ impl Directory {
         self.conversations.write().insert(id, ActorRef::new(addr));
     }
 
+    /// Starts a conversation's actor and lists it under one lock, so the
+    /// actor is found by id from its first moment: its opening effects
+    /// (enqueue, then an offer reserved for it) may reach other actors
+    /// before `start` has even returned here.
+    pub fn start_conversation(
+        &self,
+        id: ConversationId,
+        start: impl FnOnce() -> Addr<ConversationActor>,
+    ) -> ActorRef<ConversationActor> {
+        let mut conversations = self.conversations.write();
+        let actor = ActorRef::new(start());
+        conversations.insert(id, actor.clone());
+        actor
+    }
+
     pub fn remove_conversation(&self, id: &ConversationId) {
         self.conversations.write().remove(id);
     }
