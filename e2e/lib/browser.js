@@ -1,7 +1,7 @@
 // Debian's Chromium, headless, driven by playwright-core (no downloaded browser).
 
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ARTIFACTS } from './server.js';
 
@@ -41,6 +41,7 @@ export async function openPage(browser, url, { viewport = { width: 1360, height:
 /** shot(page, 'popover') -> target/e2e-artifacts/<suite>/<nn>-popover.png */
 export function screenshots(suite) {
   const dir = join(ARTIFACTS, suite);
+  rmSync(dir, { recursive: true, force: true }); // only this run's pictures
   mkdirSync(dir, { recursive: true });
   let n = 0;
   return (page, name) => {

@@ -77,7 +77,7 @@ describe('agent desktop and chat widget', () => {
     const banner = alice.locator('#rona-banner');
     await banner.waitFor();
     assert.match(await banner.textContent(), /missed a chat request/i);
-    await alice.locator('.toast', { hasText: 'not accepted in time' }).waitFor();
+    await alice.locator('.toast', { hasText: 'did not accept the request' }).waitFor();
     assert.equal(await alice.evaluate(() => document.body.dataset.agentState), 'rona');
     await shot(alice, 'rona-banner');
     await banner.getByRole('button', { name: 'Set Available' }).click();

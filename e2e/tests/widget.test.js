@@ -84,6 +84,36 @@ describe('chat widget', () => {
     await shot(phone, 'phone-resumed');
   });
 
+  test('two chats at once: each row has its own timer, and an unread mark until opened', async () => {
+    const second = await openPage(browser, `${server.url}/demo`);
+    await startChat(second, { name: 'Alan Turing', question: 'Can I change my delivery address?' });
+    await agent.locator('.offer').getByRole('button', { name: 'Accept' }).click();
+    await agent.locator('#pane .pane-title', { hasText: 'Alan Turing' }).waitFor();
+    assert.equal(await agent.locator('.conv-item').count(), 2);
+    assert.equal(await agent.locator('#slots').textContent(), '2 / 3');
+
+    const graceRow = agent.locator('.conv-item', { hasText: 'Grace Hopper' });
+    await customerSays(phone, 'One more question about sizes.');
+    await graceRow.locator('.unread-dot').waitFor();
+    const timers = await agent.locator('.conv-item .conv-timer').allTextContents();
+    assert.equal(timers.length, 2);
+    timers.forEach((t) => assert.match(t, /^\d+:\d\d$/));
+    await shot(agent, 'two-chats-unread');
+
+    await graceRow.click();
+    await graceRow.locator('.unread-dot').waitFor({ state: 'hidden' });
+    await agent.locator('#pane .msg-text', { hasText: 'One more question about sizes.' }).waitFor();
+
+    // Close the second chat so the next test starts from Grace's alone.
+    await agent.locator('.conv-item', { hasText: 'Alan Turing' }).click();
+    await agent.locator('#pane').getByRole('button', { name: 'End', exact: true }).click();
+    const wrap = agent.getByRole('dialog', { name: /Wrap up/ });
+    await wrap.getByRole('radio', { name: 'Resolved' }).check();
+    await wrap.getByRole('button', { name: 'Submit wrap-up' }).click();
+    await agent.locator('.conv-item', { hasText: 'Alan Turing' }).waitFor({ state: 'detached' });
+    await agent.locator('#pane .pane-title', { hasText: 'Grace Hopper' }).waitFor();
+  });
+
   test('the customer ends the chat; the agent is wrapped up automatically when the time runs out', async () => {
     const w = widget(phone);
     await w.getByRole('button', { name: 'End chat' }).click();

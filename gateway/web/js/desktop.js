@@ -27,6 +27,7 @@ const popovers = new Map(); // conversation_id -> OfferPopover
 let selectedId = null;
 
 const notify = (text, kind) => toast($('toasts'), text, kind);
+const announce = (text) => { $('announcer').textContent = text; };
 const rest = (path, options = {}) => api(ORIGIN, path, { token: session.token, ...options });
 
 // ---------------------------------------------------------------- sign in
@@ -157,11 +158,13 @@ function renderState() {
   $('state-dot').className = `state-dot state-${state}`;
   $('rona-banner').hidden = state !== 'rona';
   document.body.dataset.agentState = state;
+  renderStateSince();
 }
 
-onTick(() => {
+function renderStateSince() {
   if (agentState && agentState.since) $('state-since').textContent = formatDuration(secondsSince(agentState.since));
-});
+}
+onTick(renderStateSince);
 
 async function setState(value) {
   const [state, reason] = value.split(':');
@@ -184,7 +187,7 @@ function showOffer(offer) {
   const popover = new OfferPopover(offer, { onAccept: accept });
   popovers.set(offer.conversation_id, popover);
   $('offers').append(popover.node);
-  notify(`New ${offer.kind === 'new' ? 'chat request' : offer.kind} from ${offer.customer.name}`, 'info');
+  announce(`${offer.kind === 'new' ? 'New chat request' : offer.kind === 'transfer' ? 'Transfer request' : 'Conference invitation'} from ${offer.customer.name}. Accept is in the requests area.`);
 }
 
 function dropOffer(conversationId) {
@@ -198,7 +201,7 @@ function onOfferWithdrawn(event) {
   const name = popover.offer.customer.name;
   dropOffer(event.conversation_id);
   const why = {
-    rona: `The request from ${name} was not accepted in time and went to another agent.`,
+    rona: `You did not accept the request from ${name} in time: it went back to the queue.`,
     customer_left: `${name} left before the chat was accepted.`,
     cancelled: `The request from ${name} was cancelled.`,
     accepted_elsewhere: `The request from ${name} was accepted in another window.`,

@@ -209,7 +209,9 @@ export function openWrapUpDialog(o) {
   const shell = modal({
     title: `Wrap up the chat with ${o.customerName}`,
     primary: 'Submit wrap-up',
-    body: [countdown, list.search, list.node, notes],
+    body: [countdown,
+      el('label.field-label', { for: list.search.id = newId('reason-') }, 'Reason'), list.search, list.node,
+      el('label.field-label', { for: notes.id = newId('notes-') }, 'Notes'), notes],
     onPrimary: () => o.onSubmit(list.value, notes.value.trim() || undefined),
   });
   shell.dialog.classList.add('dialog-wrapup');

@@ -9,6 +9,21 @@ import { Compose } from './compose.js';
 
 const FINAL = ['ended', 'closed', 'abandoned'];
 
+/** A stroked 24x24 icon (no icon font, no emoji: both may be missing). */
+function icon(className, ...paths) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', className);
+  for (const d of paths) {
+    const path = document.createElementNS(ns, 'path');
+    path.setAttribute('d', d);
+    svg.append(path);
+  }
+  return svg;
+}
+
 export function mount(root, { origin, queue, title, color }) {
   const storageKey = `switchboard.widget.${queue}`;
   const load = () => { try { return JSON.parse(sessionStorage.getItem(storageKey) || 'null'); } catch { return null; } };
@@ -31,7 +46,10 @@ export function mount(root, { origin, queue, title, color }) {
   const launcher = el('button.sb-launcher', {
     type: 'button', 'aria-label': 'Open chat', 'aria-expanded': 'false', 'aria-controls': 'sb-panel',
     onclick: () => setOpen(!isOpen()),
-  }, el('span.sb-launcher-icon', { 'aria-hidden': 'true' }, '💬'), badge);
+  },
+  icon('sb-icon sb-icon-chat', 'M4 5h16v11H9l-5 4z', 'M8 9h8M8 12h5'),
+  icon('sb-icon sb-icon-close', 'M6 6l12 12M18 6L6 18'),
+  badge);
 
   const subtitle = el('p.sb-subtitle', {}, 'We usually reply within a few minutes');
   const endButton = el('button.sb-head-btn', { type: 'button', hidden: true, onclick: () => confirmEnd() }, 'End chat');
