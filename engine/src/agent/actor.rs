@@ -299,18 +299,14 @@ impl Handler<Logout> for AgentActor {
     }
 }
 
-/// Starts an agent's actor in the logged-in `idle` state.
+/// Starts an agent's actor in the logged-in `idle` state, with no idle
+/// reason (the agent has not picked one).
 pub fn start(engine: &Arc<EngineContext>, config: crate::config::AgentConfig) -> Addr<AgentActor> {
-    let default_idle = engine
-        .catalog
-        .idle_reasons()
-        .first()
-        .map(|reason| IdleReasonId::new(reason.id.as_str()));
     let agent = Agent::logged_in(
         config.id,
         config.name,
         config.max_chats,
-        default_idle,
+        None,
         Timestamp::now(),
     );
     let shared = engine.clone();
