@@ -11,6 +11,7 @@ use std::time::Duration;
 use switchboard_gateway::app::{self, Running, StartOptions};
 use switchboard_gateway::settings::Settings;
 use switchboard_proto::codec::{Codec, Encoded};
+use switchboard_proto::AgentId;
 
 /// How long any single wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -222,9 +223,81 @@ impl Node {
         (id, Client::connect(self, &token, codec).await)
     }
 
+    /// Starts a chat that `agent` is offered and accepts; returns the
+    /// conversation id and its connected customer.
+    pub async fn accepted_chat(
+        &self,
+        queue: &str,
+        name: &str,
+        agent: &mut Client,
+        codec: Codec,
+    ) -> (String, Client) {
+        let (id, customer) = self
+            .customer(queue, name, &format!("Hello, this is {name}"), codec)
+            .await;
+        agent.accept(&id).await;
+        (id, customer)
+    }
+
+    /// A token for `agent` signed by the node, without logging it in (so
+    /// looking things up changes no agent's state).
+    pub fn token_for(&self, agent: &str) -> String {
+        self.running.state.signer.issue_agent(&AgentId::new(agent))
+    }
+
+    /// `GET` with a supervisor's token, status 200 asserted.
+    pub async fn supervised(&self, path: &str) -> Value {
+        let token = self.token_for("sam");
+        let (status, body) = self.get(path, Some(&token)).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// One queue's row of `GET /api/v1/queues`.
+    pub async fn queue(&self, id: &str) -> Value {
+        let rows = self.supervised("/api/v1/queues").await;
+        rows.as_array()
+            .and_then(|rows| rows.iter().find(|row| row["id"] == id).cloned())
+            .unwrap_or_else(|| panic!("queue {id} listed: {rows}"))
+    }
+
+    /// One queue's row of `GET /api/v1/stats`.
+    pub async fn queue_stats(&self, id: &str) -> Value {
+        let stats = self.supervised("/api/v1/stats").await;
+        stats["queues"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|row| row["id"] == id).cloned())
+            .unwrap_or_else(|| panic!("queue {id} in stats: {stats}"))
+    }
+
+    /// The ids `GET /api/v1/agents?{query}` lists.
+    pub async fn agent_ids(&self, query: &str) -> Vec<String> {
+        let rows = self.supervised(&format!("/api/v1/agents?{query}")).await;
+        rows.as_array()
+            .expect("agent rows")
+            .iter()
+            .map(|row| row["id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
+    /// `GET` answering text (`/metrics`): status and body.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let mut response = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("GET answers");
+        let body = response.body().limit(16 * 1024 * 1024).await.expect("body");
+        (
+            response.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
     /// A conversation's record as a supervisor sees it.
     pub async fn record(&self, conversation: &str) -> Value {
-        let token = self.login("sam").await;
+        let token = self.token_for("sam");
         let (status, body) = self
             .get(
                 &format!("/api/v1/conversations/{conversation}"),
@@ -348,6 +421,21 @@ impl Client {
                 && frame["request_id"] == request_id
         })
         .await
+    }
+
+    /// Waits for the offer of conversation `id` and accepts it; returns the
+    /// ack.
+    pub async fn accept(&mut self, id: &str) -> Value {
+        self.event_where("offer", |offer| offer["conversation_id"] == id)
+            .await;
+        self.ok(json!({"type": "accept", "conversation_id": id}))
+            .await
+    }
+
+    /// An agent's `send`; returns the ack.
+    pub async fn say(&mut self, id: &str, text: &str, client_msg_id: &str) -> Value {
+        self.ok(json!({"type": "send", "conversation_id": id, "text": text, "client_msg_id": client_msg_id}))
+            .await
     }
 
     /// Sends a command that must succeed; returns the ack.
