@@ -236,6 +236,7 @@ class Conv {
     this.thread = new Thread({ me: { role: 'agent', id: me.id }, label: `Messages with ${summary.customer.name}` });
     this.build();
     this.render();
+    this.tick();
   }
 
   get customer() { return this.summary.customer || { name: 'Customer' }; }
