@@ -5,5 +5,6 @@
 mod support;
 
 mod flow;
+mod rona;
 mod routing;
 mod telemetry;
