@@ -44,8 +44,7 @@ describe('supervisor view', () => {
     await page.locator('#agents-table tr[data-agent="bob"] .badge', { hasText: 'Idle' }).waitFor();
 
     // A chat comes in: it waits in Sales, then Bob takes it. The view follows
-    // without a reload. (The chat starts before Bob is available: see the
-    // engine race noted in e2e/README.md.)
+    // without a reload.
     const customer = await openPage(browser, `${server.url}/demo`);
     await startChat(customer, { name: 'Linus', question: 'Is the jacket waterproof?' });
     await page.locator('#queues-table tr[data-queue="sales"] td[data-col="waiting"]', { hasText: '1' }).waitFor({ timeout: 10000 });
