@@ -5,6 +5,7 @@
 mod support;
 
 mod flow;
+mod messages;
 mod rona;
 mod routing;
 mod telemetry;
