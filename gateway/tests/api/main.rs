@@ -9,3 +9,4 @@ mod messages;
 mod rona;
 mod routing;
 mod telemetry;
+mod transfer;
