@@ -9,8 +9,8 @@ import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const ARTIFACTS = resolve(here, '../../target/e2e-artifacts');
-export const BINARY = resolve(here, '..', process.env.SWITCHBOARD_BIN || '../target/debug/switchboard');
+export const ARTIFACTS = resolve(here, '../../../target/e2e-artifacts');
+export const BINARY = resolve(here, '..', process.env.SWITCHBOARD_BIN || '../../target/debug/switchboard');
 
 export function freePort() {
   return new Promise((ok, fail) => {
