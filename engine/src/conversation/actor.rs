@@ -84,9 +84,22 @@ impl ConversationActor {
         }
     }
 
-    fn deliver(&self, message: &Message) {
+    /// Delivers a message to everyone present, and to `leavers`: agents who
+    /// left in the transition that wrote it, so they see it too ("... left
+    /// the chat", "... transferred the chat to ...").
+    fn deliver(&self, message: &Message, leavers: &[AgentId]) {
         metrics::counter!("switchboard_messages_total").increment(1);
-        self.broadcast(ServerFrame::Message(message.clone()));
+        let frame = Arc::new(ServerFrame::Message(message.clone()));
+        let mut audience = self.audience();
+        for agent in leavers {
+            let topic = Topic::Agent(agent.clone());
+            if !audience.contains(&topic) {
+                audience.push(topic);
+            }
+        }
+        for topic in audience {
+            self.engine.hub.publish(&topic, frame.clone());
+        }
     }
 
     /// Carries out effects. Appends (and the final save) run as one
@@ -95,18 +108,26 @@ impl ConversationActor {
     /// polls its wait queue last-in first, so a handler waits at most once.)
     fn run(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
         let mut appended = Vec::new();
+        let mut leavers = Vec::new();
         let mut finished = false;
         for effect in effects {
             match effect {
                 Effect::Append(message) => appended.push(message),
                 Effect::Finished => finished = true,
+                Effect::SummaryTo(agent) => {
+                    leavers.push(agent.clone());
+                    self.apply(Effect::SummaryTo(agent), ctx);
+                }
                 other => self.apply(other, ctx),
             }
         }
         if appended.is_empty() && !finished {
             return;
         }
-        ctx.wait(self.store_and_deliver(appended, finished).map(|_, _, _| ()));
+        ctx.wait(
+            self.store_and_deliver(appended, leavers, finished)
+                .map(|_, _, _| ()),
+        );
     }
 
     /// Writes `appended` (and, when `finished`, the record) to the store,
@@ -114,6 +135,7 @@ impl ConversationActor {
     fn store_and_deliver(
         &mut self,
         appended: Vec<Arc<Message>>,
+        leavers: Vec<AgentId>,
         finished: bool,
     ) -> impl ActorFuture<Self, Output = Result<(), StoreError>> + 'static {
         let store = self.engine.store.clone();
@@ -132,7 +154,7 @@ impl ConversationActor {
             match &result {
                 Ok(()) => {
                     for message in &appended {
-                        actor.deliver(message);
+                        actor.deliver(message, &leavers);
                     }
                 }
                 Err(error) => {
@@ -158,7 +180,7 @@ impl ConversationActor {
                 AtomicResponse::new(Box::pin(fut::ready(Ok(message))))
             }
             Ok((message, _append)) => {
-                let stored = self.store_and_deliver(vec![message.clone()], false);
+                let stored = self.store_and_deliver(vec![message.clone()], Vec::new(), false);
                 AtomicResponse::new(Box::pin(stored.map(move |result, _, _| {
                     result
                         .map(|()| message)

@@ -63,9 +63,12 @@ async fn transfer_to_a_queue_reenters_it_and_the_owner_owes_a_wrap_up(codec: Cod
     assert_eq!(summary["participants"].as_array().map(Vec::len), Some(1));
     let required = bob.event("wrap_up_required").await;
     assert_eq!(required["conversation_id"], id.as_str());
-    customer
-        .message("Bob Chen transferred the chat to Support")
-        .await;
+    // Both sides see the transfer in the transcript, Bob as he leaves.
+    for client in [&mut customer, &mut bob] {
+        client
+            .message("Bob Chen transferred the chat to Support")
+            .await;
+    }
     customer.conversation_state("queued").await;
     assert_eq!(node.queue("support").await["waiting"], 1);
 
