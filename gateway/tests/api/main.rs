@@ -4,6 +4,7 @@
 
 mod support;
 
+mod conference;
 mod flow;
 mod messages;
 mod rona;

@@ -65,13 +65,15 @@ async fn unanswered_offer_is_withdrawn_and_offered_to_the_next_agent(codec: Code
 async fn rona_returns_the_conversation_to_the_head_of_its_queue(codec: Codec) {
     let node = Node::with_rona(RONA_MS).await;
     let mut dave = node.available_agent("dave", codec).await; // one slot
-    let (first, _ada) = node.customer("sales", "Ada", "First", codec).await;
+    let (first, mut ada) = node.customer("sales", "Ada", "First", codec).await;
     assert_eq!(dave.event("offer").await["conversation_id"], first.as_str());
     let (second, _grace) = node.customer("sales", "Grace", "Second", codec).await;
 
     let withdrawn = dave.event("offer_withdrawn").await;
     assert_eq!(withdrawn["conversation_id"], first.as_str());
     dave.event_where("agent_state", |e| e["state"] == "rona").await;
+    // The conversation announces `queued` once its queue has it back.
+    ada.conversation_state("queued").await;
     assert_eq!(node.queue("sales").await["waiting"], 2);
 
     // The first chat waited longer and came back to the head: it goes
@@ -86,10 +88,11 @@ async fn rona_returns_the_conversation_to_the_head_of_its_queue(codec: Codec) {
 async fn rona_agent_gets_nothing_until_it_sets_itself_available(codec: Codec) {
     let node = Node::with_rona(RONA_MS).await;
     let mut bob = node.available_agent("bob", codec).await;
-    let (id, _customer) = node.customer("sales", "Ada", "Hello?", codec).await;
+    let (id, mut customer) = node.customer("sales", "Ada", "Hello?", codec).await;
     bob.event("offer").await;
     bob.event("offer_withdrawn").await;
     bob.event_where("agent_state", |e| e["state"] == "rona").await;
+    customer.conversation_state("queued").await;
 
     // Back in the queue, and Bob, with free slots, is not offered it.
     assert_eq!(node.queue("sales").await["waiting"], 1);
@@ -167,11 +170,12 @@ async fn agent_without_sessions_keeps_its_chats_and_its_offers_still_expire(code
 async fn stats_count_rona(codec: Codec) {
     let node = Node::with_rona(RONA_MS).await;
     let mut bob = node.available_agent("bob", codec).await;
-    let (_id, _customer) = node.customer("sales", "Ada", "Hello?", codec).await;
+    let (_id, mut customer) = node.customer("sales", "Ada", "Hello?", codec).await;
     bob.event("offer").await;
     bob.event("offer_withdrawn").await;
     bob.event_where("agent_state", |e| e["state"] == "rona")
         .await;
+    customer.conversation_state("queued").await;
 
     let sales = node.queue_stats("sales").await;
     assert_eq!(sales["rona"], 1, "{sales}");
