@@ -11,3 +11,4 @@ mod rona;
 mod routing;
 mod telemetry;
 mod transfer;
+mod wrapup;
