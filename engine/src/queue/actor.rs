@@ -153,7 +153,7 @@ impl QueueActor {
             available_agents: self
                 .agents
                 .values()
-                .filter(|agent| agent.state == AgentState::Available)
+                .filter(|agent| agent.is_eligible())
                 .count() as u32,
         }
     }

@@ -28,6 +28,12 @@ pub struct AgentView {
 }
 
 impl AgentView {
+    /// Available with a free slot: could be offered a chat now (what the
+    /// queue listing's `available_agents` counts).
+    pub fn is_eligible(&self) -> bool {
+        self.exclusion().is_none()
+    }
+
     fn exclusion(&self) -> Option<&'static str> {
         if self.state != AgentState::Available {
             return Some(self.state.as_str());
