@@ -5,6 +5,7 @@
 mod support;
 
 mod conference;
+mod directory;
 mod flow;
 mod messages;
 mod rona;
