@@ -114,6 +114,11 @@ impl Engine {
         Ok(profile)
     }
 
+    /// Is the agent logged in (its actor running)?
+    pub fn is_logged_in(&self, id: &AgentId) -> bool {
+        self.inner.directory.agent(id).is_some()
+    }
+
     fn agent(&self, id: &AgentId) -> Result<ActorRef<agent::AgentActor>, EngineError> {
         self.inner
             .directory

@@ -167,10 +167,7 @@ impl Session {
                 }
                 frame = events.frames.recv() => match frame {
                     Some(frame) => if self.send(&frame).await.is_err() { break None; },
-                    None => break Some(CloseReason {
-                        code: CloseCode::Again,
-                        description: Some("too far behind: reconnect and resume".into()),
-                    }),
+                    None => break Some(self.events_ended()),
                 },
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > limits.client_timeout {
@@ -194,6 +191,21 @@ impl Session {
         drop(events);
         if let Some(reason) = ending {
             let _ = self.ws.close(Some(reason)).await;
+        }
+    }
+
+    /// Why the engine stopped this session's events: the agent logged out
+    /// (in another tab), or the session fell too far behind.
+    fn events_ended(&self) -> CloseReason {
+        match &self.subject {
+            Subject::Agent(agent) if !self.state.engine.is_logged_in(agent) => CloseReason {
+                code: CloseCode::Normal,
+                description: Some("logged out".into()),
+            },
+            _ => CloseReason {
+                code: CloseCode::Again,
+                description: Some("too far behind: reconnect and resume".into()),
+            },
         }
     }
 

@@ -293,6 +293,8 @@ impl Handler<Logout> for AgentActor {
         }
         self.engine.store.put_presence(&self.agent.id, None);
         self.engine.directory.remove_agent(&self.agent.id);
+        // Every tab of the agent ends, not only the one that logged out.
+        self.engine.hub.close(&self.topic());
         tracing::info!(agent_id = %self.agent.id, "agent logged out");
         ctx.stop();
         Ok(())

@@ -84,6 +84,14 @@ impl Hub {
         }
     }
 
+    /// Ends every subscription of `topic` (an agent logged out): each
+    /// session's channel closes, so the session ends.
+    pub fn close(&self, topic: &Topic) {
+        if let Some(subscribers) = self.topics.lock().remove(topic) {
+            metrics::gauge!("switchboard_sessions").decrement(subscribers.len() as f64);
+        }
+    }
+
     /// Delivers to every subscriber of `topic`; drops those that are full
     /// or gone.
     pub fn publish(&self, topic: &Topic, frame: Frame) {
@@ -151,6 +159,26 @@ mod tests {
         assert!(matches!(
             slow.frames.try_recv(),
             Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn closing_a_topic_ends_its_sessions() {
+        let hub = Arc::new(Hub::default());
+        let topic = Topic::Agent(AgentId::new("alice"));
+        let mut tab1 = hub.subscribe(topic.clone());
+        let mut tab2 = hub.subscribe(topic.clone());
+        let mut other = hub.subscribe(Topic::Agent(AgentId::new("bob")));
+        hub.close(&topic);
+        for tab in [&mut tab1, &mut tab2] {
+            assert!(matches!(
+                tab.frames.try_recv(),
+                Err(mpsc::error::TryRecvError::Disconnected)
+            ));
+        }
+        assert!(matches!(
+            other.frames.try_recv(),
+            Err(mpsc::error::TryRecvError::Empty)
         ));
     }
 
