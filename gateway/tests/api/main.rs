@@ -8,6 +8,7 @@ mod conference;
 mod directory;
 mod flow;
 mod messages;
+mod resume;
 mod rona;
 mod routing;
 mod telemetry;
