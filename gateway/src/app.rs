@@ -116,15 +116,20 @@ pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, Star
     });
     let shared = state.clone();
     let listen = settings.server.listen;
-    let http = HttpServer::new(move || App::new().app_data(shared.clone()).configure(routes))
-        .workers(options.workers.max(1))
-        .disable_signals()
-        .shutdown_timeout(5)
-        .bind(listen)
-        .map_err(|source| StartError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let http = HttpServer::new(move || {
+        App::new()
+            .wrap(cors())
+            .app_data(shared.clone())
+            .configure(routes)
+    })
+    .workers(options.workers.max(1))
+    .disable_signals()
+    .shutdown_timeout(5)
+    .bind(listen)
+    .map_err(|source| StartError::Bind {
+        addr: listen,
+        source,
+    })?;
     let addr = http.addrs().first().copied().unwrap_or(listen);
     let server = http.run();
     let handle = server.handle();
@@ -134,6 +139,21 @@ pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, Star
         server: handle,
         state,
     })
+}
+
+/// Cross-origin access: the chat widget runs on customers' own sites and
+/// loads its script, styles and API from this node. Any origin is allowed:
+/// every API call carries a bearer token (never a cookie), so a foreign page
+/// can do nothing it does not already hold a token for.
+fn cors() -> actix_cors::Cors {
+    actix_cors::Cors::default()
+        .allow_any_origin()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::AUTHORIZATION,
+        ])
+        .max_age(3600)
 }
 
 /// Every route of a node.

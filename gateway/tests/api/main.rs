@@ -5,6 +5,7 @@
 mod support;
 
 mod conference;
+mod cors;
 mod directory;
 mod flow;
 mod messages;
