@@ -269,7 +269,9 @@ impl Session {
                 request_id,
                 message,
             }) => {
-                let sent = self.send_error(request_id, ErrorCode::BadRequest, message).await;
+                let sent = self
+                    .send_error(request_id, ErrorCode::BadRequest, message)
+                    .await;
                 return sent.is_err().then_some(None);
             }
         };

@@ -60,7 +60,10 @@ async fn accepted_invitation_makes_a_conference_the_customer_sees_joined(codec: 
     customer.conversation_state("conference_requested").await;
     let offer = carol.event("offer").await;
     assert_eq!(offer["kind"], "conference");
-    assert_eq!(offer["from_agent"], json!({"id": "bob", "name": "Bob Chen"}));
+    assert_eq!(
+        offer["from_agent"],
+        json!({"id": "bob", "name": "Bob Chen"})
+    );
     // The customer keeps chatting with the owner meanwhile.
     customer
         .ok(json!({"type": "send", "text": "Still there?", "client_msg_id": "c1"}))
@@ -85,7 +88,9 @@ async fn accepted_invitation_makes_a_conference_the_customer_sees_joined(codec: 
         assert_eq!(joined["from"]["role"], "system");
     }
     // Everyone hears the guest; the guest may not run the conversation.
-    carol.say(&id, "Hi Ada, Carol from support here", "g1").await;
+    carol
+        .say(&id, "Hi Ada, Carol from support here", "g1")
+        .await;
     customer.message("Hi Ada, Carol from support here").await;
     bob.message("Hi Ada, Carol from support here").await;
     carol
@@ -116,7 +121,9 @@ async fn unanswered_invitation_falls_back_to_active_and_the_owner_is_told(codec:
     let notice = bob.event("notice").await;
     assert_eq!(notice["conversation_id"], id.as_str());
     assert_eq!(notice["code"], "conference_no_answer");
-    assert!(notice["text"].as_str().is_some_and(|t| t.contains("Carol Diaz")));
+    assert!(notice["text"]
+        .as_str()
+        .is_some_and(|t| t.contains("Carol Diaz")));
     customer.conversation_state("conference_requested").await;
     let back = customer.conversation_state("active").await;
     assert_eq!(back["owner"], "bob");

@@ -129,7 +129,10 @@ async fn stats_show_queue_figures_and_agents_by_state(codec: Codec) {
     assert!(support["longest_wait_s"].is_u64(), "{support}");
     assert_eq!(support["offered"], 0);
     // Nothing answered yet: no speed of answer, no service level.
-    assert!(support.get("average_speed_of_answer_s").is_none(), "{support}");
+    assert!(
+        support.get("average_speed_of_answer_s").is_none(),
+        "{support}"
+    );
     assert!(support.get("service_level_pct").is_none(), "{support}");
 
     assert_eq!(
@@ -218,7 +221,10 @@ async fn health_readiness_and_metrics_answer() {
         assert!(text.contains(name), "{name} missing from:\n{text}");
     }
     // Prometheus text: every sample line is `name{labels} value`.
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let value = line.rsplit(' ').next().unwrap_or_default();
         assert!(value.parse::<f64>().is_ok(), "not a sample: {line}");
     }
@@ -229,7 +235,10 @@ async fn openapi_document_describes_the_rest_api() {
     let node = Node::start(&[]).await;
     let (status, doc) = node.get("/api/v1/openapi.json", None).await;
     assert_eq!(status, 200);
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')), "{doc}");
+    assert!(
+        doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')),
+        "{doc}"
+    );
     let paths = doc["paths"].as_object().expect("paths");
     for path in [
         "/api/v1/agent/login",

@@ -50,7 +50,9 @@ fn texts(record: &Value) -> Vec<String> {
 /// A customer chatting with Carol (support), accepted.
 async fn chat_with_carol(node: &Node, codec: Codec) -> (String, Client, Client) {
     let mut carol = node.available_agent("carol", codec).await;
-    let (id, customer) = node.accepted_chat("support", "Ada", &mut carol, codec).await;
+    let (id, customer) = node
+        .accepted_chat("support", "Ada", &mut carol, codec)
+        .await;
     (id, customer, carol)
 }
 
@@ -182,7 +184,11 @@ async fn agent_text_with_angle_brackets_is_refused_and_not_stored_or_relayed(cod
     let record = node.record(&id).await;
     assert_eq!(
         texts(&record),
-        ["Hello, this is Ada", "Carol Diaz joined the chat", "Sorry, typo"]
+        [
+            "Hello, this is Ada",
+            "Carol Diaz joined the chat",
+            "Sorry, typo"
+        ]
     );
 }
 
@@ -226,7 +232,10 @@ async fn oversize_text_is_refused_as_too_long(codec: Codec) {
         .await;
     assert_eq!(ack["seq"], 3);
     assert_eq!(next_after(&mut carol, 2).await["seq"], 3);
-    assert_eq!(node.record(&id).await["messages"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        node.record(&id).await["messages"].as_array().map(Vec::len),
+        Some(3)
+    );
 }
 
 async fn send_template_fills_slots_and_params(codec: Codec) {
@@ -269,7 +278,9 @@ async fn unfillable_template_slot_is_refused_naming_it(codec: Codec) {
         )
         .await;
     assert!(
-        error["message"].as_str().is_some_and(|m| m.contains("orderId")),
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("orderId")),
         "{error}"
     );
     // Other params do not fill it.
@@ -288,7 +299,10 @@ async fn unfillable_template_slot_is_refused_naming_it(codec: Codec) {
     // Nothing stored or relayed.
     carol.say(&id, "fence", "f").await;
     assert_eq!(next_after(&mut customer, 2).await["text"], "fence");
-    assert_eq!(node.record(&id).await["messages"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        node.record(&id).await["messages"].as_array().map(Vec::len),
+        Some(3)
+    );
 }
 
 async fn typing_is_relayed_to_the_other_side_only(codec: Codec) {

@@ -155,7 +155,10 @@ async fn wrap_up_required_is_sent_again_after_hello(codec: Codec) {
     bob.close().await;
 
     let mut bob = node.agent("bob", codec).await;
-    assert_eq!(bob.hello["conversations"][0]["conversation_id"], id.as_str());
+    assert_eq!(
+        bob.hello["conversations"][0]["conversation_id"],
+        id.as_str()
+    );
     assert_eq!(bob.hello["conversations"][0]["state"], "ended");
     // Right after hello, with the original deadline.
     let again = bob.event("wrap_up_required").await;
@@ -194,7 +197,10 @@ async fn logout_is_refused_while_holding_anything(codec: Codec) {
     assert!(ack.get("conversation").is_none());
     bob.closed().await;
     other_tab.closed().await;
-    assert_eq!(node.agent_ids("state=offline").await, ["alice", "bob", "carol", "dave", "sam"]);
+    assert_eq!(
+        node.agent_ids("state=offline").await,
+        ["alice", "bob", "carol", "dave", "sam"]
+    );
     // No offers while logged out.
     let (_waiting, _grace) = node.customer("sales", "Grace", "Hi", codec).await;
     assert_eq!(node.queue("sales").await["waiting"], 1);

@@ -32,7 +32,8 @@ async fn unanswered_offer_is_withdrawn_and_offered_to_the_next_agent(codec: Code
     assert_eq!(withdrawn["conversation_id"], id.as_str());
     assert_eq!(withdrawn["offer_id"], offer["offer_id"]);
     assert_eq!(withdrawn["reason"], "rona");
-    bob.event_where("agent_state", |e| e["state"] == "rona").await;
+    bob.event_where("agent_state", |e| e["state"] == "rona")
+        .await;
     customer.conversation_state("queued").await;
 
     let second = dave.event("offer").await;
@@ -57,7 +58,10 @@ async fn unanswered_offer_is_withdrawn_and_offered_to_the_next_agent(codec: Code
         .collect();
     assert_eq!(
         outcomes,
-        [(json!("bob"), json!("rona")), (json!("dave"), json!("accepted"))]
+        [
+            (json!("bob"), json!("rona")),
+            (json!("dave"), json!("accepted"))
+        ]
     );
     assert_eq!(record["owner"], "dave");
 }
@@ -71,7 +75,8 @@ async fn rona_returns_the_conversation_to_the_head_of_its_queue(codec: Codec) {
 
     let withdrawn = dave.event("offer_withdrawn").await;
     assert_eq!(withdrawn["conversation_id"], first.as_str());
-    dave.event_where("agent_state", |e| e["state"] == "rona").await;
+    dave.event_where("agent_state", |e| e["state"] == "rona")
+        .await;
     // The conversation announces `queued` once its queue has it back.
     ada.conversation_state("queued").await;
     assert_eq!(node.queue("sales").await["waiting"], 2);
@@ -91,7 +96,8 @@ async fn rona_agent_gets_nothing_until_it_sets_itself_available(codec: Codec) {
     let (id, mut customer) = node.customer("sales", "Ada", "Hello?", codec).await;
     bob.event("offer").await;
     bob.event("offer_withdrawn").await;
-    bob.event_where("agent_state", |e| e["state"] == "rona").await;
+    bob.event_where("agent_state", |e| e["state"] == "rona")
+        .await;
     customer.conversation_state("queued").await;
 
     // Back in the queue, and Bob, with free slots, is not offered it.
@@ -100,8 +106,11 @@ async fn rona_agent_gets_nothing_until_it_sets_itself_available(codec: Codec) {
     assert_eq!(node.agent_ids("state=rona").await, ["bob"]);
 
     // Only `available` leaves rona.
-    bob.fails(json!({"type": "set_state", "state": "idle"}), "invalid_state")
-        .await;
+    bob.fails(
+        json!({"type": "set_state", "state": "idle"}),
+        "invalid_state",
+    )
+    .await;
     bob.fails(
         json!({"type": "set_state", "state": "idle", "reason": "lunch"}),
         "invalid_state",
@@ -124,8 +133,10 @@ async fn agent_without_sessions_keeps_its_chats_and_its_offers_still_expire(code
     let mut bob = node.available_agent("bob", codec).await;
     let (kept, mut ada) = node.accepted_chat("sales", "Ada", &mut bob, codec).await;
     let (redirected, mut grace) = node.customer("sales", "Grace", "Hi", codec).await;
-    bob.event_where("offer", |offer| offer["conversation_id"] == redirected.as_str())
-        .await;
+    bob.event_where("offer", |offer| {
+        offer["conversation_id"] == redirected.as_str()
+    })
+    .await;
 
     // Bob's last (only) tab goes away with an offer pending.
     bob.close().await;

@@ -41,7 +41,10 @@ async fn agents_start_idle_after_login(codec: Codec) {
     assert_eq!(bob.hello["you"]["id"], "bob");
     assert_eq!(bob.hello["offers"], json!([]));
     assert_eq!(node.agent_ids("state=idle").await, ["bob"]);
-    assert_eq!(node.agent_ids("state=available").await, Vec::<String>::new());
+    assert_eq!(
+        node.agent_ids("state=available").await,
+        Vec::<String>::new()
+    );
 }
 
 async fn only_available_agent_with_free_slot_gets_offers(codec: Codec) {
@@ -75,7 +78,9 @@ async fn best_agent_is_longest_available_among_equally_loaded(codec: Codec) {
     let decision = routing(&node, &id, 0).await;
     assert_eq!(decision["chosen"], "dave");
     assert_eq!(decision["queue"], "sales");
-    assert!(decision["rule"].as_str().is_some_and(|rule| !rule.is_empty()));
+    assert!(decision["rule"]
+        .as_str()
+        .is_some_and(|rule| !rule.is_empty()));
     assert_eq!(decision["eligible"], 2);
     assert_eq!(agents_of(&decision["candidates"]), ["dave", "bob"]);
     assert_eq!(decision["candidates"][0]["rank"], 1);
@@ -101,7 +106,10 @@ async fn best_agent_has_fewest_active_chats_before_longest_available(codec: Code
     let mut dave = node.available_agent("dave", codec).await;
     let (second, _grace) = node.customer("sales", "Grace", "Hi", codec).await;
 
-    assert_eq!(dave.event("offer").await["conversation_id"], second.as_str());
+    assert_eq!(
+        dave.event("offer").await["conversation_id"],
+        second.as_str()
+    );
     bob.assert_no_event("offer").await;
 
     let decision = routing(&node, &second, 0).await;
@@ -136,7 +144,10 @@ async fn max_chats_slots_are_respected(codec: Codec) {
     dave.assert_no_event("offer").await;
     dave.ok(json!({"type": "wrap_up", "conversation_id": first, "reason": "resolved"}))
         .await;
-    assert_eq!(dave.event("offer").await["conversation_id"], second.as_str());
+    assert_eq!(
+        dave.event("offer").await["conversation_id"],
+        second.as_str()
+    );
 }
 
 async fn one_offer_never_goes_to_two_agents(codec: Codec) {

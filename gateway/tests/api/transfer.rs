@@ -58,7 +58,10 @@ async fn transfer_to_a_queue_reenters_it_and_the_owner_owes_a_wrap_up(codec: Cod
         .await;
     let summary = &ack["conversation"];
     assert_eq!(summary["state"], "queued");
-    assert_eq!(summary["queue"], json!({"id": "support", "name": "Support"}));
+    assert_eq!(
+        summary["queue"],
+        json!({"id": "support", "name": "Support"})
+    );
     assert!(summary.get("owner").is_none(), "{summary}");
     assert_eq!(summary["participants"].as_array().map(Vec::len), Some(1));
     let required = bob.event("wrap_up_required").await;
@@ -117,7 +120,10 @@ async fn transfer_to_an_agent_offers_it_as_a_transfer(codec: Codec) {
     let offer = carol.event("offer").await;
     assert_eq!(offer["kind"], "transfer");
     assert_eq!(offer["conversation_id"], id.as_str());
-    assert_eq!(offer["from_agent"], json!({"id": "bob", "name": "Bob Chen"}));
+    assert_eq!(
+        offer["from_agent"],
+        json!({"id": "bob", "name": "Bob Chen"})
+    );
     assert_eq!(offer["agent"], json!({"id": "carol", "name": "Carol Diaz"}));
     assert_eq!(offer["queue"]["id"], "sales");
     let thread: Vec<&str> = offer["messages"]
@@ -204,8 +210,7 @@ async fn unanswered_transfer_goes_back_to_the_head_of_the_queue(codec: Codec) {
     let mut dave = node.available_agent("dave", codec).await;
     bob.ok(json!({"type": "transfer", "conversation_id": id, "to": {"agent": "dave"}}))
         .await;
-    bob.ok(json!({"type": "set_state", "state": "idle"}))
-        .await;
+    bob.ok(json!({"type": "set_state", "state": "idle"})).await;
     let offer = dave.event("offer").await;
     assert_eq!(offer["kind"], "transfer");
     // Another chat comes in meanwhile and waits: nobody can take it.
@@ -234,7 +239,13 @@ async fn unanswered_transfer_goes_back_to_the_head_of_the_queue(codec: Codec) {
         .as_array()
         .expect("offers")
         .iter()
-        .map(|o| (o["kind"].clone(), o["agent"]["id"].clone(), o["outcome"].clone()))
+        .map(|o| {
+            (
+                o["kind"].clone(),
+                o["agent"]["id"].clone(),
+                o["outcome"].clone(),
+            )
+        })
         .collect();
     assert_eq!(
         outcomes,

@@ -59,8 +59,11 @@ async fn owner_ends_and_every_agent_present_owes_a_wrap_up(codec: Codec) {
             "invalid_state",
         )
         .await;
-    bob.fails(json!({"type": "end", "conversation_id": id}), "invalid_state")
-        .await;
+    bob.fails(
+        json!({"type": "end", "conversation_id": id}),
+        "invalid_state",
+    )
+    .await;
     let record = node.record(&id).await;
     assert_eq!(record["state"], "ended");
     assert!(record["ended_at"].is_string());
@@ -81,7 +84,9 @@ async fn customer_ends_and_the_owner_owes_a_wrap_up(codec: Codec) {
     let ack = customer.ok(json!({"type": "end"})).await;
     assert_eq!(ack["conversation"]["state"], "ended");
     let system = bob
-        .event_where("message", |m| m["from"]["role"] == "system" && m["seq"] == 3)
+        .event_where("message", |m| {
+            m["from"]["role"] == "system" && m["seq"] == 3
+        })
         .await;
     assert!(
         system["text"].as_str().is_some_and(|t| t.contains("Ada")),
@@ -92,7 +97,9 @@ async fn customer_ends_and_the_owner_owes_a_wrap_up(codec: Codec) {
         bob.event("wrap_up_required").await["conversation_id"],
         id.as_str()
     );
-    customer.fails(json!({"type": "end"}), "invalid_state").await;
+    customer
+        .fails(json!({"type": "end"}), "invalid_state")
+        .await;
     bob.fails(
         json!({"type": "send", "conversation_id": id, "text": "bye", "client_msg_id": "b9"}),
         "invalid_state",
@@ -119,7 +126,10 @@ async fn wrap_up_frees_the_slot(codec: Codec) {
         .ok(json!({"type": "wrap_up", "conversation_id": first, "reason": "resolved", "notes": "sent the invoice"}))
         .await;
     assert_eq!(ack["conversation"]["state"], "closed");
-    assert_eq!(dave.event("offer").await["conversation_id"], second.as_str());
+    assert_eq!(
+        dave.event("offer").await["conversation_id"],
+        second.as_str()
+    );
 }
 
 async fn wrap_up_is_refused_when_none_is_owed_or_the_reason_is_unknown(codec: Codec) {
@@ -207,7 +217,10 @@ async fn conversation_closes_when_every_wrap_up_is_in(codec: Codec) {
     let ack = bob
         .ok(json!({"type": "wrap_up", "conversation_id": id, "reason": "resolved"}))
         .await;
-    assert_eq!(ack["conversation"]["state"], "ended", "Carol still owes one");
+    assert_eq!(
+        ack["conversation"]["state"], "ended",
+        "Carol still owes one"
+    );
     assert_eq!(node.record(&id).await["state"], "ended");
     let ack = carol
         .ok(json!({"type": "wrap_up", "conversation_id": id, "reason": "follow_up", "notes": "call back Monday"}))
@@ -351,10 +364,7 @@ async fn wrap_up_reasons_are_searched_case_insensitively() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(
-        search("").await,
-        ["resolved", "follow_up", "no_response"]
-    );
+    assert_eq!(search("").await, ["resolved", "follow_up", "no_response"]);
     assert_eq!(search("?q=RES").await, ["resolved", "no_response"]);
     assert_eq!(search("?q=Follow").await, ["follow_up"]);
     assert_eq!(search("?q=customer").await, ["no_response"]);
