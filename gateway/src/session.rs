@@ -153,10 +153,10 @@ impl Session {
                             description: Some(error.to_string()),
                         }),
                         Some(Ok(AggregatedMessage::Text(text))) => {
-                            if let Some(ending) = self.command(text.as_bytes()).await { break ending; }
+                            if let Some(ending) = self.command(text.as_bytes(), Codec::Json).await { break ending; }
                         }
                         Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                            if let Some(ending) = self.command(&bytes).await { break ending; }
+                            if let Some(ending) = self.command(&bytes, Codec::MsgPack).await { break ending; }
                         }
                         Some(Ok(AggregatedMessage::Ping(payload))) => {
                             if self.ws.pong(&payload).await.is_err() { break None; }
@@ -236,10 +236,19 @@ impl Session {
     }
 
     /// Handles one client frame. `Some(ending)` ends the session.
-    async fn command(&mut self, bytes: &[u8]) -> Option<Ending> {
+    /// `framing` is the codec whose kind of frame this came in (text for
+    /// JSON, binary for MessagePack): a frame of the other kind is refused.
+    async fn command(&mut self, bytes: &[u8], framing: Codec) -> Option<Ending> {
         // Every frame counts against the rate, malformed ones too.
         let limited = self.limiter.check().is_err();
         let decoded = match &self.subject {
+            _ if framing != self.codec => Err(DecodeError {
+                request_id: None,
+                message: match self.codec {
+                    Codec::Json => "a switchboard.v1.json session takes text frames".into(),
+                    Codec::MsgPack => "a switchboard.v1.msgpack session takes binary frames".into(),
+                },
+            }),
             Subject::Agent(_) => self
                 .codec
                 .decode_command::<AgentCommand>(bytes)
