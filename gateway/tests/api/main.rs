@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bad_input;
 mod conference;
 mod cors;
 mod directory;

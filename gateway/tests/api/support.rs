@@ -374,6 +374,11 @@ impl Client {
         self.socket.send(frame).await.expect("send frame");
     }
 
+    /// Sends one WebSocket message as is (a frame of the other kind, say).
+    pub async fn send_message(&mut self, message: ws::Message) {
+        self.socket.send(message).await.expect("send frame");
+    }
+
     pub async fn send_value(&mut self, value: &Value) {
         let bytes = match self.codec.encode(value).expect("encode") {
             Encoded::Text(text) => text.into_bytes(),
