@@ -6,15 +6,15 @@
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
-use switchboard_proto::model::{AgentState, QueueInfo, QueueStats};
+use switchboard_proto::model::{AgentState, QueueInfo, QueueStats, WithdrawReason};
 use switchboard_proto::{AgentId, ConversationId, OfferId, QueueId, Timestamp};
 
 use super::routing::{self, AgentView};
 use super::waiting::{Position, Waiting, WaitingList};
-use crate::agent::actor::{Refused, Reserve};
+use crate::agent::actor::{FromConversation as ToAgent, Refused, Reserve};
 use crate::context::EngineContext;
 use crate::conversation::actor::OfferReserved;
-use crate::conversation::state::{QueueNotice, Seat};
+use crate::conversation::state::{AgentNotice, QueueNotice, Seat};
 
 /// Counters behind `GET /api/v1/stats`.
 #[derive(Debug, Default, Clone)]
@@ -59,11 +59,11 @@ impl QueueActor {
     /// Offers waiting conversations, best agent first, for as long as both
     /// a conversation and an eligible agent remain.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        while !self.waiting.is_empty() {
+        while self.waiting.has_ready() {
             let Some(decision) = routing::decide(&self.id, self.agents.values()) else {
                 break;
             };
-            let Some(waiting) = self.waiting.pop_first() else {
+            let Some(waiting) = self.waiting.reserve_first() else {
                 break;
             };
             let Some(view) = self.agents.get_mut(&decision.chosen) else {
@@ -102,24 +102,34 @@ impl QueueActor {
         decision: switchboard_proto::model::RoutingDecision,
         ctx: &mut Context<Self>,
     ) {
+        // Still waiting here, or did it leave while the slot was reserved?
+        let still_waiting = self.waiting.settle(&waiting.conversation_id).is_some();
+        let conversation = self
+            .engine
+            .directory
+            .conversation(&waiting.conversation_id)
+            .filter(|_| still_waiting);
         match reply {
-            Ok(Ok(())) => {
-                self.counters.offered += 1;
-                metrics::counter!("switchboard_offers_total", "queue" => self.id.0.clone())
-                    .increment(1);
-                match self.engine.directory.conversation(&waiting.conversation_id) {
-                    Some(conversation) => conversation.tell(OfferReserved {
+            Ok(Ok(())) => match conversation {
+                Some(conversation) => {
+                    self.counters.offered += 1;
+                    metrics::counter!("switchboard_offers_total", "queue" => self.id.0.clone())
+                        .increment(1);
+                    conversation.tell(OfferReserved {
                         queue: self.id.clone(),
                         offer_id,
                         agent: seat,
                         routing: decision,
-                    }),
-                    None => tracing::warn!(
-                        conversation_id = %waiting.conversation_id,
-                        "conversation gone before its offer"
-                    ),
+                    });
                 }
-            }
+                None => {
+                    tracing::debug!(
+                        conversation_id = %waiting.conversation_id,
+                        "left the queue while an agent was reserved; handing the slot back"
+                    );
+                    self.hand_back(&waiting.conversation_id, &seat, offer_id);
+                }
+            },
             Ok(Err(refused)) => {
                 tracing::debug!(agent_id = %seat.id, why = refused.why, "reservation refused");
                 let mut view = refused.view;
@@ -129,15 +139,32 @@ impl QueueActor {
                     view.load = view.max_chats;
                 }
                 self.agents.insert(view.id.clone(), view);
-                self.waiting.insert(waiting, Position::Head);
+                if still_waiting {
+                    self.waiting.insert(waiting, Position::Head);
+                }
             }
             Err(error) => {
                 tracing::warn!(agent_id = %seat.id, %error, "agent did not answer a reservation");
                 self.agents.remove(&seat.id);
-                self.waiting.insert(waiting, Position::Head);
+                if still_waiting {
+                    self.waiting.insert(waiting, Position::Head);
+                }
             }
         }
         self.dispatch(ctx);
+    }
+
+    /// Frees a slot reserved for a conversation that no longer waits here.
+    fn hand_back(&self, conversation_id: &ConversationId, seat: &Seat, offer_id: OfferId) {
+        if let Some(agent) = self.engine.directory.agent(&seat.id) {
+            agent.tell(ToAgent {
+                conversation_id: conversation_id.clone(),
+                notice: AgentNotice::OfferWithdrawn {
+                    offer_id,
+                    reason: WithdrawReason::Cancelled,
+                },
+            });
+        }
     }
 
     fn info(&self) -> QueueInfo {

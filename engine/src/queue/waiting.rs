@@ -1,5 +1,7 @@
 //! The waiting list of one queue: ordered by priority, then by time queued.
-//! A conversation coming back after RONA goes to the head.
+//! A conversation coming back after RONA goes to the head. A conversation
+//! taken for an offer still waits (and counts) until the reservation
+//! settles: offered, or back in line.
 
 use std::collections::{BTreeMap, HashMap};
 use switchboard_proto::{ConversationId, Timestamp};
@@ -28,6 +30,8 @@ pub struct WaitingList {
     keys: HashMap<ConversationId, Key>,
     next_tail: i64,
     next_head: i64,
+    /// Taken by `reserve_first`, an agent's slot being reserved for it.
+    reserving: HashMap<ConversationId, Waiting>,
 }
 
 impl WaitingList {
@@ -49,9 +53,12 @@ impl WaitingList {
         self.entries.insert(key, waiting);
     }
 
+    /// Takes a conversation out of the queue (it left, or moved), whether
+    /// in line or being reserved for.
     pub fn remove(&mut self, conversation_id: &ConversationId) -> Option<Waiting> {
-        let key = self.keys.remove(conversation_id)?;
-        self.entries.remove(&key)
+        let reserving = self.reserving.remove(conversation_id);
+        let key = self.keys.remove(conversation_id);
+        key.and_then(|key| self.entries.remove(&key)).or(reserving)
     }
 
     pub fn pop_first(&mut self) -> Option<Waiting> {
@@ -60,17 +67,40 @@ impl WaitingList {
         Some(waiting)
     }
 
+    /// Takes the first conversation in line to reserve an agent for it. It
+    /// still counts as waiting until [`settle`](Self::settle).
+    pub fn reserve_first(&mut self) -> Option<Waiting> {
+        let waiting = self.pop_first()?;
+        self.reserving
+            .insert(waiting.conversation_id.clone(), waiting.clone());
+        Some(waiting)
+    }
+
+    /// The reservation for this conversation is over. `None` when it left
+    /// the queue (or re-entered it) meanwhile: the reservation is then
+    /// stale and must be handed back.
+    pub fn settle(&mut self, conversation_id: &ConversationId) -> Option<Waiting> {
+        self.reserving.remove(conversation_id)
+    }
+
+    /// Every waiting conversation, those being reserved for included.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.reserving.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
+    }
+
+    /// Is any conversation in line, ready to be offered?
+    pub fn has_ready(&self) -> bool {
+        !self.entries.is_empty()
     }
 
     pub fn oldest_since(&self) -> Option<Timestamp> {
         self.entries
             .values()
+            .chain(self.reserving.values())
             .map(|waiting| waiting.queued_since)
             .min()
     }
@@ -116,6 +146,37 @@ mod tests {
         list.insert(waiting("back", 0, 0), Position::Head);
         assert_eq!(list.position_of(&ConversationId::new("back")), Some(0));
         assert_eq!(drain(&mut list), ["back", "a", "b"]);
+    }
+
+    #[test]
+    fn a_conversation_being_offered_still_counts_as_waiting() {
+        let mut list = WaitingList::default();
+        list.insert(waiting("a", 0, 1), Position::Tail);
+        list.insert(waiting("b", 0, 2), Position::Tail);
+        let taken = list.reserve_first().unwrap();
+        assert_eq!(taken.conversation_id, ConversationId::new("a"));
+        assert_eq!(list.len(), 2);
+        assert_eq!(list.oldest_since(), Some(Timestamp(1)));
+        // Refused: back at the head.
+        assert!(list.settle(&taken.conversation_id).is_some());
+        list.insert(taken, Position::Head);
+        assert_eq!(drain(&mut list), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_conversation_that_leaves_while_being_offered_settles_to_nothing() {
+        let mut list = WaitingList::default();
+        list.insert(waiting("a", 0, 1), Position::Tail);
+        let taken = list.reserve_first().unwrap();
+        assert!(list.remove(&taken.conversation_id).is_some());
+        assert!(list.is_empty());
+        assert_eq!(list.settle(&taken.conversation_id), None);
+        // Re-entering while reserved also makes the reservation stale.
+        list.insert(waiting("b", 0, 2), Position::Tail);
+        let taken = list.reserve_first().unwrap();
+        list.insert(waiting("b", 0, 3), Position::Head);
+        assert_eq!(list.settle(&taken.conversation_id), None);
+        assert_eq!(list.len(), 1);
     }
 
     #[test]
