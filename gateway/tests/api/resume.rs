@@ -95,6 +95,7 @@ async fn resume_replays_what_an_agent_missed_and_closed_transcripts(codec: Codec
     bob.ok(json!({"type": "wrap_up", "conversation_id": id, "reason": "resolved"}))
         .await;
     customer.conversation_state("closed").await;
+    bob.message("Bob Chen ended the chat").await;
     let (ack, replayed) = resume(
         &mut bob,
         json!({"type": "resume", "conversation_id": id, "after_seq": 3}),
