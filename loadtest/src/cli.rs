@@ -1,0 +1,323 @@
+//! Command-line interface: one subcommand per scenario, plus the helpers
+//! (`gen-config`, `echo-server`, and the hidden `customer-shard` the
+//! `connections` scenario starts in child processes).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::IpAddr;
+use std::time::Duration;
+use switchboard_proto::codec::Codec;
+
+use crate::shared::Workload;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "switchboard-loadtest",
+    version,
+    about = "The bundled load harness for Switchboard: open-model load, HDR latency, correctness counters"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// A fixed chat arrival rate and message rate for a duration.
+    Steady(SteadyArgs),
+    /// Step the arrival rate up until p99 or errors break a bound; reports the
+    /// highest sustainable rate.
+    Ramp(RampArgs),
+    /// Hold many idle conversations open (customers in child processes, over
+    /// several 127.0.0.x source addresses); server memory per conversation
+    /// and idle CPU.
+    Connections(ConnectionsArgs),
+    /// `connections`, then drop every customer at once, reconnect and resume
+    /// with `after_seq`; time to full recovery, nothing lost.
+    ReconnectStorm(ConnectionsArgs),
+    /// The floors alone: WebSocket echo through actix-web + actix-ws, and a
+    /// Redis PUBLISH round trip.
+    Floor(FloorArgs),
+    /// Serve a plain WebSocket echo at /ws (the floor's server).
+    EchoServer(EchoArgs),
+    /// Print a node config (TOML) with the load-test queue and agents.
+    GenConfig(GenConfigArgs),
+    /// Internal: the customers of one `connections` child process.
+    #[command(hide = true)]
+    CustomerShard(ShardArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CodecArg {
+    Json,
+    Msgpack,
+}
+
+impl From<CodecArg> for Codec {
+    fn from(value: CodecArg) -> Codec {
+        match value {
+            CodecArg::Json => Codec::Json,
+            CodecArg::Msgpack => Codec::MsgPack,
+        }
+    }
+}
+
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| error.to_string())
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// Node base URL(s), e.g. http://127.0.0.1:8080 (repeat or comma-separate
+    /// for a cluster: customers and agents are spread over them). Loopback only.
+    #[arg(long = "url", value_delimiter = ',', required = true)]
+    pub urls: Vec<String>,
+    /// WebSocket subprotocol.
+    #[arg(long, value_enum, default_value = "json")]
+    pub codec: CodecArg,
+    /// Source addresses for client sockets and REST calls (bind before
+    /// connect), e.g. 127.0.0.2,127.0.0.3.
+    #[arg(long, value_delimiter = ',')]
+    pub source_addrs: Vec<IpAddr>,
+    /// Machine-readable report on stdout instead of the readable summary.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AgentArgs {
+    /// Simulated agents (usernames <prefix>1..<prefix>N, see gen-config).
+    #[arg(long, default_value_t = 100)]
+    pub agents: usize,
+    #[arg(long, default_value = "lt")]
+    pub agent_prefix: String,
+    /// The agents' max_chats in the node config.
+    #[arg(long, default_value_t = 10)]
+    pub agent_max_chats: i32,
+    /// Queue the customers start chats in.
+    #[arg(long, default_value = "lt")]
+    pub queue: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkloadArgs {
+    /// Customer messages per chat after the first (each gets an agent reply).
+    #[arg(long, default_value_t = 5)]
+    pub messages: u32,
+    /// Interval between a customer's messages (from a fixed schedule).
+    #[arg(long, default_value = "200ms", value_parser = parse_duration)]
+    pub message_interval: Duration,
+    /// Characters per message text.
+    #[arg(long, default_value_t = 40)]
+    pub text_len: usize,
+    /// Agent think time before accepting an offer.
+    #[arg(long, default_value = "10ms", value_parser = parse_duration)]
+    pub think: Duration,
+    /// Share of new offers agents let expire (RONA).
+    #[arg(long, default_value_t = 0.0)]
+    pub rona_share: f64,
+    /// Share of accepted chats transferred (to the queue) after the first reply.
+    #[arg(long, default_value_t = 0.0)]
+    pub transfer_share: f64,
+    /// Share of accepted chats the owner conferences another agent into.
+    #[arg(long, default_value_t = 0.0)]
+    pub conference_share: f64,
+    /// How long a customer waits for an agent before leaving.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub patience: Duration,
+}
+
+impl WorkloadArgs {
+    pub fn workload(&self) -> Workload {
+        Workload {
+            messages: self.messages,
+            message_interval: self.message_interval,
+            text_len: self.text_len,
+            think: self.think,
+            rona_share: self.rona_share.clamp(0.0, 1.0),
+            transfer_share: self.transfer_share.clamp(0.0, 1.0),
+            conference_share: self.conference_share.clamp(0.0, 1.0),
+            patience: self.patience,
+            agents_end: true,
+        }
+    }
+
+    /// Messages per second a chat rate produces (customer + agent replies).
+    pub fn messages_per_second(&self, chat_rate: f64) -> f64 {
+        chat_rate * f64::from(self.messages) * 2.0
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FloorOptions {
+    /// Also measure the floors first, at the run's expected message rate.
+    #[arg(long)]
+    pub floor: bool,
+    /// How long each floor runs.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub floor_duration: Duration,
+    /// Echo connections (the message rate is spread over them).
+    #[arg(long, default_value_t = 100)]
+    pub floor_connections: usize,
+    /// HTTP workers of the echo server (the node uses one per core).
+    #[arg(long, default_value_t = 2)]
+    pub floor_workers: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SteadyArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub agents: AgentArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub floor: FloorOptions,
+    /// Chat arrival rate (chats per second, Poisson).
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// How long customers arrive (at most 1 h).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// After arrivals stop, how long chats may take to finish.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// Upper bound on chats started.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_total_chats: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RampArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub agents: AgentArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    #[command(flatten)]
+    pub floor: FloorOptions,
+    /// First step's chat arrival rate.
+    #[arg(long, default_value_t = 10.0)]
+    pub start_rate: f64,
+    /// Each step multiplies the rate by this.
+    #[arg(long, default_value_t = 1.5)]
+    pub step_factor: f64,
+    /// At most this many steps (at most 30).
+    #[arg(long, default_value_t = 8)]
+    pub max_steps: u32,
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub step_duration: Duration,
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// A step passes while message and offer p99 stay at or under this.
+    #[arg(long, default_value_t = 5.0)]
+    pub p99_bound_ms: f64,
+    /// A step passes while errors stay at or under this share of commands.
+    #[arg(long, default_value_t = 0.001)]
+    pub max_error_share: f64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConnectionsArgs {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub agents: AgentArgs,
+    /// Idle conversations to hold open (one customer socket each).
+    #[arg(long, default_value_t = 1000)]
+    pub conversations: u64,
+    /// Child processes holding the customers (each stays under the
+    /// per-process open-file limit).
+    #[arg(long, default_value_t = 3)]
+    pub processes: usize,
+    /// Conversations started per second while building up.
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Measure server CPU over this idle window.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub idle: Duration,
+    /// PID of the node (memory and CPU from /proc/<pid>).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Also run the reconnect storm (implied by `reconnect-storm`).
+    #[arg(long)]
+    pub storm: bool,
+    /// Bound on the storm's recovery wait.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub storm_timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FloorArgs {
+    /// Messages per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    #[arg(long, default_value_t = 100)]
+    pub connections: usize,
+    #[arg(long, default_value_t = 40)]
+    pub text_len: usize,
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct EchoArgs {
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub listen: std::net::SocketAddr,
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct GenConfigArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[arg(long, default_value_t = 100)]
+    pub agents: usize,
+    #[arg(long, default_value = "lt")]
+    pub agent_prefix: String,
+    #[arg(long, default_value = "lt")]
+    pub queue: String,
+    #[arg(long, default_value_t = 10)]
+    pub max_chats: u32,
+    #[arg(long, default_value_t = 3000)]
+    pub rona_timeout_ms: u64,
+    #[arg(long, default_value_t = 120_000)]
+    pub auto_wrap_up_ms: u64,
+    #[arg(long, default_value_t = 100_000)]
+    pub commands_per_second: u32,
+    #[arg(long, default_value_t = 100_000)]
+    pub command_burst: u32,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub out: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ShardArgs {
+    #[arg(long = "url", value_delimiter = ',', required = true)]
+    pub urls: Vec<String>,
+    #[arg(long, value_enum, default_value = "json")]
+    pub codec: CodecArg,
+    #[arg(long, value_delimiter = ',')]
+    pub source_addrs: Vec<IpAddr>,
+    #[arg(long, default_value = "lt")]
+    pub queue: String,
+    #[arg(long)]
+    pub count: u64,
+    /// Customer numbers start here (unique across shards).
+    #[arg(long, default_value_t = 0)]
+    pub first: u64,
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub storm_timeout: Duration,
+}

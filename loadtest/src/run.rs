@@ -1,0 +1,198 @@
+//! Running simulated people against nodes: agents once per run, customers
+//! per measured window (an open-model Poisson arrival process), a progress
+//! line every second, and a bounded drain at the end of every window.
+
+use rand::Rng;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::agent::{self, AgentSpec, Control};
+use crate::shared::Shared;
+use crate::stats::{Metrics, Window};
+
+/// How the harness finds its agents in the node's config (see `gen-config`).
+#[derive(Clone, Debug)]
+pub struct AgentPool {
+    pub count: usize,
+    pub prefix: String,
+    pub max_chats: i32,
+}
+
+impl AgentPool {
+    pub fn username(&self, index: usize) -> String {
+        format!("{}{}", self.prefix, index + 1)
+    }
+
+    pub fn password(&self, index: usize) -> String {
+        format!("{}{}-pw", self.prefix, index + 1)
+    }
+}
+
+/// The agents of a run, logged in and available.
+pub struct Agents {
+    control: broadcast::Sender<Control>,
+    tasks: JoinSet<()>,
+}
+
+impl Agents {
+    /// Logs every agent in (spread over nodes and source addresses) and
+    /// waits until all are available.
+    pub async fn start(shared: &Arc<Shared>, pool: &AgentPool) -> anyhow::Result<Agents> {
+        let (control, _) = broadcast::channel(16);
+        let (ready_tx, mut ready_rx) = mpsc::channel(pool.count.max(1));
+        let mut tasks = JoinSet::new();
+        for index in 0..pool.count {
+            let source_index = index % shared.sources.len();
+            let node_index = (index / shared.sources.len()) % shared.nodes.len();
+            let spec = AgentSpec {
+                index,
+                username: pool.username(index),
+                password: pool.password(index),
+                node: shared.nodes_by_source[source_index][node_index].clone(),
+                source: shared.sources[source_index],
+                max_chats: pool.max_chats,
+            };
+            tasks.spawn(agent::run(
+                shared.clone(),
+                spec,
+                control.subscribe(),
+                ready_tx.clone(),
+            ));
+            // Pace logins a little: each is a REST call plus a handshake.
+            if index % 50 == 49 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        drop(ready_tx);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for _ in 0..pool.count {
+            match tokio::time::timeout_at(deadline.into(), ready_rx.recv()).await {
+                Ok(Some(Ok(()))) => {}
+                Ok(Some(Err(error))) => anyhow::bail!("agent setup failed: {error:#}"),
+                Ok(None) => anyhow::bail!("agents stopped before they were ready"),
+                Err(_) => anyhow::bail!("agents not ready within 60 s"),
+            }
+        }
+        Ok(Agents { control, tasks })
+    }
+
+    pub fn storm(&self) {
+        let _ = self.control.send(Control::Storm);
+    }
+
+    /// Tells every agent to finish and waits (bounded) for them.
+    pub async fn stop(mut self, within: Duration) {
+        let _ = self.control.send(Control::Stop);
+        let deadline = Instant::now() + within;
+        while let Ok(Some(_)) =
+            tokio::time::timeout_at(deadline.into(), self.tasks.join_next()).await
+        {}
+        self.tasks.abort_all();
+    }
+}
+
+/// One measured window: customers arrive at `rate` per second for
+/// `duration` (at most `max_chats`), then the run drains for at most `drain`.
+pub async fn window(
+    shared: &Arc<Shared>,
+    rate: f64,
+    duration: Duration,
+    drain: Duration,
+    max_chats: u64,
+    first_customer: u64,
+    progress: bool,
+) -> (Window, u64) {
+    let metrics = shared.metrics.clone();
+    metrics.reset();
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let reporter = progress.then(|| tokio::spawn(progress_lines(metrics.clone(), shared.clone())));
+    let started = Instant::now();
+    let end = started + duration;
+    let mut customers = JoinSet::new();
+    let mut next = started;
+    let mut n = first_customer;
+    let mut rng = rand::rng();
+    while n - first_customer < max_chats {
+        // Poisson arrivals: exponential gaps with mean 1/rate.
+        let gap: f64 = -(1.0 - rng.random::<f64>()).ln() / rate.max(1e-9);
+        next += Duration::from_secs_f64(gap);
+        if next >= end {
+            break;
+        }
+        tokio::time::sleep_until(next.into()).await;
+        customers.spawn(crate::customer::run(
+            shared.clone(),
+            n,
+            next,
+            abort_rx.clone(),
+        ));
+        n += 1;
+        // Reap finished customers now and then so the set stays small.
+        while customers.try_join_next().is_some() {}
+    }
+    tokio::time::sleep_until(end.into()).await;
+    let measured = started.elapsed();
+    let drain_deadline = Instant::now() + drain;
+    while let Ok(Some(_)) =
+        tokio::time::timeout_at(drain_deadline.into(), customers.join_next()).await
+    {}
+    let _ = abort_tx.send(true);
+    while let Ok(Some(_)) =
+        tokio::time::timeout(Duration::from_secs(5), customers.join_next()).await
+    {}
+    customers.abort_all();
+    // Wrap-ups still in flight: give agents a moment to finish them.
+    let settle = Instant::now() + Duration::from_secs(5);
+    while shared.tracker.open() > 0 && Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let unfinished = shared.tracker.finalize_all();
+    if let Some(reporter) = reporter {
+        reporter.abort();
+    }
+    let window = Window::capture(&metrics, rate, measured.as_secs_f64(), unfinished);
+    (window, n)
+}
+
+/// One line a second on stderr: arrival rate, deliveries, in-flight chats,
+/// errors by code.
+async fn progress_lines(metrics: Arc<Metrics>, shared: Arc<Shared>) {
+    let started = Instant::now();
+    let mut last = metrics.counters.values();
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        let now = metrics.counters.values();
+        let errors = metrics.errors();
+        let error_text = if errors.is_empty() {
+            "none".to_owned()
+        } else {
+            let mut by_code: std::collections::BTreeMap<&str, u64> = Default::default();
+            for (key, count) in &errors {
+                let code = key.split('/').next().unwrap_or(key);
+                *by_code.entry(code).or_default() += count;
+            }
+            by_code
+                .iter()
+                .map(|(code, count)| format!("{code}={count}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        eprintln!(
+            "[{:>4}s] chats {:>6}/s  delivered {:>7} msg/s  offers {:>6}/s  in-flight {:>6}  tracked {:>6}  bad {}  errors: {}",
+            started.elapsed().as_secs(),
+            now.chats_created - last.chats_created,
+            (now.delivered_c2a + now.delivered_a2c) - (last.delivered_c2a + last.delivered_a2c),
+            now.offers - last.offers,
+            metrics.in_flight.load(Ordering::Relaxed),
+            shared.tracker.open(),
+            metrics.correctness_failures(),
+            error_text
+        );
+        last = now;
+    }
+}

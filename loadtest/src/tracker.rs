@@ -1,0 +1,411 @@
+//! Correctness, measured rather than assumed. Every conversation is tracked
+//! from both ends: which `seq`s each participant's session received (and
+//! how), which offers are outstanding, and which sent messages have not yet
+//! reached the other side.
+//!
+//! Definitions (the counters that must stay zero):
+//! - **duplicated**: one session received the same `seq` twice *live*
+//!   (outside a `resume` replay window, where overlap is the protocol's
+//!   documented behaviour and clients de-duplicate by `seq`);
+//! - **out-of-order**: a live `seq` lower than one already received live;
+//! - **lost**: when a participant leaves (its `end`/`transfer` ack, or the
+//!   `ended` conversation event), a `seq` in `1..=last_seq` it never got by
+//!   any route (offer thread, live, resume);
+//! - **undelivered**: a message the server acked that never reached the other
+//!   side (customer -> any agent, agent -> customer);
+//! - **double offers**: an offer for a conversation reached an agent while
+//!   another agent's offer for it was still outstanding (neither accepted,
+//!   withdrawn nor past its `expires_at`).
+//!
+//! Latency: the sender registers each message's `client_msg_id` with its
+//! scheduled send time before sending; the first live receipt on the other
+//! side records `now - scheduled`.
+
+use parking_lot::Mutex;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use switchboard_proto::model::{Message, Offer, Role};
+
+use crate::stats::Metrics;
+
+const SHARDS: usize = 64;
+/// Server timestamps have millisecond resolution; an offer made at the
+/// previous offer's `expires_at` minus this is still "after expiry".
+const EXPIRY_SLACK_MS: i64 = 2;
+
+/// Whose session received something.
+#[derive(Clone, Copy, Debug)]
+pub enum Who<'a> {
+    Customer,
+    Agent(&'a str),
+}
+
+#[derive(Default)]
+struct Stream {
+    seen: BTreeSet<u64>,
+    /// Seqs the participant knows without having received them (the
+    /// customer's first message, sent with `POST /chats`): receiving one of
+    /// these once is not a duplicate.
+    seeded: BTreeSet<u64>,
+    max_live: u64,
+    expected_upto: Option<u64>,
+    resume_outstanding: bool,
+}
+
+impl Stream {
+    fn missing(&self, upto: u64) -> u64 {
+        let have = self.seen.range(1..=upto).count() as u64;
+        upto.saturating_sub(have)
+    }
+}
+
+struct Holder {
+    agent: String,
+    expires_at_ms: i64,
+}
+
+struct Pending {
+    scheduled: Instant,
+    from_customer: bool,
+    acked: bool,
+}
+
+#[derive(Default)]
+struct ConvTrack {
+    customer: Stream,
+    agents: HashMap<String, Stream>,
+    holder: Option<Holder>,
+    /// `expires_at` of an offer the harness let expire, until the next offer.
+    rona_expiry_ms: Option<i64>,
+    offered_once: bool,
+    pending: HashMap<String, Pending>,
+    owing: HashSet<String>,
+    customer_done: bool,
+}
+
+pub struct Tracker {
+    metrics: Arc<Metrics>,
+    conversations: Vec<Mutex<HashMap<String, ConvTrack>>>,
+    created: Vec<Mutex<HashMap<u64, Instant>>>,
+}
+
+fn shard_of(key: &str) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+    });
+    (hash % SHARDS as u64) as usize
+}
+
+fn wall_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_micros() as i64)
+}
+
+impl Tracker {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            conversations: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            created: (0..SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn with<R>(&self, conv: &str, f: impl FnOnce(&mut ConvTrack, &Metrics) -> R) -> R {
+        let mut shard = self.conversations[shard_of(conv)].lock();
+        let track = shard.entry(conv.to_owned()).or_default();
+        f(track, &self.metrics)
+    }
+
+    /// The customer numbered `n` is scheduled to start its chat at `at`.
+    pub fn schedule_chat(&self, n: u64, at: Instant) {
+        self.created[(n % SHARDS as u64) as usize]
+            .lock()
+            .insert(n, at);
+    }
+
+    fn take_schedule(&self, n: u64) -> Option<Instant> {
+        self.created[(n % SHARDS as u64) as usize].lock().remove(&n)
+    }
+
+    /// Forgets a chat that was never created.
+    pub fn unschedule_chat(&self, n: u64) {
+        let _ = self.take_schedule(n);
+    }
+
+    /// An offer reached `agent`. `customer_n` is the harness's customer
+    /// number (from the customer's name) for the offer latency.
+    pub fn on_offer(&self, agent: &str, offer: &Offer, customer_n: Option<u64>, let_expire: bool) {
+        let now = Instant::now();
+        let first_schedule = customer_n.and_then(|n| self.take_schedule(n));
+        let conv = offer.conversation_id.as_str();
+        self.with(conv, |track, metrics| {
+            Metrics::bump(&metrics.counters.offers);
+            if !track.offered_once {
+                track.offered_once = true;
+                if let Some(at) = first_schedule {
+                    metrics.offer.record(now.saturating_duration_since(at));
+                }
+            }
+            let offered_at = offer.offered_at.millis();
+            if let Some(holder) = &track.holder {
+                if holder.agent != agent && offered_at < holder.expires_at_ms - EXPIRY_SLACK_MS {
+                    Metrics::bump(&metrics.counters.double_offers);
+                }
+            }
+            if let Some(expiry_ms) = track.rona_expiry_ms.take() {
+                if offered_at + EXPIRY_SLACK_MS >= expiry_ms {
+                    let micros = (wall_micros() - expiry_ms * 1000).max(1) as u64;
+                    metrics.rona_redirect.record(Duration::from_micros(micros));
+                }
+            }
+            track.holder = Some(Holder {
+                agent: agent.to_owned(),
+                expires_at_ms: offer.expires_at.millis(),
+            });
+            if let_expire {
+                track.rona_expiry_ms = Some(offer.expires_at.millis());
+            }
+            let stream = track.agents.entry(agent.to_owned()).or_default();
+            for message in &offer.messages {
+                stream.seen.insert(message.seq);
+            }
+            for message in &offer.messages {
+                deliver(track, metrics, Who::Agent(agent), message, false);
+            }
+        });
+    }
+
+    /// `agent`'s offer ended: accepted (by it) or withdrawn.
+    pub fn offer_ended(&self, conv: &str, agent: &str, accepted: bool) {
+        self.with(conv, |track, _| {
+            if track.holder.as_ref().is_some_and(|h| h.agent == agent) {
+                track.holder = None;
+            }
+            if accepted {
+                track.owing.insert(agent.to_owned());
+            }
+        });
+        self.maybe_finalize(conv);
+    }
+
+    /// A `message` event reached `who`'s session.
+    pub fn on_message(&self, who: Who<'_>, message: &Message) {
+        self.with(message.conversation_id.as_str(), |track, metrics| {
+            let stream = match who {
+                Who::Customer => &mut track.customer,
+                Who::Agent(agent) => track.agents.entry(agent.to_owned()).or_default(),
+            };
+            let live = !stream.resume_outstanding;
+            if live {
+                if stream.seeded.remove(&message.seq) {
+                    // Known from the POST; this is its first delivery.
+                } else if stream.seen.contains(&message.seq) {
+                    Metrics::bump(&metrics.counters.duplicated);
+                    if std::env::var_os("LOADTEST_DEBUG").is_some() {
+                        eprintln!(
+                            "duplicate: {} seq {} to {who:?} from {:?} text {:?} (seen {:?})",
+                            message.conversation_id,
+                            message.seq,
+                            message.from.role,
+                            message.text,
+                            stream.seen
+                        );
+                    }
+                } else if message.seq < stream.max_live {
+                    Metrics::bump(&metrics.counters.out_of_order);
+                }
+                stream.max_live = stream.max_live.max(message.seq);
+            }
+            stream.seen.insert(message.seq);
+            deliver(track, metrics, who, message, live);
+        });
+    }
+
+    /// Seeds a stream with a seq the participant knows without an event
+    /// (the customer's first message, sent with `POST /chats`).
+    pub fn seed(&self, conv: &str, who: Who<'_>, seq: u64) {
+        self.with(conv, |track, _| {
+            let stream = match who {
+                Who::Customer => &mut track.customer,
+                Who::Agent(agent) => track.agents.entry(agent.to_owned()).or_default(),
+            };
+            stream.seen.insert(seq);
+            stream.seeded.insert(seq);
+        });
+    }
+
+    pub fn set_resume(&self, conv: &str, who: Who<'_>, outstanding: bool) {
+        self.with(conv, |track, _| {
+            let stream = match who {
+                Who::Customer => &mut track.customer,
+                Who::Agent(agent) => track.agents.entry(agent.to_owned()).or_default(),
+            };
+            stream.resume_outstanding = outstanding;
+        });
+    }
+
+    /// The participant left at `last_seq`: it must have seen `1..=last_seq`.
+    /// Only the first call counts (a later `ended` event does not extend
+    /// what an agent who transferred away had to see).
+    pub fn set_expected(&self, conv: &str, who: Who<'_>, last_seq: u64) {
+        self.with(conv, |track, _| {
+            let stream = match who {
+                Who::Customer => &mut track.customer,
+                Who::Agent(agent) => track.agents.entry(agent.to_owned()).or_default(),
+            };
+            stream.expected_upto.get_or_insert(last_seq);
+        });
+    }
+
+    pub fn expected(&self, conv: &str, who: Who<'_>) -> Option<u64> {
+        self.with(conv, |track, _| match who {
+            Who::Customer => track.customer.expected_upto,
+            Who::Agent(agent) => track.agents.get(agent).and_then(|s| s.expected_upto),
+        })
+    }
+
+    /// Whether `who` has every seq up to `upto`.
+    pub fn complete(&self, conv: &str, who: Who<'_>, upto: u64) -> bool {
+        self.with(conv, |track, _| {
+            let stream = match who {
+                Who::Customer => Some(&track.customer),
+                Who::Agent(agent) => track.agents.get(agent),
+            };
+            stream.is_some_and(|s| s.missing(upto) == 0)
+        })
+    }
+
+    /// A message about to be sent; latency counts from `scheduled`.
+    pub fn register_send(
+        &self,
+        conv: &str,
+        client_msg_id: &str,
+        scheduled: Instant,
+        from_customer: bool,
+    ) {
+        self.with(conv, |track, _| {
+            track.pending.insert(
+                client_msg_id.to_owned(),
+                Pending {
+                    scheduled,
+                    from_customer,
+                    acked: false,
+                },
+            );
+        });
+    }
+
+    /// The send was acked (`true`) or refused (`false`: forget it).
+    pub fn send_result(&self, conv: &str, client_msg_id: &str, acked: bool) {
+        self.with(conv, |track, _| {
+            if acked {
+                if let Some(pending) = track.pending.get_mut(client_msg_id) {
+                    pending.acked = true;
+                }
+            } else {
+                track.pending.remove(client_msg_id);
+            }
+        });
+    }
+
+    /// The agent's wrap-up for `conv` is in.
+    pub fn wrapped_up(&self, conv: &str, agent: &str) {
+        self.with(conv, |track, _| {
+            track.owing.remove(agent);
+        });
+        self.maybe_finalize(conv);
+    }
+
+    pub fn customer_done(&self, conv: &str) {
+        self.with(conv, |track, _| track.customer_done = true);
+        self.maybe_finalize(conv);
+    }
+
+    fn maybe_finalize(&self, conv: &str) {
+        let mut shard = self.conversations[shard_of(conv)].lock();
+        let done = shard
+            .get(conv)
+            .is_some_and(|t| t.customer_done && t.owing.is_empty() && t.holder.is_none());
+        if done {
+            if let Some(track) = shard.remove(conv) {
+                drop(shard);
+                self.account(&track);
+            }
+        }
+    }
+
+    /// Counts what a finished (or abandoned-by-deadline) conversation lost.
+    fn account(&self, track: &ConvTrack) {
+        let counters = &self.metrics.counters;
+        let streams = std::iter::once(&track.customer).chain(track.agents.values());
+        let mut lost = 0;
+        for stream in streams {
+            let upto = stream
+                .expected_upto
+                .unwrap_or_else(|| stream.seen.last().copied().unwrap_or(0));
+            lost += stream.missing(upto);
+        }
+        counters
+            .lost
+            .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+        let undelivered = track.pending.values().filter(|p| p.acked).count() as u64;
+        counters
+            .undelivered
+            .fetch_add(undelivered, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// End of run: accounts for every conversation still tracked and
+    /// returns how many there were (unfinished by the drain deadline).
+    pub fn finalize_all(&self) -> u64 {
+        let mut unfinished = 0;
+        for shard in &self.conversations {
+            let drained: Vec<ConvTrack> = shard.lock().drain().map(|(_, t)| t).collect();
+            for track in drained {
+                if !(track.customer_done && track.owing.is_empty()) {
+                    unfinished += 1;
+                }
+                self.account(&track);
+            }
+        }
+        unfinished
+    }
+
+    /// Conversations currently tracked.
+    pub fn open(&self) -> usize {
+        self.conversations.iter().map(|s| s.lock().len()).sum()
+    }
+}
+
+/// Marks `message` delivered to the other side if `who` is that side.
+fn deliver(track: &mut ConvTrack, metrics: &Metrics, who: Who<'_>, message: &Message, live: bool) {
+    let Some(client_msg_id) = &message.client_msg_id else {
+        return;
+    };
+    let to_customer = matches!(who, Who::Customer);
+    let other_side = match message.from.role {
+        Role::Customer => !to_customer,
+        Role::Agent => to_customer,
+        Role::System => false,
+    };
+    if !other_side {
+        return;
+    }
+    let Some(pending) = track.pending.remove(client_msg_id.as_str()) else {
+        return;
+    };
+    let counters = &metrics.counters;
+    if !live {
+        Metrics::bump(&counters.delivered_late);
+        return;
+    }
+    let latency = pending.scheduled.elapsed();
+    if pending.from_customer {
+        metrics.msg_c2a.record(latency);
+        Metrics::bump(&counters.delivered_c2a);
+    } else {
+        metrics.msg_a2c.record(latency);
+        Metrics::bump(&counters.delivered_a2c);
+    }
+}
