@@ -311,6 +311,9 @@ pub fn start(engine: &Arc<EngineContext>, config: crate::config::AgentConfig) ->
         None,
         Timestamp::now(),
     );
+    // Listed before the actor runs: a directory lookup right after the
+    // login answers with the agent, idle.
+    engine.store.put_presence(&agent.id, Some(agent.info()));
     let shared = engine.clone();
     AgentActor::start_in_arbiter(engine.directory.arbiter(), move |_ctx| {
         AgentActor::new(agent, shared)
