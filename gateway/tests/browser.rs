@@ -26,5 +26,8 @@ fn web_ui_end_to_end_in_headless_chromium() {
         .env("SWITCHBOARD_BIN", env!("CARGO_BIN_EXE_switchboard"))
         .status()
         .expect("node runs (install Node.js 20 or later)");
-    assert!(status.success(), "browser suites failed: see the output above and target/e2e-artifacts/");
+    assert!(
+        status.success(),
+        "browser suites failed: see the output above and target/e2e-artifacts/"
+    );
 }

@@ -157,7 +157,11 @@ mod tests {
             .decode_command::<CustomerCommand>(&bytes(Codec::Json, &frame))
             .unwrap_err();
         assert_eq!(error.request_id.as_deref(), Some("r9"));
-        assert!(error.message.contains("unknown variant"), "{}", error.message);
+        assert!(
+            error.message.contains("unknown variant"),
+            "{}",
+            error.message
+        );
     }
 
     #[test]

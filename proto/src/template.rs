@@ -61,10 +61,7 @@ impl<'t> Pieces<'t> {
 }
 
 fn is_slot_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl<'t> Iterator for Pieces<'t> {
@@ -126,9 +123,6 @@ mod tests {
     #[test]
     fn a_lone_angle_bracket_is_literal_text() {
         assert_eq!(slots("a < b > c <not a slot>"), Vec::<String>::new());
-        assert_eq!(
-            fill("1 < 2 <x>", |_| Some("y")),
-            Ok("1 < 2 y".to_owned())
-        );
+        assert_eq!(fill("1 < 2 <x>", |_| Some("y")), Ok("1 < 2 y".to_owned()));
     }
 }
