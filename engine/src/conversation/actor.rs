@@ -542,13 +542,8 @@ impl Handler<Transfer> for ConversationActor {
                 Box::pin(fut::ready(reply))
             }
             TransferTarget::Agent(target) => {
-                if let Err(error) = self.conversation.check_transfer(&message.by) {
+                if let Err(error) = self.conversation.check_transfer(&message.by, &target) {
                     return Box::pin(fut::ready(Err(error)));
-                }
-                if target == message.by {
-                    return Box::pin(fut::ready(Err(EngineError::BadRequest(
-                        "you cannot transfer to yourself".into(),
-                    ))));
                 }
                 self.reserve_then(message.by, target, Conversation::transfer_to_agent)
             }

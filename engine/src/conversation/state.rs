@@ -619,18 +619,33 @@ impl Conversation {
     }
 
     /// Checks a transfer could start (before a target's slot is reserved).
-    pub fn check_transfer(&self, by: &AgentId) -> Result<(), EngineError> {
-        self.check_owner(by, "transfer", &[ConversationState::Active])
+    pub fn check_transfer(&self, by: &AgentId, target: &AgentId) -> Result<(), EngineError> {
+        self.check_target(by, target, "transfer", "you cannot transfer to yourself")
             .map(|_| ())
+    }
+
+    /// Checks that `by` may hand the conversation (transfer) or bring in
+    /// (conference) another agent now: the owner, after accept, not during
+    /// a conference, and not naming itself.
+    fn check_target(
+        &self,
+        by: &AgentId,
+        target: &AgentId,
+        action: &'static str,
+    ) -> Result<Seat, EngineError> {
+        let owner = self.check_owner(by, action, &[ConversationState::Active])?;
+        if target == by {
+            return Err(EngineError::BadRequest(format!(
+                "you cannot {action} yourself"
+            )));
+        }
+        Ok(owner)
     }
 
     /// Checks a conference could start (before the invitee's slot is reserved).
     pub fn check_conference(&self, by: &AgentId, target: &AgentId) -> Result<(), EngineError> {
-        self.check_owner(by, "conference", &[ConversationState::Active])?;
-        if target == by {
-            return Err(EngineError::BadRequest("you cannot invite yourself".into()));
-        }
-        Ok(())
+        self.check_target(by, target, "conference", "you cannot invite yourself")
+            .map(|_| ())
     }
 
     /// The owner leaves (a transfer): its leg ends and it owes a wrap-up.
@@ -707,12 +722,12 @@ impl Conversation {
         target: Seat,
         now: Timestamp,
     ) -> Result<Vec<Effect>, EngineError> {
-        let owner = self.check_owner(by, "transfer", &[ConversationState::Active])?;
-        if &target.id == by {
-            return Err(EngineError::BadRequest(
-                "you cannot transfer to yourself".into(),
-            ));
-        }
+        let owner = self.check_target(
+            by,
+            &target.id,
+            "transfer",
+            "you cannot transfer to yourself",
+        )?;
         let mut effects = self.owner_leaves("transferred", now);
         effects.push(self.system_message(
             format!("{} transferred the chat to {}", owner.name, target.name),
@@ -738,8 +753,8 @@ impl Conversation {
         target: Seat,
         now: Timestamp,
     ) -> Result<Vec<Effect>, EngineError> {
-        self.check_conference(by, &target.id)?;
-        let owner = self.check_owner(by, "conference", &[ConversationState::Active])?;
+        let owner =
+            self.check_target(by, &target.id, "conference", "you cannot invite yourself")?;
         self.state = ConversationState::ConferenceRequested;
         Ok(self.open_offer(
             offer_id,

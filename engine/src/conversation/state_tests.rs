@@ -44,27 +44,27 @@ fn resolved() -> Reason {
     reasons()[0].clone()
 }
 
-fn queued() -> Conversation {
-    let (conversation, _) = Conversation::start(
-        NewConversation {
-            id: ConversationId::new("c1"),
-            customer: Customer {
-                name: "Ada".into(),
-                email: None,
-            },
-            attributes: Default::default(),
-            queue: NamedRef::new("sales", "Sales"),
-            first_message: "Hello".into(),
-            max_message_chars: 100,
-            timing: Timing {
-                rona_timeout_ms: RONA_MS,
-                auto_wrap_up_ms: WRAP_MS,
-            },
-            wrap_up_reasons: reasons(),
+fn new_conversation() -> NewConversation {
+    NewConversation {
+        id: ConversationId::new("c1"),
+        customer: Customer {
+            name: "Ada".into(),
+            email: None,
         },
-        Timestamp(1_000),
-    )
-    .unwrap();
+        attributes: Default::default(),
+        queue: NamedRef::new("sales", "Sales"),
+        first_message: "Hello".into(),
+        max_message_chars: 100,
+        timing: Timing {
+            rona_timeout_ms: RONA_MS,
+            auto_wrap_up_ms: WRAP_MS,
+        },
+        wrap_up_reasons: reasons(),
+    }
+}
+
+fn queued() -> Conversation {
+    let (conversation, _) = Conversation::start(new_conversation(), Timestamp(1_000)).unwrap();
     conversation
 }
 
@@ -142,26 +142,8 @@ fn say(
 
 #[test]
 fn new_conversation_waits_at_the_tail_of_its_queue_with_message_one() {
-    let (conversation, effects) = Conversation::start(
-        NewConversation {
-            id: ConversationId::new("c1"),
-            customer: Customer {
-                name: "Ada".into(),
-                email: None,
-            },
-            attributes: Default::default(),
-            queue: NamedRef::new("sales", "Sales"),
-            first_message: "Hello".into(),
-            max_message_chars: 100,
-            timing: Timing {
-                rona_timeout_ms: RONA_MS,
-                auto_wrap_up_ms: WRAP_MS,
-            },
-            wrap_up_reasons: reasons(),
-        },
-        Timestamp(1_000),
-    )
-    .unwrap();
+    let (conversation, effects) =
+        Conversation::start(new_conversation(), Timestamp(1_000)).unwrap();
     assert_eq!(conversation.state, ConversationState::Queued);
     assert_eq!(conversation.last_seq(), 1);
     assert!(effects.contains(&Effect::Queue(
