@@ -632,12 +632,11 @@ impl Conversation {
         by: &AgentId,
         target: &AgentId,
         action: &'static str,
+        naming_itself: &'static str,
     ) -> Result<Seat, EngineError> {
         let owner = self.check_owner(by, action, &[ConversationState::Active])?;
         if target == by {
-            return Err(EngineError::BadRequest(format!(
-                "you cannot {action} yourself"
-            )));
+            return Err(EngineError::BadRequest(naming_itself.into()));
         }
         Ok(owner)
     }
