@@ -244,7 +244,7 @@ impl Agent {
                     self.request(
                         Request::Accept {
                             conv,
-                            scheduled: at,
+                            scheduled: crate::stats::latency_origin(at, Instant::now()),
                         },
                         command,
                     )

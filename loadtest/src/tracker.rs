@@ -4,9 +4,10 @@
 //! reached the other side.
 //!
 //! Definitions (the counters that must stay zero):
-//! - **duplicated**: one session received the same `seq` twice *live*
-//!   (outside a `resume` replay window, where overlap is the protocol's
-//!   documented behaviour and clients de-duplicate by `seq`);
+//! - **duplicated**: one session received the same `seq` twice *live*.
+//!   A live event for a seq the client already had from an offer's thread,
+//!   a `resume` replay or its own `POST /chats` is not a duplicate: those
+//!   routes overlap by design and clients de-duplicate by `seq`;
 //! - **out-of-order**: a live `seq` lower than one already received live;
 //! - **lost**: when a participant leaves (its `end`/`transfer` ack, or the
 //!   `ended` conversation event), a `seq` in `1..=last_seq` it never got by
@@ -44,10 +45,8 @@ pub enum Who<'a> {
 #[derive(Default)]
 struct Stream {
     seen: BTreeSet<u64>,
-    /// Seqs the participant knows without having received them (the
-    /// customer's first message, sent with `POST /chats`): receiving one of
-    /// these once is not a duplicate.
-    seeded: BTreeSet<u64>,
+    /// Seqs received live (outside offers and resume replays).
+    live: BTreeSet<u64>,
     max_live: u64,
     expected_upto: Option<u64>,
     resume_outstanding: bool,
@@ -199,23 +198,18 @@ impl Tracker {
             };
             let live = !stream.resume_outstanding;
             if live {
-                if stream.seeded.remove(&message.seq) {
-                    // Known from the POST; this is its first delivery.
-                } else if stream.seen.contains(&message.seq) {
+                if stream.live.contains(&message.seq) {
                     Metrics::bump(&metrics.counters.duplicated);
                     if std::env::var_os("LOADTEST_DEBUG").is_some() {
                         eprintln!(
-                            "duplicate: {} seq {} to {who:?} from {:?} text {:?} (seen {:?})",
-                            message.conversation_id,
-                            message.seq,
-                            message.from.role,
-                            message.text,
-                            stream.seen
+                            "duplicate: {} seq {} to {who:?} from {:?} text {:?}",
+                            message.conversation_id, message.seq, message.from.role, message.text
                         );
                     }
                 } else if message.seq < stream.max_live {
                     Metrics::bump(&metrics.counters.out_of_order);
                 }
+                stream.live.insert(message.seq);
                 stream.max_live = stream.max_live.max(message.seq);
             }
             stream.seen.insert(message.seq);
@@ -232,7 +226,6 @@ impl Tracker {
                 Who::Agent(agent) => track.agents.entry(agent.to_owned()).or_default(),
             };
             stream.seen.insert(seq);
-            stream.seeded.insert(seq);
         });
     }
 
@@ -339,13 +332,21 @@ impl Tracker {
     /// Counts what a finished (or abandoned-by-deadline) conversation lost.
     fn account(&self, track: &ConvTrack) {
         let counters = &self.metrics.counters;
-        let streams = std::iter::once(&track.customer).chain(track.agents.values());
+        let streams = std::iter::once(("customer", &track.customer))
+            .chain(track.agents.iter().map(|(id, s)| (id.as_str(), s)));
         let mut lost = 0;
-        for stream in streams {
+        for (who, stream) in streams {
             let upto = stream
                 .expected_upto
                 .unwrap_or_else(|| stream.seen.last().copied().unwrap_or(0));
-            lost += stream.missing(upto);
+            let missing = stream.missing(upto);
+            if missing > 0 && std::env::var_os("LOADTEST_DEBUG").is_some() {
+                eprintln!(
+                    "lost: {missing} of 1..={upto} for {who} (seen {:?})",
+                    stream.seen
+                );
+            }
+            lost += missing;
         }
         counters
             .lost
