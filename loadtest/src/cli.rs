@@ -84,6 +84,9 @@ pub struct Target {
     /// No progress lines on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// PID of the node: its CPU over each measured window is reported.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -216,9 +219,21 @@ pub struct RampArgs {
     /// A step passes while message and offer p99 stay at or under this.
     #[arg(long, default_value_t = 5.0)]
     pub p99_bound_ms: f64,
+    /// Which p99 the bound applies to.
+    #[arg(long, value_enum, default_value = "both")]
+    pub bound_on: BoundOn,
     /// A step passes while errors stay at or under this share of commands.
     #[arg(long, default_value_t = 0.001)]
     pub max_error_share: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BoundOn {
+    /// Message p99 (customer->agent and agent->customer together).
+    Messages,
+    /// Offer p99 (chat created -> offer received).
+    Offers,
+    Both,
 }
 
 #[derive(Args, Debug, Clone)]

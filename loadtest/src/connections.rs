@@ -37,7 +37,7 @@ use crate::client::{self, Incoming, Node, WsSink, WsSource};
 use crate::run::{AgentPool, Agents};
 use crate::scenario::{command_line, Machine};
 use crate::shared::{Shared, Workload};
-use crate::stats::{proc_sample, Hist, Percentiles, ProcSample, CLOCK_TICKS};
+use crate::stats::{cpu_percent, proc_sample, Hist, Percentiles};
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ShardReady {
@@ -339,11 +339,6 @@ pub async fn connections(args: ConnectionsArgs, storm: bool) -> anyhow::Result<C
         storm: storm_report,
         correctness_failures: failures + shared.metrics.correctness_failures(),
     })
-}
-
-fn cpu_percent(start: ProcSample, end: ProcSample, seconds: f64) -> f64 {
-    let ticks = end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64;
-    ticks / CLOCK_TICKS / seconds.max(1e-9) * 100.0
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::stats::{Hist, Percentiles};
+use crate::stats::{latency_origin, Hist, Percentiles};
 
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize)]
 pub struct FloorReport {
@@ -132,7 +132,7 @@ async fn echo_floor(
                 let sending = next < end;
                 tokio::select! {
                     () = tokio::time::sleep_until(next.into()), if sending => {
-                        scheduled.push_back(next);
+                        scheduled.push_back(latency_origin(next, Instant::now()));
                         if sink.send(Message::text(payload.clone())).await.is_err() { break; }
                         sent += 1;
                         next += interval;
@@ -231,7 +231,8 @@ async fn redis_floor(
         let mut inflight = tokio::task::JoinSet::new();
         while next < end {
             tokio::time::sleep_until(next.into()).await;
-            let body = format!("{} {payload}", (next - start).as_micros());
+            let origin = latency_origin(next, Instant::now());
+            let body = format!("{} {payload}", (origin - start).as_micros());
             let mut connection = publisher.clone();
             inflight.spawn(async move {
                 let _: redis::RedisResult<i64> = redis::cmd("PUBLISH")

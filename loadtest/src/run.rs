@@ -104,13 +104,27 @@ pub async fn window(
     max_chats: u64,
     first_customer: u64,
     progress: bool,
+    server_pid: Option<u32>,
 ) -> (Window, u64) {
     let metrics = shared.metrics.clone();
     metrics.reset();
     let (abort_tx, abort_rx) = watch::channel(false);
     let reporter = progress.then(|| tokio::spawn(progress_lines(metrics.clone(), shared.clone())));
+    let sweeper = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                interval.tick().await;
+                shared.tracker.sweep();
+            }
+        })
+    };
     let started = Instant::now();
     let end = started + duration;
+    let sample = |pid: Option<u32>| pid.and_then(|pid| crate::stats::proc_sample(pid).ok());
+    let server_start = sample(server_pid);
+    let harness_start = sample(Some(std::process::id()));
     let mut customers = JoinSet::new();
     let mut next = started;
     let mut n = first_customer;
@@ -135,6 +149,16 @@ pub async fn window(
     }
     tokio::time::sleep_until(end.into()).await;
     let measured = started.elapsed();
+    let cpu = |start: Option<crate::stats::ProcSample>, pid: Option<u32>| {
+        let end = sample(pid)?;
+        Some(crate::stats::cpu_percent(
+            start?,
+            end,
+            measured.as_secs_f64(),
+        ))
+    };
+    let server_cpu = cpu(server_start, server_pid);
+    let harness_cpu = cpu(harness_start, Some(std::process::id()));
     let drain_deadline = Instant::now() + drain;
     while let Ok(Some(_)) =
         tokio::time::timeout_at(drain_deadline.into(), customers.join_next()).await
@@ -149,11 +173,14 @@ pub async fn window(
     while shared.tracker.open() > 0 && Instant::now() < settle {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    sweeper.abort();
     let unfinished = shared.tracker.finalize_all();
     if let Some(reporter) = reporter {
         reporter.abort();
     }
-    let window = Window::capture(&metrics, rate, measured.as_secs_f64(), unfinished);
+    let mut window = Window::capture(&metrics, rate, measured.as_secs_f64(), unfinished);
+    window.server_cpu_percent = server_cpu;
+    window.harness_cpu_percent = harness_cpu;
     (window, n)
 }
 

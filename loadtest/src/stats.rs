@@ -288,6 +288,10 @@ pub struct Window {
     pub errors: BTreeMap<String, u64>,
     /// Conversations still open when the drain deadline passed.
     pub unfinished: u64,
+    /// CPU over the measured window, in % of one core (200 = both cores of
+    /// a 2-core machine): the node (when its PID was given) and the harness.
+    pub server_cpu_percent: Option<f64>,
+    pub harness_cpu_percent: Option<f64>,
 }
 
 impl Window {
@@ -304,6 +308,8 @@ impl Window {
             counters,
             errors: metrics.errors(),
             unfinished,
+            server_cpu_percent: None,
+            harness_cpu_percent: None,
         }
     }
 
@@ -340,6 +346,12 @@ impl Window {
             c.delivered_late
         );
         self.latency.print();
+        let cpu = |v: Option<f64>| v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.0}%"));
+        println!(
+            "cpu over the window (% of one core): node {}, harness {}",
+            cpu(self.server_cpu_percent),
+            cpu(self.harness_cpu_percent)
+        );
         println!(
             "correctness (must be 0): lost {} (missing seq in a participant's stream), undelivered {} (acked, never reached the other side), duplicated {}, out-of-order {}, double offers {}",
             c.lost, c.undelivered, c.duplicated, c.out_of_order, c.double_offers
@@ -384,6 +396,12 @@ pub fn proc_sample(pid: u32) -> anyhow::Result<ProcSample> {
         rss_kib,
         cpu_ticks: utime + stime,
     })
+}
+
+/// CPU used between two samples, in % of one core.
+pub fn cpu_percent(start: ProcSample, end: ProcSample, seconds: f64) -> f64 {
+    let ticks = end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64;
+    ticks / CLOCK_TICKS / seconds.max(1e-9) * 100.0
 }
 
 /// Clock ticks per second for `/proc/<pid>/stat` (USER_HZ; 100 on Linux).

@@ -31,6 +31,8 @@ use switchboard_proto::model::{Message, Offer, Role};
 use crate::stats::Metrics;
 
 const SHARDS: usize = 64;
+/// How long a finished conversation's track waits for stragglers.
+const DONE_GRACE: Duration = Duration::from_secs(1);
 /// Server timestamps have millisecond resolution; an offer made at the
 /// previous offer's `expires_at` minus this is still "after expiry".
 const EXPIRY_SLACK_MS: i64 = 2;
@@ -81,6 +83,10 @@ struct ConvTrack {
     pending: HashMap<String, Pending>,
     owing: HashSet<String>,
     customer_done: bool,
+    /// When every party was done. The track stays a moment longer: events
+    /// may still be on their way (a `message` event can follow the ack of
+    /// a later command), and they must land here, not in a new track.
+    done_at: Option<Instant>,
 }
 
 pub struct Tracker {
@@ -318,13 +324,31 @@ impl Tracker {
 
     fn maybe_finalize(&self, conv: &str) {
         let mut shard = self.conversations[shard_of(conv)].lock();
-        let done = shard
-            .get(conv)
-            .is_some_and(|t| t.customer_done && t.owing.is_empty() && t.holder.is_none());
-        if done {
-            if let Some(track) = shard.remove(conv) {
-                drop(shard);
-                self.account(&track);
+        if let Some(track) = shard.get_mut(conv) {
+            if track.customer_done && track.owing.is_empty() && track.holder.is_none() {
+                track.done_at.get_or_insert_with(Instant::now);
+            }
+        }
+    }
+
+    /// Accounts for conversations done for longer than [`DONE_GRACE`].
+    /// Called a few times a second while a run is on.
+    pub fn sweep(&self) {
+        for shard in &self.conversations {
+            let finished: Vec<ConvTrack> = {
+                let mut shard = shard.lock();
+                let expired: Vec<String> = shard
+                    .iter()
+                    .filter(|(_, t)| t.done_at.is_some_and(|at| at.elapsed() >= DONE_GRACE))
+                    .map(|(conv, _)| conv.clone())
+                    .collect();
+                expired
+                    .iter()
+                    .filter_map(|conv| shard.remove(conv))
+                    .collect()
+            };
+            for track in &finished {
+                self.account(track);
             }
         }
     }
