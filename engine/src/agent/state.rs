@@ -221,6 +221,24 @@ impl Agent {
         }
     }
 
+    /// A reservation whose offer never came (the conversation stopped, or
+    /// its answer was lost) frees its slot; one with its offer is kept.
+    pub fn drop_unoffered(
+        &mut self,
+        conversation_id: &ConversationId,
+        offer_id: &OfferId,
+    ) -> Vec<AgentEffect> {
+        let unoffered = matches!(
+            self.slots.get(conversation_id),
+            Some(Slot::Offered { offer_id: held, offer: None }) if held == offer_id
+        );
+        if !unoffered {
+            return Vec::new();
+        }
+        self.slots.remove(conversation_id);
+        vec![AgentEffect::ReportToQueues]
+    }
+
     /// `accept`: the offer to forward to the conversation.
     pub fn offer_to_accept(
         &self,
@@ -447,6 +465,24 @@ mod tests {
         );
         assert!(effects.is_empty());
         assert_eq!(alice.state, AgentState::Available);
+    }
+
+    #[test]
+    fn reservation_without_its_offer_is_dropped_in_time() {
+        let mut alice = agent(1);
+        alice.set_available(Timestamp(1));
+        alice
+            .reserve(ConversationId::new("c1"), OfferId::new("o1"))
+            .unwrap();
+        let effects = alice.drop_unoffered(&ConversationId::new("c1"), &OfferId::new("o1"));
+        assert_eq!(effects, [AgentEffect::ReportToQueues]);
+        assert!(alice.has_free_slot());
+        // A reservation whose offer arrived is an offer: RONA handles it.
+        offered(&mut alice, "c2", "o2");
+        assert!(alice
+            .drop_unoffered(&ConversationId::new("c2"), &OfferId::new("o2"))
+            .is_empty());
+        assert_eq!(alice.load(), 1);
     }
 
     #[test]

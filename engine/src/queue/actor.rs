@@ -4,9 +4,11 @@
 //! and hands the reservation to the conversation, which opens the offer.
 
 use actix::prelude::*;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use switchboard_proto::model::{AgentState, QueueInfo, QueueStats, WithdrawReason};
+use switchboard_proto::model::{
+    AgentState, QueueInfo, QueueStats, RoutingDecision, WithdrawReason,
+};
 use switchboard_proto::{AgentId, ConversationId, OfferId, QueueId, Timestamp};
 
 use super::routing::{self, AgentView};
@@ -15,6 +17,7 @@ use crate::agent::actor::{FromConversation as ToAgent, Refused, Reserve};
 use crate::context::EngineContext;
 use crate::conversation::actor::OfferReserved;
 use crate::conversation::state::{AgentNotice, QueueNotice, Seat};
+use crate::error::EngineError;
 
 /// Counters behind `GET /api/v1/stats`.
 #[derive(Debug, Default, Clone)]
@@ -32,6 +35,9 @@ pub struct QueueActor {
     name: String,
     waiting: WaitingList,
     agents: HashMap<AgentId, AgentView>,
+    /// Conversations an agent refused because it still holds them (it left
+    /// them and owes the wrap-up). Cleared when the agent reports again.
+    holding: HashMap<AgentId, HashSet<ConversationId>>,
     counters: Counters,
     service_level_ms: u64,
     engine: Arc<EngineContext>,
@@ -45,6 +51,7 @@ impl QueueActor {
             name,
             waiting: WaitingList::default(),
             agents: HashMap::new(),
+            holding: HashMap::new(),
             counters: Counters::default(),
             service_level_ms,
             engine,
@@ -56,14 +63,34 @@ impl QueueActor {
             .set(self.waiting.len() as f64);
     }
 
-    /// Offers waiting conversations, best agent first, for as long as both
-    /// a conversation and an eligible agent remain.
+    /// Does `agent` already hold `conversation` (it left it and owes the
+    /// wrap-up), as it said when it refused a reservation?
+    fn holds(&self, agent: &AgentId, conversation: &ConversationId) -> bool {
+        self.holding
+            .get(agent)
+            .is_some_and(|held| held.contains(conversation))
+    }
+
+    /// The first conversation in line that an eligible agent can take, and
+    /// the routing decision for it.
+    fn next_offer(&self) -> Option<(ConversationId, RoutingDecision)> {
+        if !self.agents.values().any(AgentView::is_eligible) {
+            return None;
+        }
+        self.waiting.ready().find_map(|waiting| {
+            let conversation = &waiting.conversation_id;
+            routing::decide(&self.id, self.agents.values(), |agent| {
+                self.holds(agent, conversation)
+            })
+            .map(|decision| (conversation.clone(), decision))
+        })
+    }
+
+    /// Offers waiting conversations, best agent first, for as long as a
+    /// conversation and an agent that can take it remain.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
-        while self.waiting.has_ready() {
-            let Some(decision) = routing::decide(&self.id, self.agents.values()) else {
-                break;
-            };
-            let Some(waiting) = self.waiting.reserve_first() else {
+        while let Some((conversation_id, decision)) = self.next_offer() {
+            let Some(waiting) = self.waiting.reserve(&conversation_id) else {
                 break;
             };
             let Some(view) = self.agents.get_mut(&decision.chosen) else {
@@ -78,11 +105,12 @@ impl QueueActor {
             let offer_id = OfferId::generate();
             let Some(agent) = self.engine.directory.agent(&seat.id) else {
                 self.agents.remove(&seat.id);
+                self.waiting.settle(&conversation_id);
                 self.waiting.insert(waiting, Position::Head);
                 continue;
             };
             let reserve = Reserve {
-                conversation_id: waiting.conversation_id.clone(),
+                conversation_id,
                 offer_id: offer_id.clone(),
             };
             let request = async move { agent.ask(reserve).await };
@@ -95,11 +123,11 @@ impl QueueActor {
 
     fn reserved(
         &mut self,
-        reply: Result<Result<(), Refused>, crate::error::EngineError>,
+        reply: Result<Result<(), Refused>, EngineError>,
         waiting: Waiting,
         offer_id: OfferId,
         seat: Seat,
-        decision: switchboard_proto::model::RoutingDecision,
+        decision: RoutingDecision,
         ctx: &mut Context<Self>,
     ) {
         // Still waiting here, or did it leave while the slot was reserved?
@@ -115,12 +143,21 @@ impl QueueActor {
                     self.counters.offered += 1;
                     metrics::counter!("switchboard_offers_total", "queue" => self.id.0.clone())
                         .increment(1);
-                    conversation.tell(OfferReserved {
+                    let conversation_id = waiting.conversation_id.clone();
+                    let handed = OfferReserved {
                         queue: self.id.clone(),
-                        offer_id,
-                        agent: seat,
+                        offer_id: offer_id.clone(),
+                        agent: seat.clone(),
                         routing: decision,
-                    });
+                    };
+                    // If the conversation stops before it reads this (the
+                    // customer left), the slot is handed back.
+                    let request = async move { conversation.ask(handed).await };
+                    ctx.spawn(request.into_actor(self).map(move |delivered, queue, _ctx| {
+                        if delivered.is_err() {
+                            queue.hand_back(&conversation_id, &seat, offer_id);
+                        }
+                    }));
                 }
                 None => {
                     tracing::debug!(
@@ -132,20 +169,26 @@ impl QueueActor {
             },
             Ok(Err(refused)) => {
                 tracing::debug!(agent_id = %seat.id, why = refused.why, "reservation refused");
-                let mut view = refused.view;
                 if refused.why == "already_holds_conversation" {
-                    // Treat as full until the agent reports again, so the
-                    // conversation goes to someone else.
-                    view.load = view.max_chats;
+                    // Skip this agent for this conversation only, until it
+                    // reports again (its wrap-up frees it).
+                    self.holding
+                        .entry(seat.id.clone())
+                        .or_default()
+                        .insert(waiting.conversation_id.clone());
                 }
-                self.agents.insert(view.id.clone(), view);
+                self.agents.insert(refused.view.id.clone(), refused.view);
                 if still_waiting {
                     self.waiting.insert(waiting, Position::Head);
                 }
             }
             Err(error) => {
+                // The agent did not answer in time: it reserved nothing (an
+                // unanswered request is skipped). Keep it, without this load.
                 tracing::warn!(agent_id = %seat.id, %error, "agent did not answer a reservation");
-                self.agents.remove(&seat.id);
+                if let Some(view) = self.agents.get_mut(&seat.id) {
+                    view.load = view.load.saturating_sub(1);
+                }
                 if still_waiting {
                     self.waiting.insert(waiting, Position::Head);
                 }
@@ -221,6 +264,7 @@ impl Handler<AgentStatus> for QueueActor {
 
     fn handle(&mut self, message: AgentStatus, ctx: &mut Self::Context) {
         let view = message.0;
+        self.holding.remove(&view.id);
         if view.state == AgentState::Offline {
             self.agents.remove(&view.id);
         } else {

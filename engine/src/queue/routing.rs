@@ -47,15 +47,23 @@ impl AgentView {
 
 /// Ranks the agents; `None` when nobody is eligible. Linear in the number
 /// of agents: only the best few are sorted and recorded.
+/// `holds` names agents that already hold this conversation (they left it
+/// and owe its wrap-up): they are skipped for it.
 pub fn decide<'a>(
     queue: &QueueId,
     agents: impl IntoIterator<Item = &'a AgentView>,
+    holds: impl Fn(&AgentId) -> bool,
 ) -> Option<RoutingDecision> {
     let mut eligible: Vec<&AgentView> = Vec::new();
     let mut excluded: Vec<RoutingExclusion> = Vec::new();
     let mut excluded_count = 0u32;
     for agent in agents {
-        match agent.exclusion() {
+        let exclusion = if holds(&agent.id) {
+            Some("holds_this_conversation")
+        } else {
+            agent.exclusion()
+        };
+        match exclusion {
             None => eligible.push(agent),
             Some(why) => {
                 excluded_count += 1;
@@ -126,7 +134,7 @@ mod tests {
             view("b", AgentState::Available, 0, 50),
             view("c", AgentState::Available, 0, 10),
         ];
-        let decision = decide(&QueueId::new("q"), &agents).unwrap();
+        let decision = decide(&QueueId::new("q"), &agents, |_| false).unwrap();
         assert_eq!(decision.chosen, AgentId::new("c"));
         let order: Vec<_> = decision
             .candidates
@@ -143,14 +151,25 @@ mod tests {
             view("rona", AgentState::Rona, 0, 0),
             view("full", AgentState::Available, 2, 0),
         ];
-        assert_eq!(decide(&QueueId::new("q"), &agents), None);
+        assert_eq!(decide(&QueueId::new("q"), &agents, |_| false), None);
         let with_one = [
             view("idle", AgentState::Idle, 0, 0),
             view("ok", AgentState::Available, 1, 0),
         ];
-        let decision = decide(&QueueId::new("q"), &with_one).unwrap();
+        let decision = decide(&QueueId::new("q"), &with_one, |_| false).unwrap();
         assert_eq!(decision.chosen, AgentId::new("ok"));
         assert_eq!(decision.excluded[0].why, "idle");
+    }
+
+    #[test]
+    fn an_agent_holding_the_conversation_is_skipped_for_it() {
+        let agents = [
+            view("alice", AgentState::Available, 0, 0),
+            view("bob", AgentState::Available, 1, 0),
+        ];
+        let decision = decide(&QueueId::new("q"), &agents, |id| id.as_str() == "alice").unwrap();
+        assert_eq!(decision.chosen, AgentId::new("bob"));
+        assert_eq!(decision.excluded[0].why, "holds_this_conversation");
     }
 
     #[test]
@@ -166,7 +185,7 @@ mod tests {
             })
             .chain((0..20).map(|n| view(&format!("i{n:02}"), AgentState::Idle, 0, 0)))
             .collect();
-        let decision = decide(&QueueId::new("q"), &agents).unwrap();
+        let decision = decide(&QueueId::new("q"), &agents, |_| false).unwrap();
         assert_eq!(decision.eligible, 50);
         assert_eq!(decision.candidates.len(), RECORDED_CANDIDATES);
         assert_eq!(decision.excluded_count, 20);

@@ -30,7 +30,7 @@ pub struct WaitingList {
     keys: HashMap<ConversationId, Key>,
     next_tail: i64,
     next_head: i64,
-    /// Taken by `reserve_first`, an agent's slot being reserved for it.
+    /// Taken by `reserve`: an agent's slot is being reserved for it.
     reserving: HashMap<ConversationId, Waiting>,
 }
 
@@ -61,16 +61,23 @@ impl WaitingList {
         key.and_then(|key| self.entries.remove(&key)).or(reserving)
     }
 
-    pub fn pop_first(&mut self) -> Option<Waiting> {
+    #[cfg(test)]
+    fn pop_first(&mut self) -> Option<Waiting> {
         let (_, waiting) = self.entries.pop_first()?;
         self.keys.remove(&waiting.conversation_id);
         Some(waiting)
     }
 
-    /// Takes the first conversation in line to reserve an agent for it. It
+    /// Conversations in line, first to be offered first.
+    pub fn ready(&self) -> impl Iterator<Item = &Waiting> {
+        self.entries.values()
+    }
+
+    /// Takes a conversation out of line to reserve an agent for it. It
     /// still counts as waiting until [`settle`](Self::settle).
-    pub fn reserve_first(&mut self) -> Option<Waiting> {
-        let waiting = self.pop_first()?;
+    pub fn reserve(&mut self, conversation_id: &ConversationId) -> Option<Waiting> {
+        let key = self.keys.remove(conversation_id)?;
+        let waiting = self.entries.remove(&key)?;
         self.reserving
             .insert(waiting.conversation_id.clone(), waiting.clone());
         Some(waiting)
@@ -153,7 +160,8 @@ mod tests {
         let mut list = WaitingList::default();
         list.insert(waiting("a", 0, 1), Position::Tail);
         list.insert(waiting("b", 0, 2), Position::Tail);
-        let taken = list.reserve_first().unwrap();
+        let first = list.ready().next().unwrap().conversation_id.clone();
+        let taken = list.reserve(&first).unwrap();
         assert_eq!(taken.conversation_id, ConversationId::new("a"));
         assert_eq!(list.len(), 2);
         assert_eq!(list.oldest_since(), Some(Timestamp(1)));
@@ -167,13 +175,13 @@ mod tests {
     fn a_conversation_that_leaves_while_being_offered_settles_to_nothing() {
         let mut list = WaitingList::default();
         list.insert(waiting("a", 0, 1), Position::Tail);
-        let taken = list.reserve_first().unwrap();
+        let taken = list.reserve(&ConversationId::new("a")).unwrap();
         assert!(list.remove(&taken.conversation_id).is_some());
         assert!(list.is_empty());
         assert_eq!(list.settle(&taken.conversation_id), None);
         // Re-entering while reserved also makes the reservation stale.
         list.insert(waiting("b", 0, 2), Position::Tail);
-        let taken = list.reserve_first().unwrap();
+        let taken = list.reserve(&ConversationId::new("b")).unwrap();
         list.insert(waiting("b", 0, 3), Position::Head);
         assert_eq!(list.settle(&taken.conversation_id), None);
         assert_eq!(list.len(), 1);

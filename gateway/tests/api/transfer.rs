@@ -14,7 +14,42 @@ both_codecs!(
     transfer_to_an_unavailable_agent_is_refused,
     unanswered_transfer_goes_back_to_the_head_of_the_queue,
     transfer_is_refused_during_a_conference,
+    agent_who_transferred_back_into_the_queue_still_gets_other_chats,
 );
+
+/// The agent who transferred a chat into a queue it serves still owes that
+/// chat's wrap-up, so the chat must go to someone else; but the agent's
+/// free slots still take every other chat at once.
+async fn agent_who_transferred_back_into_the_queue_still_gets_other_chats(codec: Codec) {
+    let node = Node::start(&[]).await;
+    let mut alice = node.available_agent("alice", codec).await;
+    let (first, _ada) = node.customer("support", "Ada", "First", codec).await;
+    alice.accept(&first).await;
+    alice
+        .ok(json!({"type": "transfer", "conversation_id": first, "to": {"queue": "support"}}))
+        .await;
+    alice
+        .event_where("wrap_up_required", |w| {
+            w["conversation_id"] == first.as_str()
+        })
+        .await;
+
+    // Alice (2 slots, 1 held by the wrap-up) gets the next chat at once.
+    let (second, _grace) = node.customer("support", "Grace", "Second", codec).await;
+    alice.accept(&second).await;
+    assert_eq!(
+        node.queue("support").await["waiting"],
+        1,
+        "the first chat still waits"
+    );
+
+    // Once Alice wraps the first one up, she may take it again.
+    alice
+        .ok(json!({"type": "wrap_up", "conversation_id": first, "reason": "resolved"}))
+        .await;
+    let again = alice.event("offer").await;
+    assert_eq!(again["conversation_id"], first.as_str());
+}
 
 async fn transfer_is_refused_before_accept_and_for_non_owners(codec: Codec) {
     let node = Node::start(&[]).await;
