@@ -195,7 +195,8 @@ impl Engine {
         for conversation_id in &snapshot.conversations {
             if let Some(actor) = self.inner.directory.conversation(conversation_id) {
                 let party = Party::Agent(id.clone());
-                if let Ok(summary) = actor.ask(conversation::Summary { party }).await? {
+                // A conversation that finished meanwhile is simply left out.
+                if let Ok(Ok(summary)) = actor.ask(conversation::Summary { party }).await {
                     conversations.push(summary);
                 }
             }

@@ -243,7 +243,11 @@ impl Session {
         let limited = self.limiter.check().is_err();
         let decoded = match &self.subject {
             _ if framing != self.codec => Err(DecodeError {
-                request_id: None,
+                // Refused, but answered with its request id when readable.
+                request_id: Codec::ALL.into_iter().find_map(|codec| {
+                    let value = codec.decode_value(bytes).ok()?;
+                    value.get("request_id")?.as_str().map(str::to_owned)
+                }),
                 message: match self.codec {
                     Codec::Json => "a switchboard.v1.json session takes text frames".into(),
                     Codec::MsgPack => "a switchboard.v1.msgpack session takes binary frames".into(),

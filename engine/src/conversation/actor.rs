@@ -162,7 +162,14 @@ impl ConversationActor {
                 }
             }
             if finished {
-                actor.finish(ctx);
+                if result.is_ok() {
+                    actor.finish(ctx);
+                } else {
+                    // Keep the conversation until its record is safe.
+                    ctx.run_later(Duration::from_secs(1), |actor, ctx| {
+                        actor.run(vec![Effect::Finished], ctx)
+                    });
+                }
             }
             result
         })
@@ -473,10 +480,14 @@ impl Handler<SayTemplate> for ConversationActor {
             Err(error) => return AtomicResponse::new(Box::pin(fut::ready(Err(error)))),
         };
         let max_chars = self.engine.catalog.config.max_message_chars;
-        // Filled text is the template's, not typed: the reserved-character
-        // rule does not apply, the length rule does.
-        let result = self.conversation.send(
-            Speaker::Agent(&message.agent),
+        // The params are typed by the agent: the agent text rules apply.
+        for value in message.params.values() {
+            if let Err(error) = switchboard_proto::validation::check_agent_text(value, max_chars) {
+                return AtomicResponse::new(Box::pin(fut::ready(Err(error.into()))));
+            }
+        }
+        let result = self.conversation.send_filled_template(
+            &message.agent,
             text,
             message.client_msg_id,
             max_chars,

@@ -542,18 +542,63 @@ impl Conversation {
         max_chars: usize,
         now: Timestamp,
     ) -> Result<(Arc<Message>, Vec<Effect>), EngineError> {
-        let author = self.author(speaker)?;
-        let author_id = author.id.clone().unwrap_or_default();
-        if let Some(&seq) = self.sent.get(&(author_id, client_msg_id.clone())) {
+        let typed = |text: &str| match speaker {
+            Speaker::Customer => check_customer_text(text, max_chars),
+            Speaker::Agent(_) => check_agent_text(text, max_chars),
+        };
+        self.send_checked(speaker, text, client_msg_id, typed, now)
+    }
+
+    /// `send_template`: the text is the template's, filled; only its length
+    /// is checked (a customer named `<Ann>` may be greeted by name). The
+    /// params the agent typed are checked as agent text by the caller.
+    pub fn send_filled_template(
+        &mut self,
+        agent: &AgentId,
+        text: String,
+        client_msg_id: ClientMsgId,
+        max_chars: usize,
+        now: Timestamp,
+    ) -> Result<(Arc<Message>, Vec<Effect>), EngineError> {
+        let filled = |text: &str| check_customer_text(text, max_chars);
+        self.send_checked(Speaker::Agent(agent), text, client_msg_id, filled, now)
+    }
+
+    /// A retry with a known `client_msg_id` returns the message it made,
+    /// whatever happened since (even after the end).
+    fn send_checked(
+        &mut self,
+        speaker: Speaker<'_>,
+        text: String,
+        client_msg_id: ClientMsgId,
+        check: impl Fn(&str) -> Result<(), switchboard_proto::validation::TextError>,
+        now: Timestamp,
+    ) -> Result<(Arc<Message>, Vec<Effect>), EngineError> {
+        let author_key = match speaker {
+            Speaker::Customer => self.id.0.clone(),
+            Speaker::Agent(agent) => agent.0.clone(),
+        };
+        if let Some(&seq) = self.sent.get(&(author_key, client_msg_id.clone())) {
             let existing = self.messages[(seq - 1) as usize].clone();
             return Ok((existing, Vec::new()));
         }
-        match speaker {
-            Speaker::Customer => check_customer_text(&text, max_chars)?,
-            Speaker::Agent(_) => check_agent_text(&text, max_chars)?,
-        }
+        let author = self.author(speaker)?;
+        check(&text)?;
         let message = self.push_message(author, text, Some(client_msg_id), now);
         Ok((message.clone(), vec![Effect::Append(message)]))
+    }
+
+    /// Takes back the last message when the store refused it, so a retry
+    /// stores it anew and the log keeps no gap. Only the last can be.
+    pub fn retract(&mut self, message: &Message) {
+        if self.messages.last().map(|last| last.seq) != Some(message.seq) {
+            debug_assert!(false, "only the last message can be retracted");
+            return;
+        }
+        self.messages.pop();
+        if let (Some(author), Some(client_msg_id)) = (&message.from.id, &message.client_msg_id) {
+            self.sent.remove(&(author.clone(), client_msg_id.clone()));
+        }
     }
 
     /// The author a speaker writes as, if it may write now.
@@ -774,19 +819,7 @@ impl Conversation {
         if !is_invitation {
             return Vec::new();
         }
-        let Some(pending) = self.close_offer(OfferOutcome::Cancelled, now) else {
-            return Vec::new();
-        };
-        vec![
-            Effect::CancelTimer(Timer::OfferExpiry(pending.offer_id.clone())),
-            Effect::Agent(
-                pending.agent.id,
-                AgentNotice::OfferWithdrawn {
-                    offer_id: pending.offer_id,
-                    reason: WithdrawReason::Cancelled,
-                },
-            ),
-        ]
+        self.withdraw_pending(WithdrawReason::Cancelled, now)
     }
 
     /// `end_conference`: the guest leaves (or the invitation is withdrawn).
@@ -823,22 +856,34 @@ impl Conversation {
             ConversationState::ConferenceRequested,
             ConversationState::Conference,
         ];
+        let waiting = matches!(
+            self.state,
+            ConversationState::Queued | ConversationState::Offered
+        );
         let ender = match by {
             Speaker::Agent(agent) => self.check_owner(agent, "end", &talking)?.name,
             Speaker::Customer => {
-                if matches!(
-                    self.state,
-                    ConversationState::Queued | ConversationState::Offered
-                ) {
+                if waiting && self.first_accepted_at.is_none() {
                     return Ok(self.abandon(now));
                 }
-                if !talking.contains(&self.state) {
+                if !waiting && !talking.contains(&self.state) {
                     return Err(EngineError::invalid_state("the conversation has ended"));
                 }
                 self.customer.name.clone()
             }
         };
-        let mut effects = self.cancel_invitation(now);
+        // Waiting after an agent had answered (it was transferred): the
+        // chat ends, it was not abandoned.
+        let mut effects = if waiting {
+            let mut effects = self.withdraw_pending(WithdrawReason::CustomerLeft, now);
+            effects.push(Effect::Queue(
+                self.queue_id(),
+                QueueNotice::Remove { abandoned: false },
+            ));
+            effects
+        } else {
+            self.cancel_invitation(now)
+        };
         self.state = ConversationState::Ended;
         self.ended_at = Some(now);
         effects.push(self.system_message(format!("{ender} ended the chat"), now));
@@ -853,23 +898,46 @@ impl Conversation {
             self.end_leg(&seat.id, "ended", now);
             effects.extend(self.owe_wrap_up(seat, now));
         }
+        if self.owed.is_empty() {
+            effects.extend(self.close(now));
+        }
         Ok(effects)
     }
 
-    fn abandon(&mut self, now: Timestamp) -> Vec<Effect> {
-        let mut effects = Vec::new();
-        if let Some(pending) = self.close_offer(OfferOutcome::CustomerLeft, now) {
-            effects.push(Effect::CancelTimer(Timer::OfferExpiry(
-                pending.offer_id.clone(),
-            )));
-            effects.push(Effect::Agent(
+    /// Withdraws the pending offer, whatever its kind.
+    fn withdraw_pending(&mut self, reason: WithdrawReason, now: Timestamp) -> Vec<Effect> {
+        let outcome = match reason {
+            WithdrawReason::CustomerLeft => OfferOutcome::CustomerLeft,
+            WithdrawReason::Rona => OfferOutcome::Rona,
+            WithdrawReason::Cancelled | WithdrawReason::AcceptedElsewhere => {
+                OfferOutcome::Cancelled
+            }
+        };
+        let Some(pending) = self.close_offer(outcome, now) else {
+            return Vec::new();
+        };
+        vec![
+            Effect::CancelTimer(Timer::OfferExpiry(pending.offer_id.clone())),
+            Effect::Agent(
                 pending.agent.id,
                 AgentNotice::OfferWithdrawn {
                     offer_id: pending.offer_id,
-                    reason: WithdrawReason::CustomerLeft,
+                    reason,
                 },
-            ));
-        }
+            ),
+        ]
+    }
+
+    /// Every wrap-up is in: closed, nothing more will happen.
+    fn close(&mut self, now: Timestamp) -> Vec<Effect> {
+        self.state = ConversationState::Closed;
+        self.closed_at = Some(now);
+        vec![Effect::Broadcast, Effect::Finished]
+    }
+
+    /// The customer left before any agent accepted.
+    fn abandon(&mut self, now: Timestamp) -> Vec<Effect> {
+        let mut effects = self.withdraw_pending(WithdrawReason::CustomerLeft, now);
         self.state = ConversationState::Abandoned;
         self.ended_at = Some(now);
         let name = self.customer.name.clone();
@@ -914,11 +982,8 @@ impl Conversation {
         }
         effects.push(Effect::Agent(agent.clone(), AgentNotice::Released));
         if self.state == ConversationState::Ended && self.owed.is_empty() {
-            self.state = ConversationState::Closed;
-            self.closed_at = Some(now);
-            effects.push(Effect::Broadcast);
-        }
-        if self.is_finished() {
+            effects.extend(self.close(now));
+        } else if self.is_finished() {
             effects.push(Effect::Finished);
         }
         Ok(effects)

@@ -629,3 +629,84 @@ fn record_keeps_legs_offers_and_the_routing_decision() {
     );
     assert_eq!(record.first_accepted_at, Some(Timestamp(3_000)));
 }
+
+#[test]
+fn customer_leaving_after_a_transfer_ends_the_chat_not_abandons_it() {
+    let mut conversation = active_with("bob");
+    conversation
+        .transfer_to_queue(
+            &agent("bob"),
+            NamedRef::new("support", "Support"),
+            Timestamp(4_000),
+        )
+        .unwrap();
+    let effects = conversation
+        .end(Speaker::Customer, Timestamp(5_000))
+        .unwrap();
+    assert_eq!(conversation.state, ConversationState::Ended);
+    assert!(effects.contains(&Effect::Queue(
+        QueueId::new("support"),
+        QueueNotice::Remove { abandoned: false }
+    )));
+    // Bob still owes the wrap-up of his leg; then it closes.
+    let effects = conversation
+        .wrap_up(&agent("bob"), resolved(), None, false, Timestamp(6_000))
+        .unwrap();
+    assert_eq!(conversation.state, ConversationState::Closed);
+    assert!(effects.contains(&Effect::Finished));
+}
+
+#[test]
+fn a_retried_send_is_recognised_even_after_the_end() {
+    let mut conversation = active_with("bob");
+    let first = say(&mut conversation, Speaker::Customer, "Bye", "x").unwrap();
+    conversation
+        .end(Speaker::Agent(&agent("bob")), Timestamp(7_000))
+        .unwrap();
+    assert_eq!(
+        say(&mut conversation, Speaker::Customer, "Bye", "x"),
+        Ok(first)
+    );
+}
+
+#[test]
+fn filled_template_text_may_contain_what_the_customer_typed() {
+    let mut conversation = active_with("bob");
+    let (message, _) = conversation
+        .send_filled_template(
+            &agent("bob"),
+            "Hello <Ann>".into(),
+            ClientMsgId::new("t"),
+            100,
+            Timestamp(6_000),
+        )
+        .unwrap();
+    assert_eq!(message.text, "Hello <Ann>");
+}
+
+#[test]
+fn a_message_the_store_refused_is_retracted_and_a_retry_stores_it_anew() {
+    let mut conversation = active_with("bob");
+    let (message, _) = conversation
+        .send(
+            Speaker::Customer,
+            "Hi".into(),
+            ClientMsgId::new("x"),
+            100,
+            Timestamp(6_000),
+        )
+        .unwrap();
+    conversation.retract(&message);
+    assert_eq!(conversation.last_seq(), 2);
+    let (again, effects) = conversation
+        .send(
+            Speaker::Customer,
+            "Hi".into(),
+            ClientMsgId::new("x"),
+            100,
+            Timestamp(7_000),
+        )
+        .unwrap();
+    assert_eq!(again.seq, 3);
+    assert_eq!(effects.len(), 1, "stored anew");
+}

@@ -201,6 +201,10 @@ async fn frame_of_the_other_kind_is_a_bad_request(codec: Codec) {
             .is_some_and(|m| m.contains("frame")),
         "{error}"
     );
+    assert_eq!(
+        error["request_id"], "k1",
+        "the request id is echoed when readable"
+    );
     scene.still_works_and_unchanged(&before).await;
 }
 
