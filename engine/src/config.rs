@@ -13,6 +13,9 @@ pub struct EngineConfig {
     pub routing: RoutingConfig,
     /// Longest message text, in characters.
     pub max_message_chars: usize,
+    /// Closed conversation records an embedded node keeps in memory (the
+    /// oldest are dropped first). A cluster keeps them in Redis.
+    pub records_kept: usize,
     /// Conversations accepted within this time count toward service level.
     pub service_level: Duration,
     pub queues: Vec<QueueConfig>,

@@ -70,7 +70,8 @@ impl Engine {
     /// one arbiter per core. Must run inside an actix `System`.
     pub fn start(config: EngineConfig) -> Engine {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::start_with(config, Arc::new(MemoryStore::default()), workers)
+        let store = Arc::new(MemoryStore::new(config.records_kept));
+        Self::start_with(config, store, workers)
     }
 
     pub fn start_with(config: EngineConfig, store: Arc<dyn Store>, workers: usize) -> Engine {

@@ -141,6 +141,8 @@ pub struct LimitSettings {
     pub commands_per_second: std::num::NonZeroU32,
     /// Commands a session may send in a burst above that rate.
     pub command_burst: std::num::NonZeroU32,
+    /// Closed conversation records an embedded node keeps in memory.
+    pub records_kept: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -345,6 +347,7 @@ impl Settings {
                 default_max_chats: self.routing.default_max_chats,
             },
             max_message_chars: self.limits.max_message_chars,
+            records_kept: self.limits.records_kept,
             service_level: self.stats.service_level,
             queues: self
                 .queues
@@ -459,6 +462,7 @@ struct RawLimits {
     max_message_chars: Option<u64>,
     commands_per_second: Option<u64>,
     command_burst: Option<u64>,
+    records_kept: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -712,6 +716,11 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
                 "limits.command_burst",
                 raw.limits.command_burst.unwrap_or(200),
             )?,
+            records_kept: usize::try_from(positive(
+                "limits.records_kept",
+                raw.limits.records_kept.unwrap_or(50_000),
+            )?)
+            .map_err(|_| SettingsError::invalid("limits.records_kept", "too large"))?,
         },
         stats: StatsSettings {
             service_level: Duration::from_secs(service_level_s),

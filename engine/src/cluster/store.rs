@@ -4,7 +4,7 @@
 
 use futures_util::future::{ready, BoxFuture};
 use parking_lot::RwLock;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use switchboard_proto::model::{AgentInfo, ConversationRecord, Message};
 use switchboard_proto::{AgentId, ConversationId};
@@ -31,11 +31,33 @@ pub trait Store: Send + Sync + 'static {
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentInfo>, StoreError>>;
 }
 
-#[derive(Default)]
+/// The embedded node's store. Closed records are kept up to a bound, oldest
+/// dropped first, so a long-running node does not grow without end.
 pub struct MemoryStore {
     logs: RwLock<HashMap<ConversationId, Vec<Arc<Message>>>>,
-    records: RwLock<HashMap<ConversationId, Arc<ConversationRecord>>>,
+    records: RwLock<Records>,
     presence: RwLock<HashMap<AgentId, AgentInfo>>,
+}
+
+struct Records {
+    by_id: HashMap<ConversationId, Arc<ConversationRecord>>,
+    /// Oldest first.
+    order: VecDeque<ConversationId>,
+    kept: usize,
+}
+
+impl MemoryStore {
+    pub fn new(records_kept: usize) -> Self {
+        Self {
+            logs: RwLock::default(),
+            records: RwLock::new(Records {
+                by_id: HashMap::new(),
+                order: VecDeque::new(),
+                kept: records_kept.max(1),
+            }),
+            presence: RwLock::default(),
+        }
+    }
 }
 
 impl Store for MemoryStore {
@@ -54,9 +76,16 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'static, Result<(), StoreError>> {
         // The record carries the transcript: the live log is no longer needed.
         self.logs.write().remove(&record.conversation_id);
-        self.records
-            .write()
-            .insert(record.conversation_id.clone(), Arc::new(record));
+        let mut records = self.records.write();
+        let id = record.conversation_id.clone();
+        if records.by_id.insert(id.clone(), Arc::new(record)).is_none() {
+            records.order.push_back(id);
+        }
+        while records.order.len() > records.kept {
+            if let Some(oldest) = records.order.pop_front() {
+                records.by_id.remove(&oldest);
+            }
+        }
         Box::pin(ready(Ok(())))
     }
 
@@ -64,7 +93,12 @@ impl Store for MemoryStore {
         &self,
         id: &ConversationId,
     ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
-        let record = self.records.read().get(id).map(|record| (**record).clone());
+        let record = self
+            .records
+            .read()
+            .by_id
+            .get(id)
+            .map(|record| (**record).clone());
         Box::pin(ready(Ok(record)))
     }
 
@@ -79,5 +113,53 @@ impl Store for MemoryStore {
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentInfo>, StoreError>> {
         let rows = self.presence.read().values().cloned().collect();
         Box::pin(ready(Ok(rows)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_proto::model::{ConversationState, Customer, NamedRef};
+    use switchboard_proto::Timestamp;
+
+    fn record(id: &str) -> ConversationRecord {
+        ConversationRecord {
+            conversation_id: ConversationId::new(id),
+            state: ConversationState::Closed,
+            customer: Customer {
+                name: "Ada".into(),
+                email: None,
+            },
+            attributes: Default::default(),
+            queue: NamedRef::new("sales", "Sales"),
+            created_at: Timestamp(0),
+            first_accepted_at: None,
+            ended_at: None,
+            closed_at: None,
+            participants: Vec::new(),
+            owner: None,
+            legs: Vec::new(),
+            offers: Vec::new(),
+            wrap_ups: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+
+    fn kept(store: &MemoryStore, id: &str) -> bool {
+        futures_util::FutureExt::now_or_never(store.load_record(&ConversationId::new(id)))
+            .and_then(Result::ok)
+            .flatten()
+            .is_some()
+    }
+
+    #[test]
+    fn embedded_store_keeps_the_newest_records_up_to_its_bound() {
+        let store = MemoryStore::new(2);
+        for id in ["a", "b", "c"] {
+            let _ = futures_util::FutureExt::now_or_never(store.save_record(record(id)));
+        }
+        assert!(!kept(&store, "a"));
+        assert!(kept(&store, "b"));
+        assert!(kept(&store, "c"));
     }
 }
