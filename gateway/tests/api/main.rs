@@ -8,6 +8,7 @@ mod bad_input;
 mod conference;
 mod cors;
 mod directory;
+mod drain;
 mod flow;
 mod messages;
 mod resume;
