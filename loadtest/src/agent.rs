@@ -44,6 +44,9 @@ struct Chat {
     owner: bool,
     plan: Plan,
     replies: u32,
+    /// Customer seqs already answered: a message seen twice (a resume replay
+    /// overlapping live delivery) gets one reply.
+    answered: std::collections::HashSet<u64>,
     /// No more replies: ended, ending, or transferred away.
     done_talking: bool,
 }
@@ -407,6 +410,7 @@ impl Agent {
                         owner: false,
                         plan: Plan::Plain,
                         replies: 0,
+                        answered: Default::default(),
                         done_talking: false,
                     },
                 );
@@ -439,10 +443,10 @@ impl Agent {
                     .on_message(Who::Agent(&self.id), &message);
                 let conv = message.conversation_id.to_string();
                 let answer = message.from.role == Role::Customer
-                    && self
-                        .chats
-                        .get(&conv)
-                        .is_some_and(|c| c.accepted && c.owner && !c.done_talking);
+                    && message.seq > 1
+                    && self.chats.get_mut(&conv).is_some_and(|c| {
+                        c.accepted && c.owner && !c.done_talking && c.answered.insert(message.seq)
+                    });
                 if answer {
                     if !self.reply(&conv, message.seq, now).await {
                         return false;
@@ -487,6 +491,7 @@ impl Agent {
                     owner: false,
                     plan: Plan::Plain,
                     replies: 0,
+                    answered: Default::default(),
                     done_talking: true,
                 });
                 self.schedule(now, Action::WrapUp(conv));

@@ -648,9 +648,12 @@ async fn idle_customer(
         loop {
             match client::decode(codec, stream.next().await) {
                 Incoming::Frame(frame) => {
-                    if matches!(&*frame, ServerFrame::Ack(ack) if ack.request_id == "bye")
-                        || matches!(&*frame, ServerFrame::Error(e) if e.request_id.as_deref() == Some("bye"))
-                    {
+                    let answered = match &*frame {
+                        ServerFrame::Ack(ack) => ack.request_id == "bye",
+                        ServerFrame::Error(error) => error.request_id.as_deref() == Some("bye"),
+                        _ => false,
+                    };
+                    if answered {
                         break;
                     }
                 }

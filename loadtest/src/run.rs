@@ -94,18 +94,36 @@ impl Agents {
     }
 }
 
-/// One measured window: customers arrive at `rate` per second for
-/// `duration` (at most `max_chats`), then the run drains for at most `drain`.
-pub async fn window(
-    shared: &Arc<Shared>,
-    rate: f64,
-    duration: Duration,
-    drain: Duration,
-    max_chats: u64,
-    first_customer: u64,
-    progress: bool,
-    server_pid: Option<u32>,
-) -> (Window, u64) {
+/// What one measured window does.
+#[derive(Clone, Debug)]
+pub struct WindowPlan {
+    /// Chat arrivals per second (Poisson).
+    pub rate: f64,
+    /// How long customers arrive.
+    pub duration: Duration,
+    /// After arrivals stop, how long chats may take to finish.
+    pub drain: Duration,
+    /// At most this many chats.
+    pub max_chats: u64,
+    /// Number of the first customer (unique over a run's windows).
+    pub first_customer: u64,
+    pub progress: bool,
+    pub server_pid: Option<u32>,
+}
+
+/// One measured window: customers arrive at `plan.rate` per second for
+/// `plan.duration`, then the run drains for at most `plan.drain`. Returns
+/// the window and the next free customer number.
+pub async fn window(shared: &Arc<Shared>, plan: WindowPlan) -> (Window, u64) {
+    let WindowPlan {
+        rate,
+        duration,
+        drain,
+        max_chats,
+        first_customer,
+        progress,
+        server_pid,
+    } = plan;
     let metrics = shared.metrics.clone();
     metrics.reset();
     let (abort_tx, abort_rx) = watch::channel(false);

@@ -8,7 +8,7 @@ use crate::cli::{
     AgentArgs, BoundOn, FloorArgs, FloorOptions, RampArgs, SteadyArgs, Target, WorkloadArgs,
 };
 use crate::floor::{self, FloorReport};
-use crate::run::{self, AgentPool, Agents};
+use crate::run::{self, AgentPool, Agents, WindowPlan};
 use crate::shared::Shared;
 use crate::stats::Window;
 
@@ -183,17 +183,16 @@ pub async fn steady(args: SteadyArgs) -> anyhow::Result<SteadyReport> {
             args.agents.agents, args.rate, args.duration
         );
     }
-    let (window, _) = run::window(
-        &shared,
-        args.rate,
-        args.duration.min(MAX_DURATION),
-        args.drain.min(MAX_DURATION),
-        args.max_total_chats,
-        0,
-        !quiet,
-        args.target.server_pid,
-    )
-    .await;
+    let plan = WindowPlan {
+        rate: args.rate,
+        duration: args.duration.min(MAX_DURATION),
+        drain: args.drain.min(MAX_DURATION),
+        max_chats: args.max_total_chats,
+        first_customer: 0,
+        progress: !quiet,
+        server_pid: args.target.server_pid,
+    };
+    let (window, _) = run::window(&shared, plan).await;
     agents.stop(Duration::from_secs(10)).await;
     let ratios = floor.as_ref().map(|f| Ratios::of(&window, f));
     Ok(SteadyReport {
@@ -285,17 +284,16 @@ pub async fn ramp(args: RampArgs) -> anyhow::Result<RampReport> {
                 args.step_duration
             );
         }
-        let (window, next) = run::window(
-            &shared,
+        let plan = WindowPlan {
             rate,
-            args.step_duration.min(MAX_DURATION),
-            args.drain.min(MAX_DURATION),
-            u64::MAX,
-            next_customer,
-            !quiet,
-            args.target.server_pid,
-        )
-        .await;
+            duration: args.step_duration.min(MAX_DURATION),
+            drain: args.drain.min(MAX_DURATION),
+            max_chats: u64::MAX,
+            first_customer: next_customer,
+            progress: !quiet,
+            server_pid: args.target.server_pid,
+        };
+        let (window, next) = run::window(&shared, plan).await;
         next_customer = next;
         failures += window.correctness_failures();
         let why_not = judge(
@@ -330,7 +328,7 @@ pub async fn ramp(args: RampArgs) -> anyhow::Result<RampReport> {
         rate *= args.step_factor.max(1.01);
     }
     agents.stop(Duration::from_secs(10)).await;
-    let best = steps.iter().filter(|s| s.passed).last();
+    let best = steps.iter().rfind(|s| s.passed);
     Ok(RampReport {
         scenario: "ramp",
         command: command_line(),
