@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchboard_proto::model::ConversationState;
-use switchboard_proto::ServerFrame;
+use switchboard_proto::{ErrorCode, ServerFrame};
 use tokio::sync::watch;
 
 use crate::client::{self, Incoming};
@@ -23,6 +23,9 @@ use crate::tracker::Who;
 /// After the chat ended, how long the customer waits for messages it is
 /// still missing before it leaves (and they count as lost).
 const COMPLETION_GRACE: Duration = Duration::from_secs(3);
+/// A `resume` answered `unavailable` is retried (the protocol says: retry).
+const MAX_RESUME_RETRIES: u32 = 5;
+const RESUME_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 enum Request {
     Send(String),
@@ -111,6 +114,8 @@ async fn converse(
     let mut ended_at: Option<Instant> = None;
     let mut abandoned = false;
     let mut ended_by_me = false;
+    let mut resume_retries = 0;
+    let mut retry_resume_at: Option<Instant> = None;
     let give_up_at = Instant::now()
         + workload.patience
         + workload.message_interval * (workload.messages + 1)
@@ -132,6 +137,18 @@ async fn converse(
                 };
             }
         }
+        if let Some(at) = retry_resume_at {
+            if at <= Instant::now() {
+                retry_resume_at = None;
+                next_request += 1;
+                let id = format!("w{next_request}");
+                requests.insert(id.clone(), Request::Resume);
+                let command = json!({"type": "resume", "request_id": id, "after_seq": 1});
+                if !client::send(&mut sink, codec, &command).await {
+                    break Outcome::Failed;
+                }
+            }
+        }
         let wake = match (ended_at, next_send) {
             (Some(at), _) => {
                 (at + COMPLETION_GRACE).min(Instant::now() + Duration::from_millis(50))
@@ -139,6 +156,7 @@ async fn converse(
             (None, Some(at)) if active && sent < workload.messages => at.min(give_up_at),
             _ => give_up_at,
         };
+        let wake = retry_resume_at.map_or(wake, |at| at.min(wake));
         tokio::select! {
             message = stream.next() => match client::decode(codec, message) {
                 Incoming::Frame(frame) => match *frame {
@@ -181,6 +199,11 @@ async fn converse(
                         metrics.error(&format!("{}/{name}", error.code.as_str()));
                         match request {
                             Some(Request::Send(client_msg_id)) => shared.tracker.send_result(conv, &client_msg_id, false),
+                            Some(Request::Resume) if error.code == ErrorCode::Unavailable && resume_retries < MAX_RESUME_RETRIES => {
+                                // `unavailable` means retry: the resume stays outstanding.
+                                resume_retries += 1;
+                                retry_resume_at = Some(Instant::now() + RESUME_RETRY_DELAY);
+                            }
                             Some(Request::Resume) => shared.tracker.set_resume(conv, Who::Customer, false),
                             Some(Request::End) => { ended_at.get_or_insert_with(Instant::now); }
                             None => {}

@@ -102,6 +102,12 @@ fn shard_of(key: &str) -> usize {
     (hash % SHARDS as u64) as usize
 }
 
+/// `LOADTEST_DEBUG=1` prints every correctness failure as it is counted.
+fn debug() -> bool {
+    static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DEBUG.get_or_init(|| std::env::var_os("LOADTEST_DEBUG").is_some())
+}
+
 fn wall_micros() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -157,6 +163,12 @@ impl Tracker {
             if let Some(holder) = &track.holder {
                 if holder.agent != agent && offered_at < holder.expires_at_ms - EXPIRY_SLACK_MS {
                     Metrics::bump(&metrics.counters.double_offers);
+                    if debug() {
+                        eprintln!(
+                            "double offer: {conv} to {agent} ({:?}) while {} holds one until {}",
+                            offer.kind, holder.agent, holder.expires_at_ms
+                        );
+                    }
                 }
             }
             if let Some(expiry_ms) = track.rona_expiry_ms.take() {
@@ -206,7 +218,7 @@ impl Tracker {
             if live {
                 if stream.live.contains(&message.seq) {
                     Metrics::bump(&metrics.counters.duplicated);
-                    if std::env::var_os("LOADTEST_DEBUG").is_some() {
+                    if debug() {
                         eprintln!(
                             "duplicate: {} seq {} to {who:?} from {:?} text {:?}",
                             message.conversation_id, message.seq, message.from.role, message.text
@@ -214,6 +226,12 @@ impl Tracker {
                     }
                 } else if message.seq < stream.max_live {
                     Metrics::bump(&metrics.counters.out_of_order);
+                    if debug() {
+                        eprintln!(
+                            "out of order: {} seq {} to {who:?} after {}",
+                            message.conversation_id, message.seq, stream.max_live
+                        );
+                    }
                 }
                 stream.live.insert(message.seq);
                 stream.max_live = stream.max_live.max(message.seq);
@@ -364,7 +382,7 @@ impl Tracker {
                 .expected_upto
                 .unwrap_or_else(|| stream.seen.last().copied().unwrap_or(0));
             let missing = stream.missing(upto);
-            if missing > 0 && std::env::var_os("LOADTEST_DEBUG").is_some() {
+            if missing > 0 && debug() {
                 eprintln!(
                     "lost: {missing} of 1..={upto} for {who} (seen {:?})",
                     stream.seen
@@ -376,6 +394,10 @@ impl Tracker {
             .lost
             .fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
         let undelivered = track.pending.values().filter(|p| p.acked).count() as u64;
+        if undelivered > 0 && debug() {
+            let ids: Vec<&String> = track.pending.keys().collect();
+            eprintln!("undelivered: {undelivered} ({ids:?})");
+        }
         counters
             .undelivered
             .fetch_add(undelivered, std::sync::atomic::Ordering::Relaxed);
