@@ -93,6 +93,8 @@ pub struct AgentSpec {
     pub node: Node,
     pub source: Option<IpAddr>,
     pub max_chats: i32,
+    /// Bounds concurrent logins.
+    pub logins: Arc<tokio::sync::Semaphore>,
 }
 
 struct Agent {
@@ -119,7 +121,11 @@ pub async fn run(
     mut control: broadcast::Receiver<Control>,
     ready: mpsc::Sender<anyhow::Result<()>>,
 ) {
+    // Logins are paced: each runs argon2 on the node (about 19 MiB and tens
+    // of milliseconds each), so a burst of them would dominate its memory.
+    let permit = spec.logins.clone().acquire_owned().await;
     let login = spec.node.login(&spec.username, &spec.password).await;
+    drop(permit);
     let login = match login {
         Ok(login) => login,
         Err(error) => {

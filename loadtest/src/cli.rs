@@ -102,6 +102,11 @@ pub struct AgentArgs {
     /// Queue the customers start chats in.
     #[arg(long, default_value = "lt")]
     pub queue: String,
+    /// Agent logins in flight at once. Each runs argon2 on the node (about
+    /// 19 MiB for tens of milliseconds, and glibc keeps that memory per
+    /// thread), so `connections` uses 1 to keep the memory baseline clean.
+    #[arg(long, default_value_t = 4)]
+    pub login_concurrency: usize,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -255,9 +260,6 @@ pub struct ConnectionsArgs {
     /// Measure server CPU over this idle window.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub idle: Duration,
-    /// PID of the node (memory and CPU from /proc/<pid>).
-    #[arg(long)]
-    pub server_pid: Option<u32>,
     /// Also run the reconnect storm (implied by `reconnect-storm`).
     #[arg(long)]
     pub storm: bool,

@@ -184,11 +184,12 @@ pub async fn connections(args: ConnectionsArgs, storm: bool) -> anyhow::Result<C
             count: args.agents.agents,
             prefix: args.agents.agent_prefix.clone(),
             max_chats: args.agents.agent_max_chats,
+            login_concurrency: 1,
         },
     )
     .await?;
     let sample = |pid: Option<u32>| pid.and_then(|pid| proc_sample(pid).ok());
-    let before = sample(args.server_pid);
+    let before = sample(args.target.server_pid);
     let processes = args.processes.max(1);
     let sources: Vec<IpAddr> = if args.target.source_addrs.is_empty() {
         (0..processes)
@@ -253,11 +254,11 @@ pub async fn connections(args: ConnectionsArgs, storm: bool) -> anyhow::Result<C
         eprintln!("{active} conversations active after {build_up_seconds:.1}s; settling, then measuring idle");
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = sample(args.server_pid);
-    let idle_start = sample(args.server_pid);
+    let after = sample(args.target.server_pid);
+    let idle_start = sample(args.target.server_pid);
     let idle_started = Instant::now();
     tokio::time::sleep(args.idle.min(Duration::from_secs(600))).await;
-    let idle_end = sample(args.server_pid);
+    let idle_end = sample(args.target.server_pid);
     let idle_seconds = idle_started.elapsed().as_secs_f64();
     let idle_cpu = match (idle_start, idle_end) {
         (Some(a), Some(b)) => Some(cpu_percent(a, b, idle_seconds)),
@@ -330,7 +331,7 @@ pub async fn connections(args: ConnectionsArgs, storm: bool) -> anyhow::Result<C
         conversations_requested: args.conversations,
         conversations_active: active,
         build_up_seconds,
-        server_pid: args.server_pid,
+        server_pid: args.target.server_pid,
         server_rss_before_kib: before.map(|s| s.rss_kib),
         server_rss_after_kib: after.map(|s| s.rss_kib),
         server_kib_per_conversation: per_conversation,

@@ -19,6 +19,8 @@ pub struct AgentPool {
     pub count: usize,
     pub prefix: String,
     pub max_chats: i32,
+    /// Logins in flight at once (each costs the node an argon2 run).
+    pub login_concurrency: usize,
 }
 
 impl AgentPool {
@@ -44,6 +46,7 @@ impl Agents {
         let (control, _) = broadcast::channel(16);
         let (ready_tx, mut ready_rx) = mpsc::channel(pool.count.max(1));
         let mut tasks = JoinSet::new();
+        let logins = Arc::new(tokio::sync::Semaphore::new(pool.login_concurrency.max(1)));
         for index in 0..pool.count {
             let source_index = index % shared.sources.len();
             let node_index = (index / shared.sources.len()) % shared.nodes.len();
@@ -54,6 +57,7 @@ impl Agents {
                 node: shared.nodes_by_source[source_index][node_index].clone(),
                 source: shared.sources[source_index],
                 max_chats: pool.max_chats,
+                logins: logins.clone(),
             };
             tasks.spawn(agent::run(
                 shared.clone(),

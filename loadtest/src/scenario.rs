@@ -118,6 +118,7 @@ fn pool(agents: &AgentArgs) -> AgentPool {
         count: agents.agents,
         prefix: agents.agent_prefix.clone(),
         max_chats: agents.agent_max_chats,
+        login_concurrency: agents.login_concurrency,
     }
 }
 
