@@ -145,6 +145,7 @@ async fn converse(
                 requests.insert(id.clone(), Request::Resume);
                 let command = json!({"type": "resume", "request_id": id, "after_seq": 1});
                 if !client::send(&mut sink, codec, &command).await {
+                    metrics.error("send_failed/customer");
                     break Outcome::Failed;
                 }
             }
@@ -172,7 +173,7 @@ async fn converse(
                                 let id = format!("w{next_request}");
                                 requests.insert(id.clone(), Request::Resume);
                                 let command = json!({"type": "resume", "request_id": id, "after_seq": 1});
-                                if !client::send(&mut sink, codec, &command).await { break Outcome::Failed; }
+                                if !client::send(&mut sink, codec, &command).await { metrics.error("send_failed/customer"); break Outcome::Failed; }
                             }
                         }
                     }
@@ -247,7 +248,7 @@ async fn converse(
                         next_request += 1;
                         let id = format!("w{next_request}");
                         requests.insert(id.clone(), Request::End);
-                        if !client::send(&mut sink, codec, &json!({"type": "end", "request_id": id})).await { break Outcome::Failed; }
+                        if !client::send(&mut sink, codec, &json!({"type": "end", "request_id": id})).await { metrics.error("send_failed/customer"); break Outcome::Failed; }
                     }
                     continue;
                 }
@@ -265,12 +266,12 @@ async fn converse(
                         let id = format!("w{next_request}");
                         requests.insert(id.clone(), Request::Send(client_msg_id.clone()));
                         let command = json!({"type": "send", "request_id": id, "text": text, "client_msg_id": client_msg_id});
-                        if !client::send(&mut sink, codec, &command).await { break Outcome::Failed; }
+                        if !client::send(&mut sink, codec, &command).await { metrics.error("send_failed/customer"); break Outcome::Failed; }
                         next_send = Some(at + workload.message_interval);
                     }
                 }
             }
-            _ = abort.changed() => break Outcome::Failed,
+            _ = abort.changed() => { metrics.error("aborted_at_drain_deadline/customer"); break Outcome::Failed }
         }
     };
     let _ = sink.close().await;
