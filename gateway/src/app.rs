@@ -13,6 +13,7 @@ use crate::api_error::{json_error, path_error, query_error};
 use crate::auth::{AuthError, Credentials, TokenSigner};
 use crate::session::SessionLimits;
 use crate::settings::Settings;
+use crate::throttle::AddressThrottle;
 use crate::{observability, rest, session, web as ui};
 
 /// Largest REST body accepted (a chat start with its first message).
@@ -25,6 +26,11 @@ pub struct AppState {
     pub signer: TokenSigner,
     pub metrics: PrometheusHandle,
     pub limits: SessionLimits,
+    /// Chats started per client address.
+    pub chat_throttle: AddressThrottle,
+    /// Login attempts per client address.
+    pub login_throttle: AddressThrottle,
+    pub trust_forwarded_for: bool,
     /// Flips to `true` once when the node starts draining.
     drain: watch::Sender<bool>,
 }
@@ -112,6 +118,15 @@ pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, Star
             ping_interval: options.ping_interval,
             client_timeout: options.client_timeout,
         },
+        chat_throttle: AddressThrottle::per_minute(
+            settings.limits.chats_per_minute_per_address,
+            "chats",
+        ),
+        login_throttle: AddressThrottle::per_minute(
+            settings.limits.logins_per_minute_per_address,
+            "login attempts",
+        ),
+        trust_forwarded_for: settings.server.trust_forwarded_for,
         drain,
     });
     let shared = state.clone();

@@ -12,6 +12,7 @@
 //! - [`session`]: one WebSocket session (frames <-> engine).
 //! - [`api_error`]: protocol error codes as HTTP answers.
 //! - [`observability`]: logs and Prometheus metrics.
+//! - [`throttle`]: per-address limits on chat starts and logins.
 //! - [`web`]: the agent desktop, widget, demo and supervisor pages.
 
 pub mod api_error;
@@ -23,4 +24,5 @@ pub mod openapi;
 pub mod rest;
 pub mod session;
 pub mod settings;
+pub mod throttle;
 pub mod web;

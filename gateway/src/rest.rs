@@ -2,7 +2,7 @@
 //! the transfer and conference dialogs, records and stats. Each translates
 //! HTTP to one engine call; no domain rule lives here.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use switchboard_proto::model::*;
 use switchboard_proto::rest::*;
@@ -12,13 +12,22 @@ use utoipa::IntoParams;
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::identity::{AgentIdentity, SupervisorIdentity};
+use crate::throttle::client_address;
 
 type Data = web::Data<AppState>;
 
 /// Agent login. Same answer for an unknown user and a wrong password.
 #[utoipa::path(post, path = "/api/v1/agent/login", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody)))]
-pub async fn login(state: Data, body: web::Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    responses((status = 200, body = LoginResponse), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
+pub async fn login(
+    state: Data,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .login_throttle
+        .check(client_address(&req, state.trust_forwarded_for))?;
     let LoginRequest { username, password } = body.into_inner();
     let credentials = state.credentials.clone();
     // argon2 is CPU-heavy: keep it off the I/O threads.
@@ -35,11 +44,16 @@ pub async fn login(state: Data, body: web::Json<LoginRequest>) -> Result<HttpRes
 /// A customer starts a chat; the token opens this one conversation only.
 #[utoipa::path(post, path = "/api/v1/chats", request_body = StartChatRequest,
     responses((status = 201, body = StartChatResponse), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn start_chat(
     state: Data,
+    req: HttpRequest,
     body: web::Json<StartChatRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .chat_throttle
+        .check(client_address(&req, state.trust_forwarded_for))?;
     let request = body.into_inner();
     let started = state
         .engine

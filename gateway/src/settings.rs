@@ -116,6 +116,9 @@ pub struct ServerSettings {
     /// Already resolved: `"auto"` in the file becomes a concrete id at load,
     /// so the whole process agrees on one value.
     pub node_id: NodeId,
+    /// Behind a reverse proxy: take the client's address from
+    /// `Forwarded` / `X-Forwarded-For` (only safe when the proxy sets it).
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -143,6 +146,10 @@ pub struct LimitSettings {
     pub command_burst: std::num::NonZeroU32,
     /// Closed conversation records an embedded node keeps in memory.
     pub records_kept: usize,
+    /// Chats one client address may start per minute (0: no limit).
+    pub chats_per_minute_per_address: u32,
+    /// Login attempts one client address may make per minute (0: no limit).
+    pub logins_per_minute_per_address: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -439,6 +446,7 @@ struct RawSettings {
 struct RawServer {
     listen: Option<String>,
     node_id: Option<String>,
+    trust_forwarded_for: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -463,6 +471,8 @@ struct RawLimits {
     commands_per_second: Option<u64>,
     command_burst: Option<u64>,
     records_kept: Option<u64>,
+    chats_per_minute_per_address: Option<u64>,
+    logins_per_minute_per_address: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -696,7 +706,11 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
     let templates = validate_templates(raw.templates, max_message_chars)?;
 
     Ok(Settings {
-        server: ServerSettings { listen, node_id },
+        server: ServerSettings {
+            listen,
+            node_id,
+            trust_forwarded_for: raw.server.trust_forwarded_for.unwrap_or(false),
+        },
         cluster: ClusterSettings {
             redis_url,
             key_prefix,
@@ -721,6 +735,18 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
                 raw.limits.records_kept.unwrap_or(50_000),
             )?)
             .map_err(|_| SettingsError::invalid("limits.records_kept", "too large"))?,
+            chats_per_minute_per_address: u32::try_from(
+                raw.limits.chats_per_minute_per_address.unwrap_or(60),
+            )
+            .map_err(|_| {
+                SettingsError::invalid("limits.chats_per_minute_per_address", "too large")
+            })?,
+            logins_per_minute_per_address: u32::try_from(
+                raw.limits.logins_per_minute_per_address.unwrap_or(30),
+            )
+            .map_err(|_| {
+                SettingsError::invalid("limits.logins_per_minute_per_address", "too large")
+            })?,
         },
         stats: StatsSettings {
             service_level: Duration::from_secs(service_level_s),

@@ -636,3 +636,34 @@ async fn bad_rest_bodies_are_bad_requests_and_change_nothing() {
         .await;
     assert_eq!(status, 201);
 }
+
+/// Starting chats and trying logins are open to anyone: one address that
+/// floods them is refused with `rate_limited` (429) and changes nothing.
+#[actix_rt::test]
+async fn floods_of_chat_starts_and_logins_from_one_address_are_rate_limited() {
+    let node = Node::start(&[
+        ("SWITCHBOARD__LIMITS__CHATS_PER_MINUTE_PER_ADDRESS", "2"),
+        ("SWITCHBOARD__LIMITS__LOGINS_PER_MINUTE_PER_ADDRESS", "2"),
+    ])
+    .await;
+    let chat = json!({"queue": "sales", "customer": {"name": "Ada"}, "message": "Hi"});
+    for _ in 0..2 {
+        assert_eq!(node.post("/api/v1/chats", &chat).await.0, 201);
+    }
+    let (status, body) = node.post("/api/v1/chats", &chat).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    assert_eq!(
+        node.queue("sales").await["waiting"],
+        2,
+        "the refused chat was not queued"
+    );
+
+    let wrong = json!({"username": "bob", "password": "wrong"});
+    for _ in 0..2 {
+        assert_eq!(node.post("/api/v1/agent/login", &wrong).await.0, 401);
+    }
+    let (status, body) = node.post("/api/v1/agent/login", &wrong).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"]["code"], "rate_limited");
+}
