@@ -55,6 +55,9 @@ default_max_chats = {max_chats}
 max_message_chars = 4000
 commands_per_second = {cps}
 command_burst = {burst}
+# a load test starts every chat from a few addresses: no per-address limits
+chats_per_minute_per_address = 0
+logins_per_minute_per_address = 0
 
 [stats]
 service_level_s = 30
