@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs one switchboard-loadtest scenario against a fresh node, the way the
+# figures in docs/benchmarks.md were measured:
+#
+#   loadtest/tools/node.sh [--nodelay] [--one-worker] [--agents N] [--max-chats N] \
+#       -- <scenario> [harness flags...]
+#
+# It generates a load config (gen-config), starts target/release/switchboard
+# on a free loopback port, waits until no compiler runs (the machine is
+# shared), runs the harness with --url and --server-pid filled in, then stops
+# the node. Variants, for experiments only (the node's code is unchanged):
+#   --nodelay     TCP_NODELAY on every accepted socket (LD_PRELOAD shim
+#                 built from loadtest/tools/nodelay.c)
+#   --one-worker  the node starts with one visible core (1 HTTP worker, 1
+#                 engine arbiter), then its threads may use both cores
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+nodelay=0 one_worker=0 agents=200 max_chats=10 rona_ms=3000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --nodelay) nodelay=1 ;;
+    --one-worker) one_worker=1 ;;
+    --agents) agents=$2; shift ;;
+    --max-chats) max_chats=$2; shift ;;
+    --rona-ms) rona_ms=$2; shift ;;
+    --) shift; break ;;
+    *) echo "unknown option $1" >&2; exit 64 ;;
+  esac
+  shift
+done
+bin=target/release
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin/switchboard-loadtest" gen-config --listen "127.0.0.1:$port" --agents "$agents" \
+  --max-chats "$max_chats" --rona-timeout-ms "$rona_ms" --out "$work/node.toml"
+preload=""
+if [ "$nodelay" = 1 ]; then
+  gcc -shared -fPIC -O2 -o "$work/nodelay.so" loadtest/tools/nodelay.c -ldl
+  preload="$work/nodelay.so"
+fi
+# Wait (at most 20 minutes) for 10 quiet seconds: no compiler running.
+quiet=0
+for _ in $(seq 1 1200); do
+  if pgrep -x rustc >/dev/null || pgrep -x cc1 >/dev/null; then quiet=0; else quiet=$((quiet + 1)); fi
+  [ "$quiet" -ge 10 ] && break
+  sleep 1
+done
+if [ "$one_worker" = 1 ]; then
+  LD_PRELOAD="$preload" taskset -c 0 "$bin/switchboard" --config "$work/node.toml" >"$work/node.log" 2>&1 &
+  pid=$!
+  sleep 0.5
+  taskset -a -p -c 0-"$(($(nproc) - 1))" "$pid" >/dev/null
+else
+  LD_PRELOAD="$preload" "$bin/switchboard" --config "$work/node.toml" >"$work/node.log" 2>&1 &
+  pid=$!
+fi
+for _ in $(seq 1 50); do
+  curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break
+  sleep 0.1
+done
+status=0
+"$bin/switchboard-loadtest" "$@" --url "http://127.0.0.1:$port" --server-pid "$pid" || status=$?
+kill "$pid"
+wait "$pid" 2>/dev/null || true
+exit "$status"
