@@ -167,6 +167,13 @@ async fn converse(
                             if active && next_send.is_none() {
                                 next_send = Some(Instant::now() + workload.message_interval);
                             }
+                            // The chat may be over before the socket opened
+                            // (an agent that accepts and ends at once).
+                            if matches!(summary.state, ConversationState::Ended | ConversationState::Closed | ConversationState::Abandoned) {
+                                shared.tracker.set_expected(conv, Who::Customer, summary.last_seq);
+                                abandoned = summary.state == ConversationState::Abandoned;
+                                ended_at.get_or_insert_with(Instant::now);
+                            }
                             if summary.last_seq > 1 {
                                 shared.tracker.set_resume(conv, Who::Customer, true);
                                 next_request += 1;
