@@ -70,6 +70,11 @@ impl Engine {
     /// one arbiter per core. Must run inside an actix `System`.
     pub fn start(config: EngineConfig) -> Engine {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self::start_embedded(config, workers)
+    }
+
+    /// An embedded engine whose actors run on `workers` arbiters.
+    pub fn start_embedded(config: EngineConfig, workers: usize) -> Engine {
         let store = Arc::new(MemoryStore::new(config.records_kept));
         Self::start_with(config, store, workers)
     }
@@ -181,7 +186,7 @@ impl Engine {
                 ConversationActor::new(state, opening, shared)
             })
         });
-        tracing::info!(conversation_id = %id, queue_id = %queue_id, "chat started");
+        tracing::debug!(conversation_id = %id, queue_id = %queue_id, "chat started");
         Ok(StartedChat {
             conversation_id: id,
             created_at: now,

@@ -31,6 +31,11 @@ pub struct AppState {
     /// Login attempts per client address.
     pub login_throttle: AddressThrottle,
     pub trust_forwarded_for: bool,
+    /// Export a span per WebSocket command (an OTLP endpoint is set).
+    pub trace_commands: bool,
+    /// argon2 verifications running at once: each takes ~19 MiB and a
+    /// blocking thread, so a burst of logins cannot balloon the node.
+    pub password_checks: tokio::sync::Semaphore,
     /// Flips to `true` once when the node starts draining.
     drain: watch::Sender<bool>,
 }
@@ -95,17 +100,27 @@ impl Default for StartOptions {
     fn default() -> Self {
         let limits = SessionLimits::default();
         Self {
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            workers: default_threads(),
             ping_interval: limits.ping_interval,
             client_timeout: limits.client_timeout,
         }
     }
 }
 
+/// HTTP workers (and engine arbiters) by default: half the cores, at least
+/// one. Every message hops between a session's worker and its
+/// conversation's arbiter; on a small machine more threads only add context
+/// switches (see docs/benchmarks.md).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |cores| cores.get() / 2)
+        .max(1)
+}
+
 /// Starts a node. Must run inside an actix `System` (the engine's actors
 /// live on its arbiters). The HTTP server runs until stopped.
 pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, StartError> {
-    let engine = Engine::start(settings.engine_config());
+    let engine = Engine::start_embedded(settings.engine_config(), options.workers.max(1));
     let (drain, _) = watch::channel(false);
     let state = web::Data::new(AppState {
         engine,
@@ -127,6 +142,10 @@ pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, Star
             "login attempts",
         ),
         trust_forwarded_for: settings.server.trust_forwarded_for,
+        trace_commands: settings.telemetry.otlp_endpoint.is_some(),
+        password_checks: tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |cores| cores.get()),
+        ),
         drain,
     });
     let shared = state.clone();

@@ -30,6 +30,11 @@ pub async fn login(
         .check(client_address(&req, state.trust_forwarded_for))?;
     let LoginRequest { username, password } = body.into_inner();
     let credentials = state.credentials.clone();
+    let _checking = state
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
     // argon2 is CPU-heavy: keep it off the I/O threads.
     let verified = web::block(move || credentials.verify(&username, &password))
         .await

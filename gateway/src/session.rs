@@ -153,10 +153,11 @@ impl Session {
                             description: Some(error.to_string()),
                         }),
                         Some(Ok(AggregatedMessage::Text(text))) => {
-                            if let Some(ending) = self.command(text.as_bytes(), Codec::Json).await { break ending; }
+                            // Boxed: an idle session then keeps no command's state.
+                            if let Some(ending) = Box::pin(self.command(text.as_bytes(), Codec::Json)).await { break ending; }
                         }
                         Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                            if let Some(ending) = self.command(&bytes, Codec::MsgPack).await { break ending; }
+                            if let Some(ending) = Box::pin(self.command(&bytes, Codec::MsgPack)).await { break ending; }
                         }
                         Some(Ok(AggregatedMessage::Ping(payload))) => {
                             if self.ws.pong(&payload).await.is_err() { break None; }
@@ -289,7 +290,13 @@ impl Session {
             }
         };
         metrics::counter!("switchboard_commands_total", "type" => command.name()).increment(1);
-        let span = tracing::info_span!("command", kind = command.name(), %request_id);
+        // A span per command only when traces are exported: otherwise its
+        // fields would be formatted for nothing on every command.
+        let span = if self.state.trace_commands {
+            tracing::info_span!("command", kind = command.name(), %request_id)
+        } else {
+            tracing::Span::none()
+        };
         let engine = &self.state.engine;
         let result: Result<Outcome, EngineError> = async {
             match (&self.subject, command) {

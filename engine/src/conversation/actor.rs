@@ -263,7 +263,7 @@ impl ConversationActor {
     }
 
     fn finish(&mut self, ctx: &mut Context<Self>) {
-        tracing::info!(conversation_id = %self.conversation.id, state = ?self.conversation.state, "conversation finished");
+        tracing::debug!(conversation_id = %self.conversation.id, state = ?self.conversation.state, "conversation finished");
         self.engine
             .directory
             .remove_conversation(&self.conversation.id);
