@@ -456,3 +456,123 @@ fn deliver(track: &mut ConvTrack, metrics: &Metrics, who: Who<'_>, message: &Mes
         Metrics::bump(&counters.delivered_a2c);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_proto::model::{Author, Customer, NamedRef, OfferKind};
+    use switchboard_proto::{ConversationId, MessageId, OfferId, Timestamp};
+
+    const CONV: &str = "c-1";
+
+    fn tracker() -> (Arc<Metrics>, Tracker) {
+        let metrics = Arc::new(Metrics::default());
+        let tracker = Tracker::new(metrics.clone());
+        (metrics, tracker)
+    }
+
+    fn message(seq: u64, role: Role, client_msg_id: Option<&str>) -> Message {
+        let conversation_id = ConversationId::new(CONV);
+        Message {
+            id: MessageId::for_seq(&conversation_id, seq),
+            conversation_id,
+            seq,
+            from: Author {
+                role,
+                id: None,
+                name: "someone".into(),
+            },
+            text: "hi".into(),
+            ts: Timestamp(0),
+            client_msg_id: client_msg_id.map(Into::into),
+        }
+    }
+
+    fn offer(agent: &str, offered_at: i64, expires_at: i64) -> Offer {
+        Offer {
+            offer_id: OfferId::new(format!("o-{agent}")),
+            conversation_id: ConversationId::new(CONV),
+            kind: OfferKind::New,
+            customer: Customer {
+                name: "c1".into(),
+                email: None,
+            },
+            queue: NamedRef::new("q", "Q"),
+            agent: NamedRef::new(agent, agent),
+            from_agent: None,
+            created_at: Timestamp(offered_at),
+            offered_at: Timestamp(offered_at),
+            expires_at: Timestamp(expires_at),
+            messages: vec![message(1, Role::Customer, None)],
+        }
+    }
+
+    #[test]
+    fn the_same_seq_twice_live_is_a_duplicate_but_a_replay_overlap_is_not() {
+        let (metrics, tracker) = tracker();
+        tracker.on_message(Who::Customer, &message(2, Role::System, None));
+        tracker.set_resume(CONV, Who::Customer, true);
+        tracker.on_message(Who::Customer, &message(2, Role::System, None));
+        tracker.set_resume(CONV, Who::Customer, false);
+        assert_eq!(metrics.counters.values().duplicated, 0);
+        tracker.on_message(Who::Customer, &message(2, Role::System, None));
+        assert_eq!(metrics.counters.values().duplicated, 1);
+    }
+
+    #[test]
+    fn a_lower_live_seq_after_a_higher_one_is_out_of_order() {
+        let (metrics, tracker) = tracker();
+        tracker.on_message(Who::Agent("a1"), &message(3, Role::Customer, None));
+        tracker.on_message(Who::Agent("a1"), &message(2, Role::Customer, None));
+        assert_eq!(metrics.counters.values().out_of_order, 1);
+    }
+
+    #[test]
+    fn a_seq_missing_below_what_the_participant_had_to_see_is_lost() {
+        let (metrics, tracker) = tracker();
+        tracker.seed(CONV, Who::Customer, 1);
+        tracker.on_message(Who::Customer, &message(3, Role::System, None));
+        tracker.set_expected(CONV, Who::Customer, 3);
+        tracker.customer_done(CONV);
+        assert_eq!(tracker.finalize_all(), 0);
+        assert_eq!(metrics.counters.values().lost, 1);
+    }
+
+    #[test]
+    fn an_acked_message_that_never_arrives_is_undelivered() {
+        let (metrics, tracker) = tracker();
+        let sent = Instant::now();
+        tracker.register_send(CONV, "m1", sent, true);
+        tracker.send_result(CONV, "m1", true);
+        tracker.register_send(CONV, "m2", sent, true);
+        tracker.send_result(CONV, "m2", true);
+        tracker.on_message(Who::Agent("a1"), &message(2, Role::Customer, Some("m1")));
+        tracker.finalize_all();
+        let values = metrics.counters.values();
+        assert_eq!(values.delivered_c2a, 1);
+        assert_eq!(values.undelivered, 1);
+    }
+
+    #[test]
+    fn a_second_agent_offered_before_the_first_offer_ended_is_a_double_offer() {
+        let (metrics, tracker) = tracker();
+        tracker.on_offer("a1", &offer("a1", 1_000, 31_000), Some(1), false);
+        tracker.on_offer("a2", &offer("a2", 2_000, 32_000), None, false);
+        assert_eq!(metrics.counters.values().double_offers, 1);
+    }
+
+    #[test]
+    fn offers_after_expiry_or_after_the_first_ended_are_not_double() {
+        let (metrics, tracker) = tracker();
+        tracker.on_offer("a1", &offer("a1", 1_000, 4_000), Some(1), true);
+        // RONA: the next offer is made when the first expired.
+        tracker.on_offer("a2", &offer("a2", 4_000, 7_000), None, false);
+        tracker.offer_ended(CONV, "a2", true);
+        // A transfer after the accept.
+        tracker.on_offer("a3", &offer("a3", 9_000, 12_000), None, false);
+        let values = metrics.counters.values();
+        assert_eq!(values.double_offers, 0);
+        assert_eq!(values.offers, 3);
+        assert_eq!(metrics.rona_redirect.summary().count, 1);
+    }
+}
