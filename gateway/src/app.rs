@@ -157,6 +157,9 @@ pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, Star
             .configure(routes)
     })
     .workers(options.workers.max(1))
+    // Chat frames are small and latency-bound: without this, Nagle's
+    // algorithm holds a frame for up to 40 ms behind an unacked one.
+    .tcp_nodelay(true)
     .disable_signals()
     .shutdown_timeout(5)
     .bind(listen)
