@@ -467,12 +467,23 @@ impl Engine {
         party: Party,
         after_seq: u64,
     ) -> Result<Outcome, EngineError> {
-        let replay = match self.inner.directory.conversation(conversation_id) {
+        let live = match self.inner.directory.conversation(conversation_id) {
             Some(actor) => {
-                actor
-                    .ask(conversation::Resume { party, after_seq })
-                    .await??
+                let resume = conversation::Resume {
+                    party: party.clone(),
+                    after_seq,
+                };
+                // A conversation that is just stopping does not answer;
+                // its record is kept by then, so read that instead.
+                match actor.ask(resume).await {
+                    Ok(replay) => Some(replay?),
+                    Err(_) => None,
+                }
             }
+            None => None,
+        };
+        let replay = match live {
+            Some(replay) => replay,
             None => {
                 // Finished: replay from the kept record.
                 let record = self.record_for(conversation_id).await?;
