@@ -781,13 +781,7 @@ fn validate_queues(raw: Vec<RawQueue>) -> Result<Vec<QueueSettings>, SettingsErr
     let mut queues = Vec::with_capacity(raw.len());
     for (index, queue) in raw.into_iter().enumerate() {
         let key = format!("queues[{index}]");
-        let id = required_id(&key, "id", queue.id)?;
-        if !seen.insert(id.clone()) {
-            return Err(SettingsError::invalid(
-                format!("{key}.id"),
-                format!("duplicate id {id:?}"),
-            ));
-        }
+        let id = unique_id(&key, queue.id, &mut seen)?;
         let name = required_text(&key, "name", queue.name)?;
         queues.push(QueueSettings {
             id: QueueId::new(id),
@@ -807,13 +801,7 @@ fn validate_agents(
     let mut agents = Vec::with_capacity(raw.len());
     for (index, agent) in raw.into_iter().enumerate() {
         let key = format!("agents[{index}]");
-        let id = required_id(&key, "id", agent.id)?;
-        if !seen_ids.insert(id.clone()) {
-            return Err(SettingsError::invalid(
-                format!("{key}.id"),
-                format!("duplicate id {id:?}"),
-            ));
-        }
+        let id = unique_id(&key, agent.id, &mut seen_ids)?;
         let name = required_text(&key, "name", agent.name)?;
         let username = required_text(&key, "username", agent.username)?;
         if username.trim() != username {
@@ -925,13 +913,7 @@ fn validate_reasons(section: &str, raw: Vec<RawReason>) -> Result<Vec<Reason>, S
     let mut reasons = Vec::with_capacity(raw.len());
     for (index, reason) in raw.into_iter().enumerate() {
         let key = format!("{section}[{index}]");
-        let id = required_id(&key, "id", reason.id)?;
-        if !seen.insert(id.clone()) {
-            return Err(SettingsError::invalid(
-                format!("{key}.id"),
-                format!("duplicate id {id:?}"),
-            ));
-        }
+        let id = unique_id(&key, reason.id, &mut seen)?;
         let label = required_text(&key, "label", reason.label)?;
         reasons.push(Reason { id, label });
     }
@@ -946,13 +928,7 @@ fn validate_templates(
     let mut templates = Vec::with_capacity(raw.len());
     for (index, template) in raw.into_iter().enumerate() {
         let key = format!("templates[{index}]");
-        let id = required_id(&key, "id", template.id)?;
-        if !seen.insert(id.clone()) {
-            return Err(SettingsError::invalid(
-                format!("{key}.id"),
-                format!("duplicate id {id:?}"),
-            ));
-        }
+        let id = unique_id(&key, template.id, &mut seen)?;
         let name = required_text(&key, "name", template.name)?;
         let text = required_text(&key, "text", template.text)?;
         if text.chars().count() > max_message_chars {
@@ -999,6 +975,22 @@ fn check_id(key: &str, id: &str) -> Result<(), SettingsError> {
             format!("{id:?} may only contain letters, digits, '_', '.' and '-'"),
         ))
     }
+}
+
+/// A required id that no earlier entry of the same list used.
+fn unique_id(
+    key: &str,
+    raw: Option<String>,
+    seen: &mut HashSet<String>,
+) -> Result<String, SettingsError> {
+    let id = required_id(key, "id", raw)?;
+    if !seen.insert(id.clone()) {
+        return Err(SettingsError::invalid(
+            format!("{key}.id"),
+            format!("duplicate id {id:?}"),
+        ));
+    }
+    Ok(id)
 }
 
 fn required_id(parent: &str, field: &str, value: Option<String>) -> Result<String, SettingsError> {
