@@ -290,12 +290,13 @@ impl Session {
             }
         };
         metrics::counter!("switchboard_commands_total", "type" => command.name()).increment(1);
-        // A span per command only when traces are exported: otherwise its
-        // fields would be formatted for nothing on every command.
+        // Every command has a span. Exported (info) when an OTLP endpoint
+        // is set; otherwise at debug, which the default filter turns off at
+        // the callsite, so its fields are not formatted on every command.
         let span = if self.state.trace_commands {
             tracing::info_span!("command", kind = command.name(), %request_id)
         } else {
-            tracing::Span::none()
+            tracing::debug_span!("command", kind = command.name(), %request_id)
         };
         let engine = &self.state.engine;
         let result: Result<Outcome, EngineError> = async {
