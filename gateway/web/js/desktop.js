@@ -499,6 +499,8 @@ function onConversation(summary) {
     dropOffer(summary.conversation_id);
     return;
   }
+  // Accepted (here or in another tab): this agent is in it, the request is gone.
+  if (isParticipant(summary)) dropOffer(summary.conversation_id);
   if (conv && !isParticipant(summary) && !conv.wrapUp && !conv.leaving) {
     conv.summary = { ...conv.summary, ...summary };
     conv.render(); // e.g. a released conference guest: the row stays with a Close button
