@@ -82,10 +82,15 @@ impl Codec {
         }
     }
 
-    /// Reads any frame into `T` (clients read server frames with this).
+    /// Reads any frame into `T` (clients read server frames with this),
+    /// straight from the bytes: no intermediate `Value`.
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T, DecodeError> {
-        let value = self.decode_value(bytes)?;
-        serde_json::from_value(value).map_err(|error| DecodeError::new(None, error.to_string()))
+        match self {
+            Codec::Json => serde_json::from_slice(bytes)
+                .map_err(|error| DecodeError::new(None, error.to_string())),
+            Codec::MsgPack => rmp_serde::from_slice(bytes)
+                .map_err(|error| DecodeError::new(None, error.to_string())),
+        }
     }
 
     /// Reads one client command: `{"type", "request_id", ...fields}`.
