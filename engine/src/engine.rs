@@ -66,14 +66,8 @@ impl Outcome {
 }
 
 impl Engine {
-    /// Starts an embedded engine: in-memory store, local actors spread over
-    /// one arbiter per core. Must run inside an actix `System`.
-    pub fn start(config: EngineConfig) -> Engine {
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self::start_embedded(config, workers)
-    }
-
-    /// An embedded engine whose actors run on `workers` arbiters.
+    /// Starts an embedded engine: in-memory store, local actors on
+    /// `workers` arbiters. Must run inside an actix `System`.
     pub fn start_embedded(config: EngineConfig, workers: usize) -> Engine {
         let store = Arc::new(MemoryStore::new(config.records_kept));
         Self::start_with(config, store, workers)

@@ -46,20 +46,6 @@ impl<A: Actor> ActorRef<A> {
         self.0.do_send(message);
     }
 
-    /// For messages that may be dropped under load (typing): refused when
-    /// the mailbox is full.
-    pub fn tell_droppable<M>(&self, message: M)
-    where
-        A: Handler<M>,
-        A::Context: ToEnvelope<A, M>,
-        M: Message + Send + 'static,
-        M::Result: Send,
-    {
-        if self.0.try_send(message).is_err() {
-            metrics::counter!("switchboard_dropped_messages_total").increment(1);
-        }
-    }
-
     /// Request and reply, bounded by [`ASK_TIMEOUT`].
     pub async fn ask<M>(&self, message: M) -> Result<M::Result, EngineError>
     where

@@ -336,16 +336,3 @@ impl Handler<Snapshot> for QueueActor {
         MessageResult(self.stats())
     }
 }
-
-/// Where a conversation stands in this queue (0 = next), if it waits here.
-#[derive(Message)]
-#[rtype(result = "Option<usize>")]
-pub struct PositionOf(pub ConversationId);
-
-impl Handler<PositionOf> for QueueActor {
-    type Result = Option<usize>;
-
-    fn handle(&mut self, message: PositionOf, _ctx: &mut Self::Context) -> Self::Result {
-        self.waiting.position_of(&message.0)
-    }
-}
