@@ -33,8 +33,12 @@ pub trait Store: Send + Sync + 'static {
 
 /// The embedded node's store. Closed records are kept up to a bound, oldest
 /// dropped first, so a long-running node does not grow without end.
+///
+/// It keeps no message log: in one process the conversation actor's own log
+/// is the log (it lives as long as the conversation, and the record carries
+/// the transcript after), so a second copy would only cost a global lock on
+/// every message.
 pub struct MemoryStore {
-    logs: RwLock<HashMap<ConversationId, Vec<Arc<Message>>>>,
     records: RwLock<Records>,
     presence: RwLock<HashMap<AgentId, AgentInfo>>,
 }
@@ -49,7 +53,6 @@ struct Records {
 impl MemoryStore {
     pub fn new(records_kept: usize) -> Self {
         Self {
-            logs: RwLock::default(),
             records: RwLock::new(Records {
                 by_id: HashMap::new(),
                 order: VecDeque::new(),
@@ -61,12 +64,8 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn append_message(&self, message: Arc<Message>) -> BoxFuture<'static, Result<(), StoreError>> {
-        self.logs
-            .write()
-            .entry(message.conversation_id.clone())
-            .or_default()
-            .push(message);
+    fn append_message(&self, _message: Arc<Message>) -> BoxFuture<'static, Result<(), StoreError>> {
+        // The conversation actor holds the log (see the type's comment).
         Box::pin(ready(Ok(())))
     }
 
@@ -75,7 +74,6 @@ impl Store for MemoryStore {
         record: ConversationRecord,
     ) -> BoxFuture<'static, Result<(), StoreError>> {
         // The record carries the transcript: the live log is no longer needed.
-        self.logs.write().remove(&record.conversation_id);
         let mut records = self.records.write();
         let id = record.conversation_id.clone();
         if records.by_id.insert(id.clone(), Arc::new(record)).is_none() {
