@@ -144,6 +144,17 @@ impl Engine {
         }
     }
 
+    /// Asks a conversation's actor: a finished conversation answers
+    /// `invalid_state`, an unknown one `not_found`, a refused command its error.
+    async fn in_conversation<M, T>(&self, id: &ConversationId, message: M) -> Result<T, EngineError>
+    where
+        M: actix::Message<Result = Result<T, EngineError>> + Send + 'static,
+        ConversationActor: actix::Handler<M>,
+        T: Send + 'static,
+    {
+        self.conversation(id).await?.ask(message).await?
+    }
+
     /// A customer opens a chat: message 1 is the first question, and the
     /// conversation waits in its queue.
     pub async fn start_chat(
@@ -288,14 +299,15 @@ impl Engine {
                 client_msg_id,
             } => {
                 let message = self
-                    .conversation(&conversation_id)
-                    .await?
-                    .ask(conversation::Say {
-                        party,
-                        text,
-                        client_msg_id,
-                    })
-                    .await??;
+                    .in_conversation(
+                        &conversation_id,
+                        conversation::Say {
+                            party,
+                            text,
+                            client_msg_id,
+                        },
+                    )
+                    .await?;
                 fill_message_ack(&mut ack, &message);
             }
             AgentCommand::SendTemplate {
@@ -305,36 +317,36 @@ impl Engine {
                 client_msg_id,
             } => {
                 let message = self
-                    .conversation(&conversation_id)
-                    .await?
-                    .ask(conversation::SayTemplate {
-                        agent: agent_id.clone(),
-                        template_id,
-                        params,
-                        client_msg_id,
-                    })
-                    .await??;
+                    .in_conversation(
+                        &conversation_id,
+                        conversation::SayTemplate {
+                            agent: agent_id.clone(),
+                            template_id,
+                            params,
+                            client_msg_id,
+                        },
+                    )
+                    .await?;
                 fill_message_ack(&mut ack, &message);
                 ack.text = Some(message.text.clone());
             }
             AgentCommand::Typing { conversation_id } => {
-                self.conversation(&conversation_id)
-                    .await?
-                    .ask(conversation::TypingNow { party })
-                    .await??;
+                self.in_conversation(&conversation_id, conversation::TypingNow { party })
+                    .await?;
             }
             AgentCommand::Transfer {
                 conversation_id,
                 to,
             } => {
                 let summary = self
-                    .conversation(&conversation_id)
-                    .await?
-                    .ask(conversation::Transfer {
-                        by: agent_id.clone(),
-                        to,
-                    })
-                    .await??;
+                    .in_conversation(
+                        &conversation_id,
+                        conversation::Transfer {
+                            by: agent_id.clone(),
+                            to,
+                        },
+                    )
+                    .await?;
                 ack.conversation = Some(summary);
             }
             AgentCommand::Conference {
@@ -342,31 +354,31 @@ impl Engine {
                 agent,
             } => {
                 let summary = self
-                    .conversation(&conversation_id)
-                    .await?
-                    .ask(conversation::Invite {
-                        by: agent_id.clone(),
-                        agent,
-                    })
-                    .await??;
+                    .in_conversation(
+                        &conversation_id,
+                        conversation::Invite {
+                            by: agent_id.clone(),
+                            agent,
+                        },
+                    )
+                    .await?;
                 ack.conversation = Some(summary);
             }
             AgentCommand::EndConference { conversation_id } => {
                 let summary = self
-                    .conversation(&conversation_id)
-                    .await?
-                    .ask(conversation::EndConference {
-                        by: agent_id.clone(),
-                    })
-                    .await??;
+                    .in_conversation(
+                        &conversation_id,
+                        conversation::EndConference {
+                            by: agent_id.clone(),
+                        },
+                    )
+                    .await?;
                 ack.conversation = Some(summary);
             }
             AgentCommand::End { conversation_id } => {
                 let summary = self
-                    .conversation(&conversation_id)
-                    .await?
-                    .ask(conversation::End { by: party })
-                    .await??;
+                    .in_conversation(&conversation_id, conversation::End { by: party })
+                    .await?;
                 ack.conversation = Some(summary);
             }
             AgentCommand::WrapUp {
@@ -375,14 +387,15 @@ impl Engine {
                 notes,
             } => {
                 let summary = self
-                    .conversation(&conversation_id)
-                    .await?
-                    .ask(conversation::WrapUp {
-                        agent: agent_id.clone(),
-                        reason,
-                        notes,
-                    })
-                    .await??;
+                    .in_conversation(
+                        &conversation_id,
+                        conversation::WrapUp {
+                            agent: agent_id.clone(),
+                            reason,
+                            notes,
+                        },
+                    )
+                    .await?;
                 ack.conversation = Some(summary);
             }
             AgentCommand::Resume {
@@ -417,32 +430,35 @@ impl Engine {
                 client_msg_id,
             } => {
                 let message = self
-                    .conversation(conversation_id)
-                    .await?
-                    .ask(conversation::Say {
-                        party: Party::Customer,
-                        text,
-                        client_msg_id,
-                    })
-                    .await??;
+                    .in_conversation(
+                        conversation_id,
+                        conversation::Say {
+                            party: Party::Customer,
+                            text,
+                            client_msg_id,
+                        },
+                    )
+                    .await?;
                 fill_message_ack(&mut ack, &message);
             }
             CustomerCommand::Typing => {
-                self.conversation(conversation_id)
-                    .await?
-                    .ask(conversation::TypingNow {
+                self.in_conversation(
+                    conversation_id,
+                    conversation::TypingNow {
                         party: Party::Customer,
-                    })
-                    .await??;
+                    },
+                )
+                .await?;
             }
             CustomerCommand::End => {
                 let summary = self
-                    .conversation(conversation_id)
-                    .await?
-                    .ask(conversation::End {
-                        by: Party::Customer,
-                    })
-                    .await??;
+                    .in_conversation(
+                        conversation_id,
+                        conversation::End {
+                            by: Party::Customer,
+                        },
+                    )
+                    .await?;
                 ack.conversation = Some(summary);
             }
             CustomerCommand::Resume { after_seq } => {
