@@ -1,0 +1,228 @@
+//! Nodes dying and pausing: the actors they owned come back on survivors
+//! from Redis, clients move and resume, and a node that was paused past
+//! its heartbeat writes nothing once it wakes.
+
+use crate::client::{
+    assert_acked_delivered, assert_clean, assert_same_thread, check_stream, start_chat, Party,
+};
+use crate::harness::{bounded, eventually, Cluster, HEARTBEAT_TTL_MS};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const LIMIT: Duration = Duration::from_secs(150);
+const SEEN: Duration = Duration::from_secs(10);
+/// Heartbeat TTL plus a few seconds: an owner key must have moved by then.
+fn takeover() -> Duration {
+    Duration::from_millis(HEARTBEAT_TTL_MS) + Duration::from_secs(4)
+}
+
+/// kill -9 the node owning a conversation mid-chat: the clients resume on
+/// survivors, nothing acknowledged is lost, the chat goes on.
+#[actix_rt::test]
+async fn killing_the_conversation_owner_loses_nothing() {
+    let mut cluster = Cluster::start(3).await;
+    bounded(LIMIT, async {
+        let nodes = cluster.urls();
+        let mut bob = Party::available_agent(&nodes, 1, "bob").await;
+        let (id, token) = start_chat(&nodes[2], "sales", "Ada", "Hello").await;
+        let mut ada = Party::customer_with_token(&nodes, 0, id.clone(), token).await;
+        bob.accept(&id).await;
+        let mut last = 0;
+        for round in 0..3 {
+            last = bob.say(&id, &format!("before {round}")).await;
+            last = last.max(ada.say(&id, &format!("customer before {round}")).await);
+        }
+        let (victim, old_owner) = cluster.wait_owner("conv", &id, SEEN).await;
+
+        cluster.nodes[victim].kill9();
+        let killed_at = Instant::now();
+        // The chat goes on: sends are retried (same client_msg_id) until a
+        // live node takes them.
+        for round in 0..3 {
+            last = last.max(ada.say(&id, &format!("customer after {round}")).await);
+            last = last.max(bob.say(&id, &format!("after {round}")).await);
+        }
+        let (new_owner_index, new_owner) = cluster
+            .wait_owner_moved("conv", &id, &old_owner, victim, takeover())
+            .await;
+        assert_ne!(new_owner_index, victim);
+        assert!(
+            killed_at.elapsed() < takeover() + Duration::from_secs(30),
+            "slow takeover"
+        );
+        ada.wait_seq(&id, last, SEEN).await;
+        bob.wait_seq(&id, last, SEEN).await;
+        assert_same_thread(&id, last, &[&ada, &bob]);
+        assert_acked_delivered(&id, &[&ada, &bob], &[&ada, &bob]);
+        assert_eq!(
+            check_stream(&cluster.redis.stream(&format!("sb:log:{id}")), &id),
+            Ok(last)
+        );
+        assert_eq!(
+            cluster.owner("conv", &id).as_deref(),
+            Some(new_owner.as_str())
+        );
+
+        // The killed node comes back and serves the chat too.
+        cluster.nodes[victim].restart().await;
+        let mut ada_again =
+            Party::customer_with_token(&nodes, victim, id.clone(), ada.token().to_owned()).await;
+        ada_again.wait_seq(&id, last, SEEN).await;
+        bob.ok(json!({"type": "end", "conversation_id": id})).await;
+        bob.ok(json!({"type": "wrap_up", "conversation_id": id, "reason": "resolved"}))
+            .await;
+        assert_clean(&[&ada, &bob, &ada_again]);
+    })
+    .await;
+}
+
+/// kill -9 the node owning a queue while chats wait in it: after the
+/// takeover the waiting chats are still offered.
+#[actix_rt::test]
+async fn killing_the_queue_owner_keeps_waiting_chats() {
+    let mut cluster = Cluster::start(3).await;
+    bounded(LIMIT, async {
+        let nodes = cluster.urls();
+        let mut customers = Vec::new();
+        for (index, name) in ["Ada", "Grace", "Linus"].into_iter().enumerate() {
+            customers.push(
+                Party::customer(&nodes, index % 3, "sales", name, &format!("{name} waits")).await,
+            );
+        }
+        let (victim, old_owner) = cluster.wait_owner("queue", "sales", SEEN).await;
+        cluster.nodes[victim].kill9();
+        let survivors: Vec<usize> = (0..3).filter(|index| *index != victim).collect();
+
+        // Agents come in on the survivors; bob takes two, dave one.
+        let mut bob = Party::available_agent(&nodes, survivors[0], "bob").await;
+        let mut dave = Party::available_agent(&nodes, survivors[1], "dave").await;
+        cluster
+            .wait_owner_moved("queue", "sales", &old_owner, victim, takeover())
+            .await;
+        let ids: Vec<String> = customers
+            .iter()
+            .map(|c| c.conversation().to_owned())
+            .collect();
+        let mut offered = Vec::new();
+        for _ in 0..2 {
+            let offer = bob
+                .wait_for("offer", Duration::from_secs(20), |f| f["type"] == "offer")
+                .await;
+            offered.push(
+                offer["conversation_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        let offer = dave
+            .wait_for("offer", Duration::from_secs(20), |f| f["type"] == "offer")
+            .await;
+        offered.push(
+            offer["conversation_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+        let mut sorted = offered.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            3,
+            "each chat offered once: {offered:?} of {ids:?}"
+        );
+        for id in &offered[..2] {
+            bob.ok(json!({"type": "accept", "conversation_id": id}))
+                .await;
+        }
+        dave.ok(json!({"type": "accept", "conversation_id": offered[2]}))
+            .await;
+        for customer in customers.iter_mut() {
+            let id = customer.conversation().to_owned();
+            let active = customer
+                .event_where("conversation", |e| e["state"] == "active")
+                .await;
+            assert_eq!(active["conversation_id"], id.as_str());
+        }
+        let mut all: Vec<&Party> = customers.iter().collect();
+        all.push(&bob);
+        all.push(&dave);
+        assert_clean(&all);
+    })
+    .await;
+}
+
+/// SIGSTOP the owner of a conversation past its heartbeat; another node
+/// takes over; SIGCONT: the old owner must write nothing more (fenced), keep
+/// its hands off the owner key, and send its sessions elsewhere.
+#[actix_rt::test]
+async fn a_paused_owner_is_fenced_after_takeover() {
+    let mut cluster = Cluster::start(3).await;
+    bounded(LIMIT, async {
+        let nodes = cluster.urls();
+        let (id, token) = start_chat(&nodes[0], "sales", "Ada", "Hello").await;
+        let (paused, old_owner) = cluster.wait_owner("conv", &id, SEEN).await;
+        let elsewhere = (paused + 1) % 3;
+        let mut bob = Party::available_agent(&nodes, elsewhere, "bob").await;
+        // The customer sits on the node that will be paused.
+        let mut ada = Party::customer_with_token(&nodes, paused, id.clone(), token).await;
+        bob.accept(&id).await;
+        let mut last = bob.say(&id, "before the pause").await;
+        last = last.max(ada.say(&id, "customer before the pause").await);
+        ada.wait_seq(&id, last, SEEN).await;
+
+        // A send in flight as the node freezes.
+        ada.send_raw(json!({"type": "send", "text": "in flight", "client_msg_id": "in-flight"}));
+        cluster.nodes[paused].stop();
+        // Bob keeps talking: his node finds no live owner and takes over.
+        for round in 0..3 {
+            last = last.max(bob.say(&id, &format!("during the pause {round}")).await);
+        }
+        let (new_index, new_owner) = cluster
+            .wait_owner_moved("conv", &id, &old_owner, paused, takeover())
+            .await;
+        assert_ne!(new_index, paused);
+
+        cluster.nodes[paused].cont();
+        // The woken node learns it lost its lease: its sessions are closed
+        // (with a reconnect frame) rather than served stale.
+        ada.wait_closed(Duration::from_secs(15)).await;
+        // For a few heartbeats, the owner stays with the new owner.
+        let watch = Instant::now();
+        while watch.elapsed() < Duration::from_millis(3 * HEARTBEAT_TTL_MS) {
+            assert_eq!(
+                cluster.owner("conv", &id).as_deref(),
+                Some(new_owner.as_str()),
+                "the woken node took the conversation back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // The customer resumes elsewhere and retries the in-flight send:
+        // it is in the log once, whichever node wrote it.
+        ada.reconnect_elsewhere().await;
+        let retried = ada
+            .ok(json!({"type": "send", "text": "in flight", "client_msg_id": "in-flight"}))
+            .await;
+        last = last.max(retried["seq"].as_u64().expect("seq"));
+        last = last.max(bob.say(&id, "after the pause").await);
+        ada.wait_seq(&id, last, SEEN).await;
+        bob.wait_seq(&id, last, SEEN).await;
+        assert_same_thread(&id, last, &[&ada, &bob]);
+        let entries = cluster.redis.stream(&format!("sb:log:{id}"));
+        assert_eq!(check_stream(&entries, &id), Ok(last));
+        let in_flight = entries
+            .iter()
+            .filter(|(_, message)| message["text"] == "in flight")
+            .count();
+        assert!(in_flight <= 1, "in-flight send logged {in_flight} times");
+        eventually(
+            "the woken node ready again",
+            Duration::from_secs(10),
+            || cluster.nodes[paused].is_running(),
+        )
+        .await;
+        assert_clean(&[&ada, &bob]);
+    })
+    .await;
+}

@@ -1,0 +1,23 @@
+//! Cluster tests with real processes: a `redis-server` started by the test
+//! on a free loopback port, three `switchboard` nodes sharing it, and
+//! WebSocket clients that move between nodes. Nodes are killed, paused,
+//! drained and cut off from Redis; clients reconnect and resume, and the
+//! tests check that nothing acknowledged is lost or shown twice.
+//!
+//! Run with `cargo test -p switchboard-gateway --test cluster -- --test-threads 2`.
+//! At most two clusters run at once whatever the thread count.
+
+// The shared test config (queues, agents, reasons) of the in-process suite.
+#[allow(dead_code)]
+#[path = "../api/support.rs"]
+mod api_support;
+
+mod client;
+mod harness;
+
+mod chat;
+mod failover;
+mod redis_faults;
+mod selfcheck;
+mod soak;
+mod storm;
