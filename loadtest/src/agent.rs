@@ -7,17 +7,16 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
-use switchboard_proto::event::Ack;
-use switchboard_proto::model::{AgentState, ConversationState, OfferKind, Role};
-use switchboard_proto::ServerFrame;
+use std::time::{Duration, Instant};
+use switchboard_proto::event::{Ack, Hello};
+use switchboard_proto::model::{AgentState, ConversationState, Offer, OfferKind, Role};
+use switchboard_proto::{ErrorCode, ServerFrame};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::client::{self, Incoming, Node, WsSink};
-use crate::shared::Shared;
+use crate::client::{self, Incoming, Outstanding, WsSink, WsSource, RETRY_DELAY};
+use crate::shared::{Shared, Slot};
 use crate::stats::Metrics;
 use crate::tracker::Who;
 
@@ -57,7 +56,15 @@ enum Action {
     WrapUp(String),
     Conference(String),
     End(String),
+    /// Send an outstanding command again (it was answered `unavailable`).
+    Retry(String),
+    /// `failover`: ask for messages still missing after the chat ended.
+    TailResume(String),
 }
+
+/// `failover`: after a chat ended, how long before an agent still missing
+/// messages asks for them.
+const TAIL_RESUME_AFTER: Duration = Duration::from_millis(300);
 
 enum Request {
     SetState,
@@ -90,8 +97,7 @@ pub struct AgentSpec {
     pub index: usize,
     pub username: String,
     pub password: String,
-    pub node: Node,
-    pub source: Option<IpAddr>,
+    pub slot: Slot,
     pub max_chats: i32,
     /// Bounds concurrent logins.
     pub logins: Arc<tokio::sync::Semaphore>,
@@ -102,8 +108,17 @@ struct Agent {
     index: usize,
     id: String,
     sink: WsSink,
+    /// Where the socket is, and the token to open another (`failover`).
+    slot: Slot,
+    token: String,
     next_request: u64,
-    requests: HashMap<String, Request>,
+    requests: HashMap<String, Outstanding<Request>>,
+    /// Commands answered `unavailable`, until their retry fires.
+    delayed: HashMap<String, Outstanding<Request>>,
+    /// The socket failed: reconnect (`failover`) or stop.
+    broken: bool,
+    /// `failover`: when the socket was lost, until resumed on the new one.
+    reconnecting: Option<Instant>,
     chats: HashMap<String, Chat>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     actions: HashMap<u64, Action>,
@@ -124,7 +139,8 @@ pub async fn run(
     // Logins are paced: each runs argon2 on the node (about 19 MiB and tens
     // of milliseconds each), so a burst of them would dominate its memory.
     let permit = spec.logins.clone().acquire_owned().await;
-    let login = spec.node.login(&spec.username, &spec.password).await;
+    let node = shared.node_at(spec.slot);
+    let login = node.login(&spec.username, &spec.password).await;
     drop(permit);
     let login = match login {
         Ok(login) => login,
@@ -133,7 +149,13 @@ pub async fn run(
             return;
         }
     };
-    let connected = client::connect_ws(&spec.node, &login.token, shared.codec, spec.source).await;
+    let connected = client::connect_ws(
+        node,
+        &login.token,
+        shared.codec,
+        shared.source_at(spec.slot),
+    )
+    .await;
     let (sink, mut source) = match connected {
         Ok(pair) => pair,
         Err(error) => {
@@ -148,8 +170,13 @@ pub async fn run(
         index: spec.index,
         id,
         sink,
+        slot: spec.slot,
+        token: login.token,
         next_request: 0,
         requests: HashMap::new(),
+        delayed: HashMap::new(),
+        broken: false,
+        reconnecting: None,
         chats: HashMap::new(),
         timers: BinaryHeap::new(),
         actions: HashMap::new(),
@@ -161,6 +188,12 @@ pub async fn run(
     let mut ready = Some(ready);
     let codec = shared.codec;
     loop {
+        if agent.broken {
+            match agent.reconnect().await {
+                Some(new_source) => source = new_source,
+                None => break,
+            }
+        }
         let next = agent.timers.peek().map(|Reverse((at, _))| *at);
         let sleep = async {
             match next {
@@ -176,6 +209,10 @@ pub async fn run(
                 Incoming::Control => {}
                 Incoming::Undecodable => shared.metrics.error("undecodable_frame"),
                 Incoming::Closed => {
+                    if shared.failover.is_some() {
+                        agent.broken = true;
+                        continue;
+                    }
                     if !agent.stopping { shared.metrics.error("agent_socket_closed"); }
                     break;
                 }
@@ -228,13 +265,191 @@ impl Agent {
         self.actions.insert(self.next_timer, action);
     }
 
-    /// Sends a command with a fresh request id; `false` if the socket is gone.
+    /// Sends a command with a fresh request id; `false` if the socket is
+    /// gone and the agent should stop. In `failover` the command stays
+    /// outstanding, to be sent again after the reconnect, and this is `true`.
     async fn request(&mut self, request: Request, mut command: Value) -> bool {
         self.next_request += 1;
         let request_id = format!("r{}", self.next_request);
         command["request_id"] = Value::String(request_id.clone());
-        self.requests.insert(request_id, request);
-        client::send(&mut self.sink, self.shared.codec, &command).await
+        let sent = client::send(&mut self.sink, self.shared.codec, &command).await;
+        self.requests
+            .insert(request_id, Outstanding::new(request, command));
+        self.broken |= !sent;
+        sent || self.shared.failover.is_some()
+    }
+
+    /// Sends an outstanding command again, under its own request id.
+    async fn resend(&mut self, id: String, outstanding: Outstanding<Request>) -> bool {
+        Metrics::bump(&self.metrics().counters.commands_retried);
+        let sent = client::send(&mut self.sink, self.shared.codec, &outstanding.command).await;
+        self.requests.insert(id, outstanding);
+        self.broken |= !sent;
+        sent || self.shared.failover.is_some()
+    }
+
+    fn resuming(&self, conv: &str) -> bool {
+        self.requests
+            .values()
+            .chain(self.delayed.values())
+            .any(|o| matches!(&o.request, Request::Resume(c) if c == conv))
+    }
+
+    async fn resume(&mut self, conv: &str, after_seq: u64) -> bool {
+        self.shared
+            .tracker
+            .set_resume(conv, Who::Agent(&self.id), true);
+        let command = json!({"type": "resume", "conversation_id": conv, "after_seq": after_seq});
+        self.request(Request::Resume(conv.to_owned()), command)
+            .await
+    }
+
+    /// `failover`: the socket is gone. Connects the same token to another
+    /// node; `hello` there settles what was outstanding. `None`: give up.
+    async fn reconnect(&mut self) -> Option<WsSource> {
+        let lost_at = Instant::now();
+        if self.reconnecting.is_none() {
+            self.metrics().session_lost();
+        }
+        let shared = self.shared.clone();
+        let Some((slot, sink, source)) = shared.reconnect(self.slot, &self.token, lost_at).await
+        else {
+            self.metrics().error("reconnect_failed/agent");
+            return None;
+        };
+        self.slot = slot;
+        self.sink = sink;
+        self.broken = false;
+        self.reconnecting.get_or_insert(lost_at);
+        Some(source)
+    }
+
+    /// Counts the session resumed once nothing is left to resume.
+    fn check_resumed(&mut self) {
+        let resuming = self
+            .requests
+            .values()
+            .chain(self.delayed.values())
+            .any(|o| matches!(o.request, Request::Resume(_)));
+        if resuming {
+            return;
+        }
+        if let Some(lost_at) = self.reconnecting.take() {
+            self.metrics().session_resumed(lost_at);
+        }
+    }
+
+    /// `hello` on a socket opened after the old one was lost: settles the
+    /// accepts that were in flight by what the node says, sends every other
+    /// unanswered command again (same request id, same `client_msg_id`),
+    /// resumes every accepted chat from the last contiguous `seq` held, and
+    /// takes the offers that came meanwhile.
+    async fn on_rehello(
+        &mut self,
+        hello: Hello,
+        ready: &mut Option<mpsc::Sender<anyhow::Result<()>>>,
+    ) -> bool {
+        // The old socket's resumes died with it.
+        let old_resumes: Vec<(String, String)> = self
+            .requests
+            .iter()
+            .filter_map(|(id, o)| match &o.request {
+                Request::Resume(conv) => Some((id.clone(), conv.clone())),
+                _ => None,
+            })
+            .collect();
+        for (id, conv) in old_resumes {
+            self.requests.remove(&id);
+            self.shared
+                .tracker
+                .set_resume(&conv, Who::Agent(&self.id), false);
+        }
+        let unanswered: Vec<String> = self.requests.keys().cloned().collect();
+        for id in &unanswered {
+            let conv = match self.requests.get(id).map(|o| &o.request) {
+                Some(Request::Accept { conv, .. }) => conv.clone(),
+                _ => continue,
+            };
+            let summary = hello
+                .conversations
+                .iter()
+                .find(|s| s.conversation_id.as_str() == conv);
+            if let Some(summary) = summary {
+                // Accepted before the node went away; only the ack was lost.
+                let ack = Ack {
+                    request_id: id.clone(),
+                    conversation: Some(summary.clone()),
+                    ..Ack::default()
+                };
+                if !self.on_ack(ack, ready).await {
+                    return false;
+                }
+            } else if !hello
+                .offers
+                .iter()
+                .any(|o| o.conversation_id.as_str() == conv)
+            {
+                // The offer is gone (withdrawn or expired meanwhile).
+                self.requests.remove(id);
+                self.shared.tracker.offer_ended(&conv, &self.id, false);
+                self.chats.remove(&conv);
+                self.update_free();
+            }
+        }
+        for id in unanswered {
+            if let Some(outstanding) = self.requests.remove(&id) {
+                if !self.resend(id, outstanding).await {
+                    return false;
+                }
+            }
+        }
+        let unknown: Vec<String> = self
+            .chats
+            .iter()
+            .filter(|(conv, chat)| {
+                chat.accepted
+                    && !chat.done_talking
+                    && !hello
+                        .conversations
+                        .iter()
+                        .any(|s| s.conversation_id.as_str() == conv.as_str())
+            })
+            .map(|(conv, _)| conv.clone())
+            .collect();
+        for conv in unknown {
+            // The new node does not know a conversation the agent holds.
+            self.metrics()
+                .error("conversation_unknown_after_reconnect/agent");
+            self.chats.remove(&conv);
+            self.update_free();
+        }
+        for summary in &hello.conversations {
+            let conv = summary.conversation_id.to_string();
+            if !self.chats.get(&conv).is_some_and(|c| c.accepted) || self.resuming(&conv) {
+                continue;
+            }
+            let have = self.shared.tracker.contiguous(&conv, Who::Agent(&self.id));
+            if summary.last_seq > have && !self.resume(&conv, have).await {
+                return false;
+            }
+        }
+        for offer in hello.offers {
+            if !self.chats.contains_key(offer.conversation_id.as_str()) {
+                self.on_offer(offer);
+            }
+        }
+        let available = hello
+            .agent_state
+            .as_ref()
+            .is_some_and(|s| s.state == AgentState::Available);
+        if !available && !self.stopping {
+            let command = json!({"type": "set_state", "state": "available"});
+            if !self.request(Request::SetState, command).await {
+                return false;
+            }
+        }
+        self.check_resumed();
+        true
     }
 
     async fn fire_timers(&mut self) -> bool {
@@ -277,6 +492,19 @@ impl Agent {
                     None => true,
                 },
                 Action::End(conv) => self.end(conv).await,
+                Action::Retry(id) => match self.delayed.remove(&id) {
+                    Some(outstanding) => self.resend(id, outstanding).await,
+                    None => true,
+                },
+                Action::TailResume(conv) => {
+                    match self.shared.tracker.tail_gap(&conv, Who::Agent(&self.id)) {
+                        Some(have) if !self.resuming(&conv) => {
+                            Metrics::bump(&self.metrics().counters.gap_resumes);
+                            self.resume(&conv, have).await
+                        }
+                        _ => true,
+                    }
+                }
             };
             if !sent {
                 return false;
@@ -341,6 +569,40 @@ impl Agent {
         true
     }
 
+    fn on_offer(&mut self, offer: Offer) {
+        let now = Instant::now();
+        let conv = offer.conversation_id.to_string();
+        let customer_n = offer
+            .customer
+            .name
+            .strip_prefix('c')
+            .and_then(|n| n.parse().ok());
+        let let_expire = offer.kind == OfferKind::New
+            && self.shared.workload.rona_share > 0.0
+            && rand::random::<f64>() < self.shared.workload.rona_share;
+        self.shared
+            .tracker
+            .on_offer(&self.id, &offer, customer_n, let_expire);
+        let offer_max_seq = offer.messages.iter().map(|m| m.seq).max().unwrap_or(0);
+        self.chats.insert(
+            conv.clone(),
+            Chat {
+                kind: offer.kind,
+                offer_max_seq,
+                accepted: false,
+                owner: false,
+                plan: Plan::Plain,
+                replies: 0,
+                answered: Default::default(),
+                done_talking: false,
+            },
+        );
+        self.update_free();
+        if !let_expire {
+            self.schedule(now + self.shared.workload.think, Action::Accept(conv));
+        }
+    }
+
     /// Handles one frame; `false` ends the agent.
     async fn on_frame(
         &mut self,
@@ -349,21 +611,35 @@ impl Agent {
     ) -> bool {
         let now = Instant::now();
         match frame {
-            ServerFrame::Hello(_) => {
+            ServerFrame::Hello(hello) => {
+                if self.reconnecting.is_some() {
+                    return self.on_rehello(hello, ready).await;
+                }
                 let command = json!({"type": "set_state", "state": "available"});
                 return self.request(Request::SetState, command).await;
             }
             ServerFrame::Ack(ack) => return self.on_ack(ack, ready).await,
             ServerFrame::Error(error) => {
-                let Some(request) = error.request_id.and_then(|id| self.requests.remove(&id))
+                let Some((id, outstanding)) = error
+                    .request_id
+                    .and_then(|id| self.requests.remove(&id).map(|o| (id, o)))
                 else {
                     self.metrics()
                         .error(&format!("{}/unmatched", error.code.as_str()));
                     return true;
                 };
-                self.metrics()
-                    .error(&format!("{}/{}", error.code.as_str(), request.name()));
-                match request {
+                self.metrics().error(&format!(
+                    "{}/{}",
+                    error.code.as_str(),
+                    outstanding.request.name()
+                ));
+                if error.code == ErrorCode::Unavailable && outstanding.may_retry() {
+                    // `unavailable` means retry: same command, same ids.
+                    self.delayed.insert(id.clone(), outstanding);
+                    self.schedule(now + RETRY_DELAY, Action::Retry(id));
+                    return true;
+                }
+                match outstanding.request {
                     Request::Accept { conv, .. } => {
                         self.shared.tracker.offer_ended(&conv, &self.id, false);
                         self.chats.remove(&conv);
@@ -380,6 +656,7 @@ impl Agent {
                         self.shared
                             .tracker
                             .set_resume(&conv, Who::Agent(&self.id), false);
+                        self.check_resumed();
                     }
                     Request::SetState => {
                         // e.g. rona -> idle refused while stopping: nothing to undo.
@@ -393,38 +670,7 @@ impl Agent {
                     Request::End(_) | Request::Transfer(_) | Request::Conference => {}
                 }
             }
-            ServerFrame::Offer(offer) => {
-                let conv = offer.conversation_id.to_string();
-                let customer_n = offer
-                    .customer
-                    .name
-                    .strip_prefix('c')
-                    .and_then(|n| n.parse().ok());
-                let let_expire = offer.kind == OfferKind::New
-                    && self.shared.workload.rona_share > 0.0
-                    && rand::random::<f64>() < self.shared.workload.rona_share;
-                self.shared
-                    .tracker
-                    .on_offer(&self.id, &offer, customer_n, let_expire);
-                let offer_max_seq = offer.messages.iter().map(|m| m.seq).max().unwrap_or(0);
-                self.chats.insert(
-                    conv.clone(),
-                    Chat {
-                        kind: offer.kind,
-                        offer_max_seq,
-                        accepted: false,
-                        owner: false,
-                        plan: Plan::Plain,
-                        replies: 0,
-                        answered: Default::default(),
-                        done_talking: false,
-                    },
-                );
-                self.update_free();
-                if !let_expire {
-                    self.schedule(now + self.shared.workload.think, Action::Accept(conv));
-                }
-            }
+            ServerFrame::Offer(offer) => self.on_offer(offer),
             ServerFrame::OfferWithdrawn(withdrawn) => {
                 let conv = withdrawn.conversation_id.to_string();
                 self.shared.tracker.offer_ended(&conv, &self.id, false);
@@ -448,6 +694,20 @@ impl Agent {
                     .tracker
                     .on_message(Who::Agent(&self.id), &message);
                 let conv = message.conversation_id.to_string();
+                // `failover`: a live event past a gap (events lost while the
+                // conversation moved): fill it.
+                if self.shared.failover.is_some()
+                    && self.chats.get(&conv).is_some_and(|c| c.accepted)
+                    && !self.resuming(&conv)
+                {
+                    let have = self.shared.tracker.contiguous(&conv, Who::Agent(&self.id));
+                    if message.seq > have + 1 {
+                        Metrics::bump(&self.metrics().counters.gap_resumes);
+                        if !self.resume(&conv, have).await {
+                            return false;
+                        }
+                    }
+                }
                 let answer = message.from.role == Role::Customer
                     && message.seq > 1
                     && self.chats.get_mut(&conv).is_some_and(|c| {
@@ -486,10 +746,26 @@ impl Agent {
                     if let Some(chat) = self.chats.get_mut(&conv) {
                         chat.done_talking = true;
                     }
+                    if self.shared.failover.is_some() {
+                        self.schedule(now + TAIL_RESUME_AFTER, Action::TailResume(conv));
+                    }
                 }
             }
             ServerFrame::WrapUpRequired(required) => {
                 let conv = required.conversation_id.to_string();
+                // Sent again after `hello` on a new socket: one wrap-up only.
+                let owed_already = self
+                    .requests
+                    .values()
+                    .chain(self.delayed.values())
+                    .any(|o| matches!(&o.request, Request::WrapUp(c) if *c == conv))
+                    || self
+                        .actions
+                        .values()
+                        .any(|a| matches!(a, Action::WrapUp(c) if *c == conv));
+                if owed_already {
+                    return true;
+                }
                 self.chats.entry(conv.clone()).or_insert(Chat {
                     kind: OfferKind::New,
                     offer_max_seq: 0,
@@ -504,6 +780,11 @@ impl Agent {
             }
             ServerFrame::Typing(_) | ServerFrame::Notice(_) => {}
             ServerFrame::Reconnect(_) => {
+                if self.shared.failover.is_some() {
+                    // A draining node: go to another one and resume.
+                    self.broken = true;
+                    return true;
+                }
                 self.metrics().error("reconnect_requested");
                 return false;
             }
@@ -516,7 +797,7 @@ impl Agent {
         ack: Ack,
         ready: &mut Option<mpsc::Sender<anyhow::Result<()>>>,
     ) -> bool {
-        let Some(request) = self.requests.remove(&ack.request_id) else {
+        let Some(request) = self.requests.remove(&ack.request_id).map(|o| o.request) else {
             return true;
         };
         match request {
@@ -601,6 +882,7 @@ impl Agent {
                 self.shared
                     .tracker
                     .set_resume(&conv, Who::Agent(&self.id), false);
+                self.check_resumed();
             }
         }
         true

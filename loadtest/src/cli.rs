@@ -34,6 +34,10 @@ pub enum Command {
     /// `connections`, then drop every customer at once, reconnect and resume
     /// with `after_seq`; time to full recovery, nothing lost.
     ReconnectStorm(ConnectionsArgs),
+    /// `steady` over several nodes; mid-run, kill the node with `--kill-pid`
+    /// (and optionally start it again): clients reconnect elsewhere and
+    /// resume; time to recovery, nothing lost or doubled.
+    Failover(FailoverArgs),
     /// The floors alone: WebSocket echo through actix-web + actix-ws, and a
     /// Redis PUBLISH round trip.
     Floor(FloorArgs),
@@ -196,6 +200,55 @@ pub struct SteadyArgs {
     /// Upper bound on chats started.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_total_chats: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FailoverArgs {
+    /// Everything `steady` takes (give several `--url`s; run longer than
+    /// `--kill-at`).
+    #[command(flatten)]
+    pub steady: SteadyArgs,
+    /// PID of the node to kill: one of the `--url` targets. The harness
+    /// signals this PID and no other process.
+    #[arg(long)]
+    pub kill_pid: u32,
+    /// When to kill it, from the start of arrivals.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub kill_at: Duration,
+    /// `kill`: SIGKILL, a crash; `term`: SIGTERM, the node drains.
+    #[arg(long, value_enum, default_value = "kill")]
+    pub kill_signal: KillSignal,
+    /// Shell command (`sh -c`) run after the kill to start the node again,
+    /// e.g. a script; its output is discarded (redirect it yourself). The
+    /// node counts as back when its URL's /readyz answers 200.
+    #[arg(long)]
+    pub restart_cmd: Option<String>,
+    /// Pause between the kill and the restart command.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub restart_delay: Duration,
+    /// Recovery needs the message p99 of a one-second window under this.
+    /// Default: the larger of 15 ms and twice the p99 before the kill.
+    #[arg(long)]
+    pub recovery_p99_ms: Option<f64>,
+    /// How long a client that lost its node keeps trying the others.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub reconnect_timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KillSignal {
+    Kill,
+    Term,
+}
+
+impl KillSignal {
+    /// The name `kill -s` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            KillSignal::Kill => "KILL",
+            KillSignal::Term => "TERM",
+        }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

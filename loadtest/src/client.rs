@@ -8,7 +8,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use switchboard_proto::codec::{Codec, Encoded};
 use switchboard_proto::rest::{LoginResponse, StartChatResponse};
 use switchboard_proto::ServerFrame;
@@ -23,6 +23,35 @@ pub type WsSource = SplitStream<WebSocketStream<TcpStream>>;
 
 /// Bound on connecting, the handshake and each REST call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A command answered `unavailable` is sent again after this pause...
+pub const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// ...for this long after it was first sent (then it counts as refused).
+pub const RETRY_WITHIN: Duration = Duration::from_secs(30);
+
+/// A command sent and not answered yet, kept whole so it can be sent again
+/// (same `request_id`, same `client_msg_id`) on a new socket after a
+/// reconnect, or after an `unavailable` error.
+pub struct Outstanding<R> {
+    pub request: R,
+    pub command: Value,
+    pub first_sent: Instant,
+}
+
+impl<R> Outstanding<R> {
+    pub fn new(request: R, command: Value) -> Self {
+        Self {
+            request,
+            command,
+            first_sent: Instant::now(),
+        }
+    }
+
+    /// Whether an `unavailable` answer may still be retried.
+    pub fn may_retry(&self) -> bool {
+        self.first_sent.elapsed() < RETRY_WITHIN
+    }
+}
 
 /// One node: its base URL and an HTTP client (optionally bound to a source
 /// address, so REST calls spread over addresses like the sockets do).
@@ -90,7 +119,14 @@ impl Node {
             .json(&json!({"queue": queue, "customer": {"name": name}, "message": text}))
             .send()
             .await
-            .map_err(|_| "http".to_owned())?;
+            .map_err(|error| {
+                // Not connected: nothing reached the node, a retry is safe.
+                if error.is_connect() {
+                    "http_connect".to_owned()
+                } else {
+                    "http".to_owned()
+                }
+            })?;
         let status = response.status();
         if status.is_success() {
             return response.json().await.map_err(|_| "http_body".to_owned());

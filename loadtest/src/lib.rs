@@ -5,6 +5,8 @@
 //! - [`scenario`]: `steady`, `ramp` and `floor`, and their reports;
 //!   [`connections`]: `connections` and `reconnect-storm` (customers in
 //!   child processes, the node measured from `/proc`).
+//! - [`failover`]: `steady` over several nodes while one is killed (by
+//!   PID) and restarted; recovery time, nothing lost or doubled.
 //! - [`run`]: agents for a run, one measured window of Poisson arrivals,
 //!   the progress line.
 //! - [`agent`] and [`customer`]: the simulated people.
@@ -28,6 +30,7 @@ pub mod config;
 pub mod connections;
 pub mod customer;
 pub mod echo;
+pub mod failover;
 pub mod floor;
 pub mod run;
 pub mod scenario;
@@ -112,6 +115,15 @@ async fn run_async(command: Command) -> anyhow::Result<u64> {
             let report = scenario::ramp(args).await?;
             emit(json, &report, || report.print())?;
             Ok(report.correctness_failures)
+        }
+        Command::Failover(args) => {
+            let json = args.steady.target.json;
+            let report = failover::failover(args).await?;
+            emit(json, &report, || report.print())?;
+            if let Some(error) = &report.failover.kill_error {
+                anyhow::bail!("the node was not killed: {error}");
+            }
+            Ok(report.correctness_failures())
         }
         Command::Connections(args) => {
             let json = args.target.json;

@@ -48,14 +48,13 @@ impl Agents {
         let mut tasks = JoinSet::new();
         let logins = Arc::new(tokio::sync::Semaphore::new(pool.login_concurrency.max(1)));
         for index in 0..pool.count {
-            let source_index = index % shared.sources.len();
-            let node_index = (index / shared.sources.len()) % shared.nodes.len();
+            let source = index % shared.sources.len();
+            let node = (index / shared.sources.len()) % shared.nodes.len();
             let spec = AgentSpec {
                 index,
                 username: pool.username(index),
                 password: pool.password(index),
-                node: shared.nodes_by_source[source_index][node_index].clone(),
-                source: shared.sources[source_index],
+                slot: crate::shared::Slot { node, source },
                 max_chats: pool.max_chats,
                 logins: logins.clone(),
             };

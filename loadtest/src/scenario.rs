@@ -1,4 +1,5 @@
-//! `steady`, `ramp` and `floor`: set up, measure, report.
+//! `steady`, `ramp` and `floor`: set up, measure, report (`failover` runs
+//! `steady`'s traffic through [`steady_with`]).
 
 use serde::Serialize;
 use std::sync::Arc;
@@ -98,7 +99,7 @@ pub fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
-fn shared_for(
+pub(crate) fn shared_for(
     target: &Target,
     agents: &AgentArgs,
     workload: &WorkloadArgs,
@@ -169,6 +170,19 @@ fn print_floor(floor: &FloorReport) {
 
 pub async fn steady(args: SteadyArgs) -> anyhow::Result<SteadyReport> {
     let shared = shared_for(&args.target, &args.agents, &args.workload)?;
+    let (report, ()) = steady_with(args, shared, "steady", async {}).await?;
+    Ok(report)
+}
+
+/// `steady`'s traffic model on `shared`. `alongside` is spawned when the
+/// measured window starts (`failover` kills a node from it); its output is
+/// returned with the report once both are done.
+pub async fn steady_with<T: Send + 'static>(
+    args: SteadyArgs,
+    shared: Arc<Shared>,
+    scenario: &'static str,
+    alongside: impl std::future::Future<Output = T> + Send + 'static,
+) -> anyhow::Result<(SteadyReport, T)> {
     let quiet = args.target.quiet;
     let floor = maybe_floor(
         &args.floor,
@@ -193,11 +207,13 @@ pub async fn steady(args: SteadyArgs) -> anyhow::Result<SteadyReport> {
         progress: !quiet,
         server_pid: args.target.server_pid,
     };
+    let alongside = tokio::spawn(alongside);
     let (window, _) = run::window(&shared, plan).await;
     agents.stop(Duration::from_secs(10)).await;
+    let alongside = alongside.await?;
     let ratios = floor.as_ref().map(|f| Ratios::of(&window, f));
-    Ok(SteadyReport {
-        scenario: "steady",
+    let report = SteadyReport {
+        scenario,
         command: command_line(),
         machine: Machine::describe(),
         codec: format!("{:?}", args.target.codec).to_lowercase(),
@@ -207,7 +223,8 @@ pub async fn steady(args: SteadyArgs) -> anyhow::Result<SteadyReport> {
         correctness_failures: window.correctness_failures(),
         result: window,
         ratios,
-    })
+    };
+    Ok((report, alongside))
 }
 
 impl SteadyReport {

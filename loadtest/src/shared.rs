@@ -2,12 +2,12 @@
 //! workload, the metrics and the correctness tracker.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use switchboard_proto::codec::Codec;
 
-use crate::client::Node;
+use crate::client::{self, Node, WsSink, WsSource};
 use crate::stats::Metrics;
 use crate::tracker::Tracker;
 
@@ -36,6 +36,9 @@ pub struct Workload {
     pub agents_end: bool,
 }
 
+/// Between two reconnect attempts.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
+
 pub struct Shared {
     pub nodes: Vec<Node>,
     /// Nodes per source address, so customer REST calls use the address
@@ -51,6 +54,26 @@ pub struct Shared {
     /// pick a conference target that is likely to accept.
     pub agent_free: Vec<AtomicI32>,
     pub agent_ids: parking_lot::Mutex<Vec<String>>,
+    /// Set for `failover`: clients that lose their node reconnect to another
+    /// one and resume instead of giving up.
+    pub failover: Option<Failover>,
+}
+
+/// What clients need to know to survive a node going away.
+pub struct Failover {
+    /// Nodes the scenario knows are down (killed and not ready again).
+    down: Vec<AtomicBool>,
+    /// Round-robin cursor over the nodes that are up.
+    cursor: AtomicUsize,
+    /// How long a client keeps trying to reconnect.
+    pub reconnect_within: Duration,
+}
+
+/// Where one client connects: node and source address, by index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub node: usize,
+    pub source: usize,
 }
 
 impl Shared {
@@ -62,6 +85,46 @@ impl Shared {
         workload: Workload,
         agents: usize,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::build(urls, sources, codec, queue, workload, agents, None).map(Arc::new)
+    }
+
+    /// Like [`Shared::new`], for `failover`: clients reconnect to another
+    /// node (trying for `reconnect_within`) when theirs goes away.
+    pub fn new_resilient(
+        urls: &[String],
+        sources: &[IpAddr],
+        codec: Codec,
+        queue: String,
+        workload: Workload,
+        agents: usize,
+        reconnect_within: Duration,
+    ) -> anyhow::Result<Arc<Self>> {
+        let failover = Failover {
+            down: urls.iter().map(|_| AtomicBool::new(false)).collect(),
+            cursor: AtomicUsize::new(0),
+            reconnect_within,
+        };
+        Self::build(
+            urls,
+            sources,
+            codec,
+            queue,
+            workload,
+            agents,
+            Some(failover),
+        )
+        .map(Arc::new)
+    }
+
+    fn build(
+        urls: &[String],
+        sources: &[IpAddr],
+        codec: Codec,
+        queue: String,
+        workload: Workload,
+        agents: usize,
+        failover: Option<Failover>,
+    ) -> anyhow::Result<Self> {
         let sources: Vec<Option<IpAddr>> = if sources.is_empty() {
             vec![None]
         } else {
@@ -80,7 +143,7 @@ impl Shared {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let metrics = Arc::new(Metrics::default());
-        Ok(Arc::new(Self {
+        Ok(Self {
             nodes,
             nodes_by_source,
             sources,
@@ -91,7 +154,8 @@ impl Shared {
             metrics,
             agent_free: (0..agents).map(|_| AtomicI32::new(0)).collect(),
             agent_ids: parking_lot::Mutex::new(vec![String::new(); agents]),
-        }))
+            failover,
+        })
     }
 
     /// A random available agent with a free slot other than `me`.
@@ -108,14 +172,95 @@ impl Shared {
             .and_then(|index| ids.get(index).cloned())
     }
 
-    /// Customer `n`'s node and source address.
-    pub fn customer_route(&self, n: u64) -> (Node, Option<IpAddr>) {
-        let source_index = (n as usize) % self.sources.len();
-        let node_index = (n as usize / self.sources.len()) % self.nodes.len();
-        (
-            self.nodes_by_source[source_index][node_index].clone(),
-            self.sources[source_index],
-        )
+    /// Customer `n`'s node and source address. In `failover`, a node known
+    /// to be down is skipped (round-robin over the others).
+    pub fn customer_slot(&self, n: u64) -> Slot {
+        let source = (n as usize) % self.sources.len();
+        let node = (n as usize / self.sources.len()) % self.nodes.len();
+        let node = if self.is_down(node) {
+            self.next_node(node)
+        } else {
+            node
+        };
+        Slot { node, source }
+    }
+
+    pub fn node_at(&self, slot: Slot) -> &Node {
+        &self.nodes_by_source[slot.source][slot.node]
+    }
+
+    pub fn source_at(&self, slot: Slot) -> Option<IpAddr> {
+        self.sources[slot.source]
+    }
+
+    pub fn is_down(&self, node: usize) -> bool {
+        self.failover
+            .as_ref()
+            .is_some_and(|f| f.down[node].load(Ordering::Relaxed))
+    }
+
+    /// The scenario learned that `node` went down (or is back).
+    pub fn mark_down(&self, node: usize, down: bool) {
+        if let Some(failover) = &self.failover {
+            failover.down[node].store(down, Ordering::Relaxed);
+        }
+    }
+
+    /// The next node to use instead of `not`: round-robin over the nodes not
+    /// known to be down, never `not` itself unless it is the only node.
+    pub fn next_node(&self, not: usize) -> usize {
+        let count = self.nodes.len();
+        if count < 2 {
+            return 0;
+        }
+        let start = self
+            .failover
+            .as_ref()
+            .map_or(0, |f| f.cursor.fetch_add(1, Ordering::Relaxed));
+        let candidates = (0..count).map(|offset| (start + offset) % count);
+        let mut fallback = None;
+        for node in candidates.filter(|&node| node != not) {
+            if !self.is_down(node) {
+                return node;
+            }
+            fallback.get_or_insert(node);
+        }
+        fallback.unwrap_or(not)
+    }
+
+    /// `failover`: a client lost its socket to `slot.node`; connects `token`
+    /// to the other nodes in turn until one takes it or the reconnect window
+    /// (from `lost_at`) has passed. Returns the new slot and socket.
+    pub async fn reconnect(
+        &self,
+        slot: Slot,
+        token: &str,
+        lost_at: Instant,
+    ) -> Option<(Slot, WsSink, WsSource)> {
+        let within = self.failover.as_ref()?.reconnect_within;
+        let deadline = lost_at + within;
+        let mut from = slot.node;
+        loop {
+            let next = Slot {
+                node: self.next_node(from),
+                source: slot.source,
+            };
+            let attempt = tokio::time::timeout_at(
+                deadline.into(),
+                client::connect_ws(self.node_at(next), token, self.codec, self.source_at(next)),
+            )
+            .await;
+            match attempt {
+                Ok(Ok((sink, stream))) => return Some((next, sink, stream)),
+                Ok(Err(_)) => {}
+                Err(_) => return None,
+            }
+            if Instant::now() + RECONNECT_PAUSE >= deadline {
+                return None;
+            }
+            tokio::time::sleep(RECONNECT_PAUSE).await;
+            from = next.node;
+        }
     }
 
     pub fn text(&self, prefix: &str) -> String {

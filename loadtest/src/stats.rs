@@ -149,6 +149,11 @@ counters!(
     delivered_a2c,
     delivered_late,
     connect_failures,
+    // failover: sockets lost and taken back, commands sent again
+    sessions_lost,
+    sessions_resumed,
+    commands_retried,
+    gap_resumes,
     // correctness: must stay zero
     lost,
     undelivered,
@@ -171,6 +176,13 @@ pub struct Metrics {
     /// customer messages): its own timer granularity and load.
     pub send_lag: Hist,
     pub counters: Counters,
+    /// `failover`: from a session's socket lost to it reconnected and resumed.
+    pub reconnect: Hist,
+    /// `failover`: when the last lost session was resumed.
+    last_resumed: Mutex<Option<std::time::Instant>>,
+    /// `failover`: every live delivery as (scheduled send time, latency), to
+    /// cut into one-second windows around the kill afterwards.
+    samples: Mutex<Option<Vec<(std::time::Instant, Duration)>>>,
     /// Chats started and not yet finished by their customer.
     pub in_flight: AtomicI64,
     /// Error frames and failed requests, by protocol code (or a harness
@@ -191,6 +203,41 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Keep every delivery's latency from now on (`failover`).
+    pub fn keep_samples(&self) {
+        *self.samples.lock() = Some(Vec::new());
+    }
+
+    /// A live delivery of a message scheduled at `scheduled`.
+    pub fn sample(&self, scheduled: std::time::Instant, latency: Duration) {
+        if let Some(samples) = self.samples.lock().as_mut() {
+            samples.push((scheduled, latency));
+        }
+    }
+
+    pub fn take_samples(&self) -> Vec<(std::time::Instant, Duration)> {
+        self.samples.lock().take().unwrap_or_default()
+    }
+
+    /// A session lost its socket (it reconnects).
+    pub fn session_lost(&self) {
+        Self::bump(&self.counters.sessions_lost);
+    }
+
+    /// A session lost at `lost_at` reconnected and resumed.
+    pub fn session_resumed(&self, lost_at: std::time::Instant) {
+        let now = std::time::Instant::now();
+        self.reconnect
+            .record(now.saturating_duration_since(lost_at));
+        Self::bump(&self.counters.sessions_resumed);
+        let mut last = self.last_resumed.lock();
+        *last = Some(last.map_or(now, |at| at.max(now)));
+    }
+
+    pub fn last_resumed(&self) -> Option<std::time::Instant> {
+        *self.last_resumed.lock()
+    }
+
     /// Clears histograms, counters and errors (between ramp steps).
     pub fn reset(&self) {
         for hist in self.hists() {
@@ -198,10 +245,15 @@ impl Metrics {
         }
         self.counters.reset();
         self.errors.lock().clear();
+        *self.last_resumed.lock() = None;
+        if let Some(samples) = self.samples.lock().as_mut() {
+            samples.clear();
+        }
     }
 
-    fn hists(&self) -> [&Hist; 7] {
+    fn hists(&self) -> [&Hist; 8] {
         [
+            &self.reconnect,
             &self.create,
             &self.send_lag,
             &self.offer,

@@ -7,7 +7,9 @@
 //! - **duplicated**: one session received the same `seq` twice *live*.
 //!   A live event for a seq the client already had from an offer's thread,
 //!   a `resume` replay or its own `POST /chats` is not a duplicate: those
-//!   routes overlap by design and clients de-duplicate by `seq`;
+//!   routes overlap by design and clients de-duplicate by `seq`. Also one
+//!   `client_msg_id` delivered at two different `seq`s (a retried send the
+//!   server stored twice);
 //! - **out-of-order**: a live `seq` lower than one already received live;
 //! - **lost**: when a participant leaves (its `end`/`transfer` ack, or the
 //!   `ended` conversation event), a `seq` in `1..=last_seq` it never got by
@@ -81,6 +83,9 @@ struct ConvTrack {
     rona_expiry_ms: Option<i64>,
     offered_once: bool,
     pending: HashMap<String, Pending>,
+    /// `client_msg_id` -> the `seq` it was first delivered at (to the other
+    /// side): a retried send must never come back at a second `seq`.
+    delivered_ids: HashMap<String, u64>,
     owing: HashSet<String>,
     customer_done: bool,
     /// When every party was done. The track stays a moment longer: events
@@ -276,6 +281,35 @@ impl Tracker {
         });
     }
 
+    /// The highest `seq` up to which `who` holds every message (what a
+    /// `resume` after a reconnect asks to start after).
+    /// Does not create a track for a conversation already accounted for.
+    pub fn contiguous(&self, conv: &str, who: Who<'_>) -> u64 {
+        let shard = self.conversations[shard_of(conv)].lock();
+        let Some(track) = shard.get(conv) else {
+            return 0;
+        };
+        let stream = match who {
+            Who::Customer => Some(&track.customer),
+            Who::Agent(agent) => track.agents.get(agent),
+        };
+        stream.map_or(0, |s| contiguous(&s.seen))
+    }
+
+    /// Whether `who` still misses a `seq` below the one it is known to
+    /// need (`expected`): `Some(contiguous)` to resume after. `None` for a
+    /// conversation already accounted for.
+    pub fn tail_gap(&self, conv: &str, who: Who<'_>) -> Option<u64> {
+        let shard = self.conversations[shard_of(conv)].lock();
+        let track = shard.get(conv)?;
+        let stream = match who {
+            Who::Customer => Some(&track.customer),
+            Who::Agent(agent) => track.agents.get(agent),
+        }?;
+        let have = contiguous(&stream.seen);
+        (stream.expected_upto? > have).then_some(have)
+    }
+
     pub fn expected(&self, conv: &str, who: Who<'_>) -> Option<u64> {
         self.with(conv, |track, _| match who {
             Who::Customer => track.customer.expected_upto,
@@ -425,6 +459,18 @@ impl Tracker {
     }
 }
 
+/// The highest `n` with every seq of `1..=n` in `seen`.
+fn contiguous(seen: &BTreeSet<u64>) -> u64 {
+    let mut upto = 0;
+    for &seq in seen.range(1..) {
+        if seq != upto + 1 {
+            break;
+        }
+        upto = seq;
+    }
+    upto
+}
+
 /// Marks `message` delivered to the other side if `who` is that side.
 fn deliver(track: &mut ConvTrack, metrics: &Metrics, who: Who<'_>, message: &Message, live: bool) {
     let Some(client_msg_id) = &message.client_msg_id else {
@@ -439,6 +485,25 @@ fn deliver(track: &mut ConvTrack, metrics: &Metrics, who: Who<'_>, message: &Mes
     if !other_side {
         return;
     }
+    match track.delivered_ids.get(client_msg_id.as_str()) {
+        Some(&seq) if seq != message.seq => {
+            Metrics::bump(&metrics.counters.duplicated);
+            if debug() {
+                eprintln!(
+                    "duplicate: {} client_msg_id {} at seq {} and {seq}",
+                    message.conversation_id,
+                    client_msg_id.as_str(),
+                    message.seq
+                );
+            }
+        }
+        Some(_) => {}
+        None => {
+            track
+                .delivered_ids
+                .insert(client_msg_id.as_str().to_owned(), message.seq);
+        }
+    }
     let Some(pending) = track.pending.remove(client_msg_id.as_str()) else {
         return;
     };
@@ -448,6 +513,7 @@ fn deliver(track: &mut ConvTrack, metrics: &Metrics, who: Who<'_>, message: &Mes
         return;
     }
     let latency = pending.scheduled.elapsed();
+    metrics.sample(pending.scheduled, latency);
     if pending.from_customer {
         metrics.msg_c2a.record(latency);
         Metrics::bump(&counters.delivered_c2a);
@@ -536,6 +602,56 @@ mod tests {
         tracker.customer_done(CONV);
         assert_eq!(tracker.finalize_all(), 0);
         assert_eq!(metrics.counters.values().lost, 1);
+    }
+
+    #[test]
+    fn a_retried_message_delivered_at_a_second_seq_is_a_duplicate() {
+        let (metrics, tracker) = tracker();
+        tracker.register_send(CONV, "m1", Instant::now(), true);
+        tracker.send_result(CONV, "m1", true);
+        tracker.on_message(Who::Agent("a1"), &message(2, Role::Customer, Some("m1")));
+        // The retry after a reconnect is answered with the same seq: fine.
+        tracker.on_message(Who::Agent("a1"), &message(2, Role::Customer, Some("m1")));
+        assert_eq!(
+            metrics.counters.values().duplicated,
+            1,
+            "same seq twice live"
+        );
+        tracker.set_resume(CONV, Who::Agent("a1"), true);
+        tracker.on_message(Who::Agent("a1"), &message(2, Role::Customer, Some("m1")));
+        tracker.set_resume(CONV, Who::Agent("a1"), false);
+        assert_eq!(metrics.counters.values().duplicated, 1, "a replay is not");
+        // Stored twice by the server: the same client_msg_id at seq 3.
+        tracker.set_resume(CONV, Who::Agent("a1"), true);
+        tracker.on_message(Who::Agent("a1"), &message(3, Role::Customer, Some("m1")));
+        assert_eq!(metrics.counters.values().duplicated, 2);
+        assert_eq!(metrics.counters.values().delivered_c2a, 1);
+    }
+
+    #[test]
+    fn contiguous_and_tail_gap_say_where_to_resume_from() {
+        let (_, tracker) = tracker();
+        assert_eq!(tracker.contiguous(CONV, Who::Customer), 0);
+        tracker.seed(CONV, Who::Customer, 1);
+        tracker.on_message(Who::Customer, &message(2, Role::Agent, None));
+        tracker.on_message(Who::Customer, &message(4, Role::Agent, None));
+        assert_eq!(tracker.contiguous(CONV, Who::Customer), 2);
+        assert_eq!(
+            tracker.tail_gap(CONV, Who::Customer),
+            None,
+            "nothing expected yet"
+        );
+        tracker.set_expected(CONV, Who::Customer, 5);
+        assert_eq!(tracker.tail_gap(CONV, Who::Customer), Some(2));
+        tracker.on_message(Who::Customer, &message(3, Role::Agent, None));
+        tracker.on_message(Who::Customer, &message(5, Role::System, None));
+        assert_eq!(tracker.contiguous(CONV, Who::Customer), 5);
+        assert_eq!(tracker.tail_gap(CONV, Who::Customer), None);
+        assert_eq!(tracker.contiguous(CONV, Who::Agent("a1")), 0);
+        // Asking does not bring back a conversation already accounted for.
+        tracker.finalize_all();
+        assert_eq!(tracker.contiguous(CONV, Who::Customer), 0);
+        assert_eq!(tracker.open(), 0);
     }
 
     #[test]
