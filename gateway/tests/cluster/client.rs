@@ -294,6 +294,11 @@ pub struct Transcript {
     /// What the client is known to have a right to skip to on this session
     /// (hello's `last_seq`): a live message right after it is no skip.
     baseline: u64,
+    /// An offer's thread came in and no live message since: the thread may
+    /// be older than the first live message (messages sent between the
+    /// offer and the accept reach the agent by `resume`), so that first
+    /// live message may skip.
+    after_offer: bool,
     pub violations: Vec<String>,
 }
 
@@ -359,9 +364,13 @@ impl Transcript {
                 self.messages.insert(seq, message.clone());
             }
         }
+        if route == Route::Offer {
+            self.after_offer = true;
+        }
         if route != Route::Live {
             return;
         }
+        let after_offer = std::mem::take(&mut self.after_offer);
         if !self.live_seen.insert(seq) {
             self.violations
                 .push(format!("seq {seq} received twice live on one session"));
@@ -370,7 +379,7 @@ impl Transcript {
                 "seq {seq} received live after seq {} (out of order)",
                 self.live_max
             ));
-        } else if seq > have_before + 1 {
+        } else if seq > have_before + 1 && !after_offer {
             // The session fills gaps itself: a live message never skips
             // past what the client has or what hello said it could resume.
             self.violations.push(format!(
@@ -1260,6 +1269,12 @@ impl Party {
                 self.buffered.push_back(frame);
             }
         }
+    }
+
+    /// Takes the first buffered frame matching `wanted`.
+    pub fn take_first(&mut self, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
+        let index = self.buffered.iter().position(wanted)?;
+        self.buffered.remove(index)
     }
 
     /// Takes every buffered frame matching `wanted`.

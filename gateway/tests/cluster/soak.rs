@@ -104,7 +104,12 @@ async fn customer_worker(
             .wait_until(Duration::from_secs(25), |party| joined(party, &id))
             .await;
         if !accepted {
-            customer.ok(json!({"type": "end"})).await;
+            // Gives up; an accept may cross this (then it ends the chat).
+            let left = customer.request(json!({"type": "end"})).await;
+            assert!(
+                left["type"] == "ack" || left["code"] == "invalid_state",
+                "{id}: customer end: {left}"
+            );
             done.borrow_mut().push(customer);
             continue;
         }
@@ -148,8 +153,11 @@ async fn agent_worker(
         if !offered {
             continue;
         }
-        let offers = agent.take_buffered(|f| f["type"] == "offer");
-        let Some(offer) = offers.last() else { continue };
+        // One at a time; later offers wait in the buffer (and may run
+        // out meanwhile: RONA, which the loop recovers from).
+        let Some(offer) = agent.take_first(|f| f["type"] == "offer") else {
+            continue;
+        };
         let id = offer["conversation_id"]
             .as_str()
             .unwrap_or_default()
