@@ -59,3 +59,15 @@ pub struct TemplateConfig {
     pub name: String,
     pub text: String,
 }
+
+/// How a node joins a cluster (`[cluster]` with a `redis_url`).
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel.
+    pub key_prefix: String,
+    /// A node whose heartbeat is older than this is dead: its actors move.
+    pub heartbeat_ttl: Duration,
+    /// How long a command to an actor on another node waits for its answer.
+    pub request_timeout: Duration,
+}

@@ -1,10 +1,12 @@
 //! What every actor shares: configuration lookups, the directory, the event
-//! hub and the store.
+//! hub, the store, and (in a cluster) the bus.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switchboard_proto::ServerFrame;
 
 use crate::catalog::Catalog;
+use crate::cluster::bus::Bus;
 use crate::cluster::directory::Directory;
 use crate::cluster::hub::{Hub, Topic};
 use crate::cluster::store::Store;
@@ -14,10 +16,45 @@ pub struct EngineContext {
     pub directory: Directory,
     pub hub: Arc<Hub>,
     pub store: Arc<dyn Store>,
+    pub bus: Option<Arc<Bus>>,
+    /// Set when the node drains: it stops renewing its heartbeat.
+    resigned: AtomicBool,
 }
 
 impl EngineContext {
+    pub fn new(
+        catalog: Catalog,
+        directory: Directory,
+        store: Arc<dyn Store>,
+        bus: Option<Arc<Bus>>,
+    ) -> Self {
+        Self {
+            catalog,
+            directory,
+            hub: Arc::new(Hub::default()),
+            store,
+            bus,
+            resigned: AtomicBool::new(false),
+        }
+    }
+
     pub fn publish(&self, topic: Topic, frame: ServerFrame) {
         self.hub.publish(&topic, Arc::new(frame));
+    }
+
+    /// May this node's actors act (and write)? Always in one process; in a
+    /// cluster, while the node's lease holds.
+    pub fn lease_valid(&self) -> bool {
+        self.bus
+            .as_ref()
+            .is_none_or(|bus| bus.placement().lease_valid())
+    }
+
+    pub fn resign(&self) {
+        self.resigned.store(true, Ordering::Release);
+    }
+
+    pub fn is_resigned(&self) -> bool {
+        self.resigned.load(Ordering::Acquire)
     }
 }

@@ -8,15 +8,18 @@ use std::sync::Arc;
 use switchboard_proto::event::{Ack, CustomerYou, Hello, ServerFrame, You};
 use switchboard_proto::model::*;
 use switchboard_proto::{
-    AgentCommand, AgentId, ConversationId, CustomerCommand, QueueId, Timestamp,
+    AgentCommand, AgentId, ConversationId, CustomerCommand, ErrorCode, QueueId, Timestamp,
 };
 
 use crate::agent::actor as agent;
 use crate::catalog::Catalog;
 use crate::cluster::directory::{ActorRef, Directory};
-use crate::cluster::hub::{Hub, Subscription, Topic};
-use crate::cluster::store::{MemoryStore, Store};
-use crate::config::EngineConfig;
+use crate::cluster::hub::{Subscription, Topic};
+use crate::cluster::key::ActorKey;
+use crate::cluster::node;
+use crate::cluster::routed::{self, Routed};
+use crate::cluster::store::{MemoryStore, StateWrite, Store};
+use crate::config::{ClusterConfig, EngineConfig};
 use crate::context::EngineContext;
 use crate::conversation::actor::{self as conversation, ConversationActor, Party};
 use crate::conversation::state::{Conversation, NewConversation};
@@ -74,21 +77,76 @@ impl Engine {
     }
 
     pub fn start_with(config: EngineConfig, store: Arc<dyn Store>, workers: usize) -> Engine {
-        let inner = Arc::new(EngineContext {
-            catalog: Catalog::new(config),
-            directory: Directory::new(workers),
-            hub: Arc::new(Hub::default()),
+        let inner = Arc::new(EngineContext::new(
+            Catalog::new(config),
+            Directory::new(workers),
             store,
-        });
+            None,
+        ));
         for queue in &inner.catalog.config.queues {
             let shared = inner.clone();
             let (id, name) = (queue.id.clone(), queue.name.clone());
             let addr = QueueActor::start_in_arbiter(inner.directory.arbiter(), move |_| {
                 QueueActor::new(id, name, shared)
             });
-            inner.directory.add_queue(queue.id.clone(), addr);
+            inner.directory.list_queue(queue.id.clone(), addr);
         }
         Engine { inner }
+    }
+
+    /// Starts a cluster node: joins through Redis (state, logs, placement
+    /// and the bus live there), then keeps its heartbeat and adopts the
+    /// actors of nodes that die. Actors start on first use, wherever they
+    /// are first needed. Fails if Redis cannot be reached.
+    pub async fn start_cluster(
+        config: EngineConfig,
+        cluster: ClusterConfig,
+        workers: usize,
+    ) -> Result<Engine, EngineError> {
+        let node_id = config.node_id.to_string();
+        let joined = node::join(&cluster, &node_id).await?;
+        let directory = Directory::new(workers);
+        directory.connect(joined.bus.clone());
+        let inner = Arc::new(EngineContext::new(
+            Catalog::new(config),
+            directory,
+            joined.store,
+            Some(joined.bus.clone()),
+        ));
+        inner.hub.connect(joined.bus.clone());
+        joined.bus.attach(inner.clone());
+        actix::spawn(node::keep_membership(inner.clone(), joined.bus, node_id));
+        Ok(Engine { inner })
+    }
+
+    /// Ready for traffic: always in one process; in a cluster, while this
+    /// node holds its lease and listens on the bus.
+    pub fn is_ready(&self) -> bool {
+        match &self.inner.bus {
+            None => true,
+            Some(bus) => bus.placement().lease_valid() && bus.is_listening(),
+        }
+    }
+
+    /// Drain: stops renewing this node's heartbeat and hands its actors to
+    /// the other nodes (they adopt them at their next scan).
+    pub async fn resign(&self) {
+        self.inner.resign();
+        if let Some(bus) = &self.inner.bus {
+            tokio::time::sleep(node::RESIGN_GRACE).await;
+            node::retire_all(&self.inner);
+            if let Err(error) = bus.placement().resign().await {
+                tracing::warn!(%error, "could not give up the heartbeat; others adopt after its TTL");
+            }
+        }
+    }
+
+    /// This node's name in the cluster (its node id in one process).
+    pub fn node(&self) -> String {
+        match &self.inner.bus {
+            Some(bus) => bus.placement().me().to_owned(),
+            None => self.inner.catalog.config.node_id.to_string(),
+        }
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -96,7 +154,7 @@ impl Engine {
     }
 
     /// Logs the agent in (its actor starts `idle`), or finds it logged in.
-    pub fn login_agent(&self, id: &AgentId) -> Result<AgentProfile, EngineError> {
+    pub async fn login_agent(&self, id: &AgentId) -> Result<AgentProfile, EngineError> {
         let profile = self
             .inner
             .catalog
@@ -108,15 +166,52 @@ impl Engine {
             .agent(id)
             .cloned()
             .ok_or_else(|| EngineError::not_found("agent", id))?;
-        self.inner
-            .directory
-            .agent_or_start(id, || agent::start(&self.inner, config));
+        if self.inner.directory.is_clustered() {
+            // Its snapshot is created unless it exists (logged in on another
+            // node or tab); the ask starts its actor on its owner.
+            let fresh = agent::logged_in(config);
+            let bytes = routed::encode(&fresh)?;
+            let key = ActorKey::Agent(id.clone());
+            let created = self.inner.store.create_state(&key, bytes).await;
+            created.map_err(|error| EngineError::Unavailable(error.to_string()))?;
+            self.agent(id)?.ask(agent::Snapshot).await?;
+        } else {
+            let mut started = None;
+            self.inner.directory.agent_or_start(id, || {
+                let addr = agent::start(&self.inner, config);
+                started = Some(addr.clone());
+                addr
+            });
+            if started.is_some() {
+                // Listed at once: a directory lookup right after the login
+                // answers with the agent, idle.
+                self.list_presence(id).await?;
+            }
+        }
         Ok(profile)
     }
 
-    /// Is the agent logged in (its actor running)?
-    pub fn is_logged_in(&self, id: &AgentId) -> bool {
-        self.inner.directory.agent(id).is_some()
+    async fn list_presence(&self, id: &AgentId) -> Result<(), EngineError> {
+        let snapshot = self.agent(id)?.ask(agent::Snapshot).await?;
+        let mut write = StateWrite::new(ActorKey::Agent(id.clone()));
+        write.presence = Some((id.clone(), Some(snapshot.view)));
+        self.inner
+            .store
+            .write(write)
+            .await
+            .map_err(|error| EngineError::Unavailable(error.to_string()))
+    }
+
+    /// Is the agent logged in (its actor running, here or on another node)?
+    pub async fn is_logged_in(&self, id: &AgentId) -> bool {
+        if !self.inner.directory.is_clustered() {
+            return self.inner.directory.agent(id).is_some();
+        }
+        match self.inner.store.presence().await {
+            Ok(rows) => rows.iter().any(|row| &row.id == id),
+            // Unknown: keep the session; its commands will say more.
+            Err(_) => true,
+        }
     }
 
     fn agent(&self, id: &AgentId) -> Result<ActorRef<agent::AgentActor>, EngineError> {
@@ -134,13 +229,19 @@ impl Engine {
         if let Some(actor) = self.inner.directory.conversation(id) {
             return Ok(actor);
         }
+        Err(self.finished_or_unknown(id).await)
+    }
+
+    /// Why a conversation has no actor: it finished (`invalid_state`), or
+    /// it never existed (`not_found`).
+    async fn finished_or_unknown(&self, id: &ConversationId) -> EngineError {
         match self.inner.store.load_record(id).await {
-            Ok(Some(record)) => Err(EngineError::invalid_state(format!(
+            Ok(Some(record)) => EngineError::invalid_state(format!(
                 "the conversation is {}",
                 crate::conversation::state::state_name(record.state)
-            ))),
-            Ok(None) => Err(EngineError::not_found("conversation", id)),
-            Err(error) => Err(EngineError::Unavailable(error.to_string())),
+            )),
+            Ok(None) => EngineError::not_found("conversation", id),
+            Err(error) => EngineError::Unavailable(error.to_string()),
         }
     }
 
@@ -148,11 +249,19 @@ impl Engine {
     /// `invalid_state`, an unknown one `not_found`, a refused command its error.
     async fn in_conversation<M, T>(&self, id: &ConversationId, message: M) -> Result<T, EngineError>
     where
-        M: actix::Message<Result = Result<T, EngineError>> + Send + 'static,
+        M: Routed<Reply = Result<T, EngineError>>,
         ConversationActor: actix::Handler<M>,
         T: Send + 'static,
     {
-        self.conversation(id).await?.ask(message).await?
+        let result = self.conversation(id).await?.ask(message).await;
+        match result.and_then(|reply| reply) {
+            // In a cluster, a conversation with no actor anywhere is asked
+            // through the bus and answers `not_found`: say which it is.
+            Err(error) if error.code() == ErrorCode::NotFound && self.inner.bus.is_some() => {
+                Err(self.finished_or_unknown(id).await)
+            }
+            other => other,
+        }
     }
 
     /// A customer opens a chat: message 1 is the first question, and the
@@ -184,6 +293,17 @@ impl Engine {
             },
             now,
         )?;
+        if let Some(bus) = &self.inner.bus {
+            // A new id: this node becomes its owner (unless its lease lapsed).
+            let key = ActorKey::Conversation(id.clone());
+            let owner = bus.placement().claim_new(&key).await;
+            let owner = owner.map_err(|error| EngineError::Unavailable(error.to_string()))?;
+            if owner.as_deref() != Some(bus.placement().me()) {
+                return Err(EngineError::Unavailable(
+                    "conversation id taken; retry".into(),
+                ));
+            }
+        }
         let shared = self.inner.clone();
         let directory = &self.inner.directory;
         directory.start_conversation(id.clone(), || {
@@ -199,8 +319,9 @@ impl Engine {
     }
 
     pub async fn open_agent_session(&self, id: &AgentId) -> Result<Session, EngineError> {
-        let profile = self.login_agent(id)?;
-        let events = self.inner.hub.subscribe(Topic::Agent(id.clone()));
+        let profile = self.login_agent(id).await?;
+        let mut events = self.inner.hub.subscribe(Topic::Agent(id.clone()));
+        events.subscribed().await;
         let snapshot = self.agent(id)?.ask(agent::Snapshot).await?;
         let mut conversations = Vec::new();
         for conversation_id in &snapshot.conversations {
@@ -231,16 +352,20 @@ impl Engine {
     }
 
     pub async fn open_customer_session(&self, id: &ConversationId) -> Result<Session, EngineError> {
-        let events = self.inner.hub.subscribe(Topic::Customer(id.clone()));
-        let summary = match self.inner.directory.conversation(id) {
-            Some(actor) => {
-                actor
-                    .ask(conversation::Summary {
-                        party: Party::Customer,
-                    })
-                    .await??
-            }
-            None => {
+        let mut events = self.inner.hub.subscribe(Topic::Customer(id.clone()));
+        events.subscribed().await;
+        let summary = self
+            .in_conversation(
+                id,
+                conversation::Summary {
+                    party: Party::Customer,
+                },
+            )
+            .await;
+        let summary = match summary {
+            Ok(summary) => summary,
+            Err(error) if error.code() != ErrorCode::InvalidState => return Err(error),
+            Err(_) => {
                 let record = self
                     .inner
                     .store
@@ -470,6 +595,19 @@ impl Engine {
         Ok(Outcome::ack(ack))
     }
 
+    /// A conversation's messages after `after_seq`, as `resume` reads
+    /// them: a session fills a gap it noticed in the live events.
+    pub async fn messages_after(
+        &self,
+        party: Party,
+        conversation_id: &ConversationId,
+        after_seq: u64,
+    ) -> Result<Vec<Arc<Message>>, EngineError> {
+        let ack = Ack::new(String::new());
+        let outcome = self.resume(ack, conversation_id, party, after_seq).await?;
+        Ok(outcome.replay)
+    }
+
     async fn resume(
         &self,
         mut ack: Ack,
@@ -484,10 +622,12 @@ impl Engine {
                     after_seq,
                 };
                 // A conversation that is just stopping does not answer;
-                // its record is kept by then, so read that instead.
+                // its record is kept by then, so read that instead. (In a
+                // cluster a finished one answers `not_found`.)
                 match actor.ask(resume).await {
-                    Ok(replay) => Some(replay?),
-                    Err(_) => None,
+                    Ok(Ok(replay)) => Some(replay),
+                    Ok(Err(error)) if error.code() != ErrorCode::NotFound => return Err(error),
+                    Ok(Err(_)) | Err(_) => None,
                 }
             }
             None => None,
@@ -533,8 +673,12 @@ impl Engine {
         viewer: &AgentId,
         supervisor: bool,
     ) -> Result<ConversationRecord, EngineError> {
-        let record = match self.inner.directory.conversation(id) {
-            Some(actor) => actor.ask(conversation::Record).await?,
+        let live = match self.inner.directory.conversation(id) {
+            Some(actor) => actor.ask(conversation::Record).await.ok(),
+            None => None,
+        };
+        let record = match live {
+            Some(record) => record,
             None => self.record_for(id).await?,
         };
         check_took_part(&record, viewer, supervisor)?;
@@ -543,8 +687,10 @@ impl Engine {
 
     async fn queue_stats(&self) -> Result<Vec<QueueStats>, EngineError> {
         let mut rows = Vec::new();
-        for (_, actor) in self.inner.directory.queues() {
-            rows.push(actor.ask(queue::Snapshot).await?);
+        for config in &self.inner.catalog.config.queues {
+            if let Some(actor) = self.inner.directory.queue(&config.id) {
+                rows.push(actor.ask(queue::Snapshot).await?);
+            }
         }
         Ok(rows)
     }
@@ -574,7 +720,7 @@ impl Engine {
             .await
             .map_err(|error| EngineError::Unavailable(error.to_string()))?
             .into_iter()
-            .map(|info| (info.id.clone(), info))
+            .map(|view| (view.id.clone(), view.info()))
             .collect();
         Ok(self
             .inner

@@ -1,8 +1,10 @@
 //! Engine errors, each mapped once to a protocol error code.
 
+use serde::{Deserialize, Serialize};
 use switchboard_proto::validation::TextError;
 use switchboard_proto::{ConversationId, ErrorCode};
 
+/// Crosses between nodes as its protocol code and text ([`WireError`]).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum EngineError {
     #[error("{0}")]
@@ -27,6 +29,46 @@ pub enum EngineError {
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
+    /// An error raised on another node of a cluster.
+    #[error("{message}")]
+    Remote { code: ErrorCode, message: String },
+}
+
+/// An [`EngineError`] as it travels in a cluster envelope.
+#[derive(Serialize, Deserialize)]
+pub struct WireError {
+    code: ErrorCode,
+    message: String,
+}
+
+impl From<EngineError> for WireError {
+    fn from(error: EngineError) -> Self {
+        Self {
+            code: error.code(),
+            message: error.to_string(),
+        }
+    }
+}
+
+impl serde::Serialize for EngineError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireError::from(self.clone()).serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EngineError {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        WireError::deserialize(deserializer).map(EngineError::from)
+    }
+}
+
+impl From<WireError> for EngineError {
+    fn from(wire: WireError) -> Self {
+        EngineError::Remote {
+            code: wire.code,
+            message: wire.message,
+        }
+    }
 }
 
 impl EngineError {
@@ -43,6 +85,7 @@ impl EngineError {
             EngineError::NoOffer(_) => ErrorCode::NoOffer,
             EngineError::Unavailable(_) => ErrorCode::Unavailable,
             EngineError::Internal(_) => ErrorCode::Internal,
+            EngineError::Remote { code, .. } => *code,
         }
     }
 

@@ -70,6 +70,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot join the cluster: {0}")]
+    Cluster(switchboard_engine::EngineError),
 }
 
 /// A running node.
@@ -81,8 +83,11 @@ pub struct Running {
 
 impl Running {
     /// Drains sessions, then stops the HTTP server.
+    /// Drains: sessions are told to reconnect elsewhere, the node's actors
+    /// are handed to the other nodes (in a cluster), then the server stops.
     pub async fn shutdown(&self) {
         self.state.start_drain();
+        self.state.engine.resign().await;
         self.server.stop(true).await;
     }
 }
@@ -119,8 +124,14 @@ pub fn default_threads() -> usize {
 
 /// Starts a node. Must run inside an actix `System` (the engine's actors
 /// live on its arbiters). The HTTP server runs until stopped.
-pub fn start(settings: &Settings, options: StartOptions) -> Result<Running, StartError> {
-    let engine = Engine::start_embedded(settings.engine_config(), options.workers.max(1));
+pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running, StartError> {
+    let workers = options.workers.max(1);
+    let engine = match settings.cluster_config() {
+        None => Engine::start_embedded(settings.engine_config(), workers),
+        Some(cluster) => Engine::start_cluster(settings.engine_config(), cluster, workers)
+            .await
+            .map_err(StartError::Cluster)?,
+    };
     let (drain, _) = watch::channel(false);
     let state = web::Data::new(AppState {
         engine,

@@ -84,13 +84,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
-    if settings.cluster.redis_url.is_some() {
-        anyhow::bail!(
-            "cluster.redis_url is set, but this build runs embedded only: clear it to run one node"
-        );
-    }
-    let running = app::start(&settings, StartOptions::default())?;
-    tracing::info!(addr = %running.addr, node_id = %settings.server.node_id, "listening");
+    let running = app::start(&settings, StartOptions::default()).await?;
+    tracing::info!(
+        addr = %running.addr,
+        node_id = %settings.server.node_id,
+        node = %running.state.engine.node(),
+        "listening"
+    );
     shutdown_signal().await;
     tracing::info!("draining: telling sessions to reconnect elsewhere");
     running.shutdown().await;

@@ -129,6 +129,11 @@ pub fn init(
                 .with_resource(resource)
                 .build();
             let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("switchboard"));
+            // W3C trace context, so a span follows a command across nodes
+            // (the cluster bus carries it in each envelope).
+            opentelemetry::global::set_text_map_propagator(
+                opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+            );
             (Some(layer), Some(provider))
         }
     };

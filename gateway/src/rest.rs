@@ -41,7 +41,7 @@ pub async fn login(
         .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
     let agent_id = verified
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "wrong username or password"))?;
-    let agent = state.engine.login_agent(&agent_id)?;
+    let agent = state.engine.login_agent(&agent_id).await?;
     let token = state.signer.issue_agent(&agent_id);
     Ok(HttpResponse::Ok().json(LoginResponse { token, agent }))
 }
@@ -176,6 +176,12 @@ pub async fn readyz(state: Data) -> HttpResponse {
         return HttpResponse::ServiceUnavailable().json(ErrorBody::new(
             ErrorCode::Unavailable,
             "draining: connect to another node",
+        ));
+    }
+    if !state.engine.is_ready() {
+        return HttpResponse::ServiceUnavailable().json(ErrorBody::new(
+            ErrorCode::Unavailable,
+            "not connected to the cluster (Redis unreachable or lease lost)",
         ));
     }
     HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))

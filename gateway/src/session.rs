@@ -6,13 +6,16 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use switchboard_engine::conversation::actor::Party;
 use switchboard_engine::{EngineError, Outcome};
 use switchboard_proto::codec::{Codec, DecodeError, Encoded};
 use switchboard_proto::event::{ErrorFrame, Reconnect, ServerFrame};
-use switchboard_proto::{AgentCommand, CustomerCommand, ErrorCode};
+use switchboard_proto::model::Message;
+use switchboard_proto::{AgentCommand, ConversationId, CustomerCommand, ErrorCode};
 use tracing::Instrument;
 
 use crate::api_error::ApiError;
@@ -106,6 +109,7 @@ pub async fn connect(
         codec,
         ws,
         limiter: RateLimiter::direct(quota),
+        seen: HashMap::new(),
     };
     actix_web::rt::spawn(session.run(opened, stream, limits));
     Ok(response)
@@ -117,6 +121,10 @@ struct Session {
     codec: Codec,
     ws: actix_ws::Session,
     limiter: DefaultDirectRateLimiter,
+    /// The last `seq` sent to this client, per conversation: a message seen
+    /// twice is dropped, and a gap (an event lost between nodes) is filled
+    /// from the log before the message that revealed it.
+    seen: HashMap<ConversationId, u64>,
 }
 
 /// Why the loop ended: send this close, or nothing if the socket is gone.
@@ -130,6 +138,10 @@ impl Session {
         limits: SessionLimits,
     ) {
         let mut events = opened.events;
+        for conversation in &opened.hello.conversations {
+            self.seen
+                .insert(conversation.conversation_id.clone(), conversation.last_seq);
+        }
         if self.send(&ServerFrame::Hello(opened.hello)).await.is_err() {
             return;
         }
@@ -167,8 +179,15 @@ impl Session {
                     }
                 }
                 frame = events.frames.recv() => match frame {
-                    Some(frame) => if self.send(&frame).await.is_err() { break None; },
-                    None => break Some(self.events_ended()),
+                    Some(frame) => match self.forward(&frame).await {
+                        Err(_) => break None,
+                        Ok(true) => break Some(CloseReason {
+                            code: CloseCode::Restart,
+                            description: Some("reconnect and resume".into()),
+                        }),
+                        Ok(false) => {}
+                    },
+                    None => break Some(self.events_ended().await),
                 },
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > limits.client_timeout {
@@ -197,9 +216,13 @@ impl Session {
 
     /// Why the engine stopped this session's events: the agent logged out
     /// (in another tab), or the session fell too far behind.
-    fn events_ended(&self) -> CloseReason {
+    async fn events_ended(&self) -> CloseReason {
+        let logged_out = match &self.subject {
+            Subject::Agent(agent) => !self.state.engine.is_logged_in(agent).await,
+            Subject::Customer(_) => false,
+        };
         match &self.subject {
-            Subject::Agent(agent) if !self.state.engine.is_logged_in(agent) => CloseReason {
+            Subject::Agent(_) if logged_out => CloseReason {
                 code: CloseCode::Normal,
                 description: Some("logged out".into()),
             },
@@ -208,6 +231,53 @@ impl Session {
                 description: Some("too far behind: reconnect and resume".into()),
             },
         }
+    }
+
+    /// Sends a live event. `Ok(true)`: it told the client to reconnect, so
+    /// the session ends.
+    async fn forward(&mut self, frame: &ServerFrame) -> Result<bool, actix_ws::Closed> {
+        match frame {
+            ServerFrame::Reconnect(_) => {
+                self.send(frame).await?;
+                return Ok(true);
+            }
+            ServerFrame::Message(message) => {
+                let last = self.seen.get(&message.conversation_id).copied();
+                match last {
+                    Some(last) if message.seq <= last => return Ok(false),
+                    Some(last) if message.seq > last + 1 => self.fill_gap(message, last).await?,
+                    _ => {}
+                }
+                self.seen
+                    .insert(message.conversation_id.clone(), message.seq);
+            }
+            _ => {}
+        }
+        self.send(frame).await.map(|()| false)
+    }
+
+    /// Sends the messages between `last` and `message` from the log.
+    async fn fill_gap(&mut self, message: &Message, last: u64) -> Result<(), actix_ws::Closed> {
+        let party = match &self.subject {
+            Subject::Agent(agent) => Party::Agent(agent.clone()),
+            Subject::Customer(_) => Party::Customer,
+        };
+        let engine = self.state.engine.clone();
+        match engine
+            .messages_after(party, &message.conversation_id, last)
+            .await
+        {
+            Ok(missed) => {
+                metrics::counter!("switchboard_session_gaps_filled_total").increment(1);
+                for missed in missed.iter().filter(|missed| missed.seq < message.seq) {
+                    self.send(&ServerFrame::Message((**missed).clone())).await?;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(conversation_id = %message.conversation_id, %error, "could not fill a gap");
+            }
+        }
+        Ok(())
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), actix_ws::Closed> {
@@ -339,6 +409,11 @@ impl Session {
     /// session should end.
     async fn reply(&mut self, outcome: Outcome) -> Result<bool, actix_ws::Closed> {
         for message in outcome.replay {
+            let seen = self
+                .seen
+                .entry(message.conversation_id.clone())
+                .or_default();
+            *seen = (*seen).max(message.seq);
             self.send(&ServerFrame::Message((*message).clone())).await?;
         }
         self.send(&ServerFrame::Ack(outcome.ack)).await?;

@@ -21,7 +21,7 @@ use std::time::Duration;
 use argon2::password_hash::PasswordHash;
 use serde::Deserialize;
 use switchboard_engine::config::{
-    AgentConfig, EngineConfig, QueueConfig, RoutingConfig, TemplateConfig,
+    AgentConfig, ClusterConfig, EngineConfig, QueueConfig, RoutingConfig, TemplateConfig,
 };
 use switchboard_proto::model::Reason;
 use switchboard_proto::validation::RESERVED_CHARACTERS;
@@ -127,6 +127,11 @@ pub struct ClusterSettings {
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so several clusters can share one Redis.
     pub key_prefix: String,
+    /// A node whose heartbeat is older than this counts as dead; its actors
+    /// move to the others.
+    pub heartbeat_ttl: Duration,
+    /// How long a command to an actor on another node waits for its answer.
+    pub request_timeout: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -345,6 +350,17 @@ impl Settings {
     }
 
     /// The part the engine needs. Credentials stay here in the gateway.
+    /// How this node joins a cluster; `None` when it runs embedded.
+    pub fn cluster_config(&self) -> Option<ClusterConfig> {
+        let redis_url = self.cluster.redis_url.clone()?;
+        Some(ClusterConfig {
+            redis_url,
+            key_prefix: self.cluster.key_prefix.clone(),
+            heartbeat_ttl: self.cluster.heartbeat_ttl,
+            request_timeout: self.cluster.request_timeout,
+        })
+    }
+
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
             node_id: self.server.node_id.clone(),
@@ -454,6 +470,8 @@ struct RawServer {
 struct RawCluster {
     redis_url: Option<String>,
     key_prefix: Option<String>,
+    heartbeat_ttl_ms: Option<u64>,
+    request_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -542,6 +560,8 @@ struct RawTemplate {
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const AUTO_NODE_ID: &str = "auto";
 const DEFAULT_KEY_PREFIX: &str = "sb";
+const DEFAULT_HEARTBEAT_TTL_MS: u64 = 3000;
+const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 2000;
 const DEFAULT_RONA_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_AUTO_WRAP_UP_MS: u64 = 120_000;
 const DEFAULT_MAX_CHATS: u64 = 3;
@@ -591,6 +611,22 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
         .key_prefix
         .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
     check_id("cluster.key_prefix", &key_prefix)?;
+    let heartbeat_ttl_ms = raw
+        .cluster
+        .heartbeat_ttl_ms
+        .unwrap_or(DEFAULT_HEARTBEAT_TTL_MS);
+    if heartbeat_ttl_ms < 300 {
+        return Err(SettingsError::invalid(
+            "cluster.heartbeat_ttl_ms",
+            "must be at least 300 (a heartbeat is renewed every third of it)",
+        ));
+    }
+    let request_timeout_ms = positive(
+        "cluster.request_timeout_ms",
+        raw.cluster
+            .request_timeout_ms
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
+    )?;
 
     let rona_timeout_ms = positive(
         "routing.rona_timeout_ms",
@@ -714,6 +750,8 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
         cluster: ClusterSettings {
             redis_url,
             key_prefix,
+            heartbeat_ttl: Duration::from_millis(heartbeat_ttl_ms),
+            request_timeout: Duration::from_millis(request_timeout_ms),
         },
         routing: RoutingSettings {
             rona_timeout: Duration::from_millis(rona_timeout_ms),

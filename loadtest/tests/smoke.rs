@@ -77,7 +77,7 @@ fn smoke(codec: &'static str) {
             workers: 1,
             ..StartOptions::default()
         };
-        let running = app::start(&settings, options).expect("node starts");
+        let running = app::start(&settings, options).await.expect("node starts");
         let url = format!("http://{}", running.addr);
         let harness = std::thread::spawn(move || run_harness(url, codec));
         let report = loop {

@@ -2,6 +2,8 @@
 //! (events to the agent's sessions, status to its queues, presence).
 
 use actix::prelude::*;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use switchboard_proto::event::{AgentStateEvent, OfferWithdrawn, ServerFrame, WrapUpRequired};
 use switchboard_proto::model::{AgentState, ConversationSummary, Offer};
@@ -9,6 +11,9 @@ use switchboard_proto::{ConversationId, IdleReasonId, OfferId, RequestedState, T
 
 use super::state::{Agent, AgentEffect};
 use crate::cluster::hub::Topic;
+use crate::cluster::key::ActorKey;
+use crate::cluster::routed::{Activate, Retire};
+use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
 use crate::conversation::actor::AcceptOffer;
 use crate::conversation::state::AgentNotice;
@@ -46,16 +51,58 @@ impl AgentActor {
                 }
             }
         }
-        self.engine
-            .store
-            .put_presence(&self.agent.id, Some(self.agent.info()));
+    }
+
+    fn key(&self) -> ActorKey {
+        ActorKey::Agent(self.agent.id.clone())
+    }
+
+    /// Writes the agent's directory row (and, in a cluster, its snapshot,
+    /// fenced). The next message waits for a cluster write, so writes land
+    /// in order; a fenced write stops the actor (another node owns it).
+    fn persist(&self, ctx: &mut Context<Self>) {
+        let store = &self.engine.store;
+        let mut write = StateWrite::new(self.key());
+        write.presence = Some((self.agent.id.clone(), Some(self.view())));
+        if store.keeps_state() {
+            match rmp_serde::to_vec_named(&self.agent) {
+                Ok(bytes) => write.snapshot = Stored::Keep(bytes),
+                Err(error) => tracing::error!(%error, "agent snapshot not encoded"),
+            }
+            ctx.wait(
+                store
+                    .write(write)
+                    .into_actor(self)
+                    .map(|result, actor, ctx| actor.written(result, ctx)),
+            );
+        } else {
+            // The embedded store applies it before answering.
+            drop(store.write(write));
+        }
+    }
+
+    fn written(&mut self, result: Result<(), StoreError>, ctx: &mut Context<Self>) {
+        match result {
+            Ok(()) => {}
+            Err(StoreError::Fenced) => {
+                tracing::warn!(agent_id = %self.agent.id, "another node owns this agent now; stopping here");
+                self.engine.directory.remove_agent(&self.agent.id);
+                ctx.stop();
+            }
+            Err(error) => {
+                tracing::error!(agent_id = %self.agent.id, %error, "agent state not saved")
+            }
+        }
     }
 
     fn topic(&self) -> Topic {
         Topic::Agent(self.agent.id.clone())
     }
 
-    fn run(&mut self, effects: Vec<AgentEffect>) {
+    fn run(&mut self, effects: Vec<AgentEffect>, ctx: &mut Context<Self>) {
+        if !effects.is_empty() {
+            self.persist(ctx);
+        }
         for effect in effects {
             match effect {
                 AgentEffect::PublishState => {
@@ -96,14 +143,63 @@ impl AgentActor {
 impl Actor for AgentActor {
     type Context = Context<Self>;
 
-    fn started(&mut self, _ctx: &mut Self::Context) {
-        tracing::info!(agent_id = %self.agent.id, "agent logged in");
+    fn started(&mut self, ctx: &mut Self::Context) {
+        tracing::info!(agent_id = %self.agent.id, "agent running on this node");
+        self.persist(ctx);
         self.report_to_queues();
     }
 }
 
+impl Handler<Retire> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: Retire, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Activate for AgentActor {
+    /// A logged-in agent's actor, rebuilt from its snapshot; an agent with
+    /// no snapshot is not logged in.
+    fn activate(
+        engine: &Arc<EngineContext>,
+        key: &ActorKey,
+    ) -> BoxFuture<'static, Result<Addr<Self>, EngineError>> {
+        let engine = engine.clone();
+        let key = key.clone();
+        Box::pin(async move {
+            let ActorKey::Agent(id) = &key else {
+                return Err(EngineError::Internal(format!(
+                    "{} is not an agent",
+                    key.name()
+                )));
+            };
+            if let Some(addr) = engine.directory.local_agent(id) {
+                return Ok(addr);
+            }
+            let bytes = engine
+                .store
+                .load_state(&key)
+                .await
+                .map_err(|error| EngineError::Unavailable(error.to_string()))?
+                .ok_or_else(|| EngineError::invalid_state("the agent is not logged in"))?;
+            let agent: Agent = rmp_serde::from_slice(&bytes)
+                .map_err(|error| EngineError::Internal(format!("agent snapshot: {error}")))?;
+            let shared = engine.clone();
+            let arbiter = engine.directory.arbiter();
+            engine.directory.agent_or_start(id, || {
+                AgentActor::start_in_arbiter(arbiter, move |_| AgentActor::new(agent, shared))
+            });
+            engine
+                .directory
+                .local_agent(id)
+                .ok_or_else(|| EngineError::Unavailable(format!("agent {id} stopped")))
+        })
+    }
+}
+
 /// `set_state`.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<AgentStateEvent, EngineError>")]
 pub struct SetState {
     pub state: RequestedState,
@@ -113,7 +209,7 @@ pub struct SetState {
 impl Handler<SetState> for AgentActor {
     type Result = Result<AgentStateEvent, EngineError>;
 
-    fn handle(&mut self, message: SetState, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, message: SetState, ctx: &mut Self::Context) -> Self::Result {
         let now = Timestamp::now();
         let effects = match message.state {
             RequestedState::Available => self.agent.set_available(now),
@@ -126,13 +222,13 @@ impl Handler<SetState> for AgentActor {
                 self.agent.set_idle(message.reason, now)?
             }
         };
-        self.run(effects);
+        self.run(effects, ctx);
         Ok(self.agent.state_event())
     }
 }
 
 /// A queue, transfer or conference asks for a slot for an offer.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), Refused>")]
 pub struct Reserve {
     pub conversation_id: ConversationId,
@@ -141,26 +237,26 @@ pub struct Reserve {
 
 /// Why a reservation was refused, with the agent's state now, so the asking
 /// queue corrects its view.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Refused {
-    pub why: &'static str,
+    pub why: String,
     pub view: AgentView,
 }
 
 impl Handler<Reserve> for AgentActor {
     type Result = Result<(), Refused>;
 
-    fn handle(&mut self, message: Reserve, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, message: Reserve, ctx: &mut Self::Context) -> Self::Result {
         match self
             .agent
             .reserve(message.conversation_id, message.offer_id)
         {
             Ok(effects) => {
-                self.run(effects);
+                self.run(effects, ctx);
                 Ok(())
             }
             Err(why) => Err(Refused {
-                why,
+                why: why.to_owned(),
                 view: self.view(),
             }),
         }
@@ -168,7 +264,7 @@ impl Handler<Reserve> for AgentActor {
 }
 
 /// `accept`: forwarded to the conversation, which decides.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<ConversationSummary, EngineError>")]
 pub struct Accept {
     pub conversation_id: ConversationId,
@@ -196,10 +292,10 @@ impl Handler<Accept> for AgentActor {
                 })
                 .await?
         };
-        Box::pin(request.into_actor(self).map(move |result, actor, _ctx| {
+        Box::pin(request.into_actor(self).map(move |result, actor, ctx| {
             if result.is_ok() {
                 let effects = actor.agent.accepted(&conversation_id, &offer_id);
-                actor.run(effects);
+                actor.run(effects, ctx);
                 actor.report_to_queues();
             }
             result
@@ -208,7 +304,7 @@ impl Handler<Accept> for AgentActor {
 }
 
 /// What a conversation tells this agent.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct FromConversation {
     pub conversation_id: ConversationId,
@@ -218,7 +314,7 @@ pub struct FromConversation {
 impl Handler<FromConversation> for AgentActor {
     type Result = ();
 
-    fn handle(&mut self, message: FromConversation, _ctx: &mut Self::Context) {
+    fn handle(&mut self, message: FromConversation, ctx: &mut Self::Context) {
         let now = Timestamp::now();
         let effects = match message.notice {
             AgentNotice::OfferReady(offer) => self.agent.offer_ready(*offer),
@@ -234,21 +330,23 @@ impl Handler<FromConversation> for AgentActor {
                 Vec::new()
             }
         };
-        self.run(effects);
+        self.run(effects, ctx);
     }
 }
 
 /// What a new session of this agent needs for `hello`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentSnapshot {
     pub state: AgentStateEvent,
+    /// The agent's directory row.
+    pub view: AgentView,
     pub offers: Vec<Offer>,
     /// Conversations the agent is in or owes a wrap-up for.
     pub conversations: Vec<ConversationId>,
     pub wrap_ups: Vec<WrapUpRequired>,
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "AgentSnapshot")]
 pub struct Snapshot;
 
@@ -265,6 +363,7 @@ impl Handler<Snapshot> for AgentActor {
             .collect();
         MessageResult(AgentSnapshot {
             state: self.agent.state_event(),
+            view: self.view(),
             offers: self.agent.pending_offers(),
             conversations,
             wrap_ups: self.agent.wrap_ups_owed(),
@@ -273,7 +372,7 @@ impl Handler<Snapshot> for AgentActor {
 }
 
 /// `logout`: refused while the agent holds offers or conversations.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), EngineError>")]
 pub struct Logout;
 
@@ -291,31 +390,53 @@ impl Handler<Logout> for AgentActor {
                 }
             }
         }
-        self.engine.store.put_presence(&self.agent.id, None);
+        let mut write = StateWrite::new(self.key());
+        write.presence = Some((self.agent.id.clone(), None));
+        let keeps_state = self.engine.store.keeps_state();
+        if keeps_state {
+            write.snapshot = Stored::Delete;
+        }
+        let written = self.engine.store.write(write);
         self.engine.directory.remove_agent(&self.agent.id);
         // Every tab of the agent ends, not only the one that logged out.
         self.engine.hub.close(&self.topic());
         tracing::info!(agent_id = %self.agent.id, "agent logged out");
-        ctx.stop();
+        if keeps_state {
+            ctx.wait(written.into_actor(self).map(|_, _, ctx| ctx.stop()));
+        } else {
+            drop(written);
+            ctx.stop();
+        }
         Ok(())
     }
 }
 
-/// Starts an agent's actor in the logged-in `idle` state, with no idle
-/// reason (the agent has not picked one).
-pub fn start(engine: &Arc<EngineContext>, config: crate::config::AgentConfig) -> Addr<AgentActor> {
-    let agent = Agent::logged_in(
+/// An agent just logged in: `idle`, with no idle reason (the agent has not
+/// picked one).
+pub fn logged_in(config: crate::config::AgentConfig) -> Agent {
+    Agent::logged_in(
         config.id,
         config.name,
         config.max_chats,
         None,
         Timestamp::now(),
-    );
-    // Listed before the actor runs: a directory lookup right after the
-    // login answers with the agent, idle.
-    engine.store.put_presence(&agent.id, Some(agent.info()));
+    )
+}
+
+/// Starts a logged-in agent's actor on an embedded node.
+pub fn start(engine: &Arc<EngineContext>, config: crate::config::AgentConfig) -> Addr<AgentActor> {
+    let agent = logged_in(config);
     let shared = engine.clone();
     AgentActor::start_in_arbiter(engine.directory.arbiter(), move |_ctx| {
         AgentActor::new(agent, shared)
     })
 }
+
+crate::routed!(
+    SetState => "agent.set_state",
+    Reserve => "agent.reserve",
+    Accept => "agent.accept",
+    FromConversation => "agent.from_conversation",
+    Snapshot => "agent.snapshot",
+    Logout => "agent.logout",
+);

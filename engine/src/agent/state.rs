@@ -13,7 +13,7 @@ use switchboard_proto::{AgentId, ConversationId, IdleReasonId, OfferId, Timestam
 use crate::error::EngineError;
 
 /// What occupies one slot.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Slot {
     /// Reserved for an offer; `offer` is filled once the conversation sent it.
     Offered {
@@ -25,7 +25,7 @@ pub enum Slot {
     WrapUp(WrapUpRequired),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Agent {
     pub id: AgentId,
     pub name: String,

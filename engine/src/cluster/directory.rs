@@ -8,29 +8,46 @@ use actix::prelude::*;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use switchboard_proto::{AgentId, ConversationId, QueueId};
 
+use super::bus::Bus;
+use super::key::ActorKey;
+use super::routed::Routed;
 use crate::agent::actor::AgentActor;
 use crate::conversation::actor::ConversationActor;
 use crate::error::EngineError;
 use crate::queue::actor::QueueActor;
 
-/// How long a command waits for an actor's answer before `unavailable`.
+/// How long a command waits for a local actor's answer before `unavailable`.
+/// (A remote actor's answer waits `cluster.request_timeout`.)
 pub const ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A handle on one actor.
-pub struct ActorRef<A: Actor>(Addr<A>);
+/// A handle on one actor: its mailbox on this node, or its name for the
+/// cluster bus to deliver to whichever node owns it.
+pub struct ActorRef<A: Actor>(Route<A>);
+
+enum Route<A: Actor> {
+    Local(Addr<A>),
+    Remote { key: ActorKey, bus: Arc<Bus> },
+}
 
 impl<A: Actor> Clone for ActorRef<A> {
     fn clone(&self) -> Self {
-        Self(self.0.clone())
+        Self(match &self.0 {
+            Route::Local(addr) => Route::Local(addr.clone()),
+            Route::Remote { key, bus } => Route::Remote {
+                key: key.clone(),
+                bus: bus.clone(),
+            },
+        })
     }
 }
 
 impl<A: Actor> ActorRef<A> {
     pub fn new(addr: Addr<A>) -> Self {
-        Self(addr)
+        Self(Route::Local(addr))
     }
 
     /// Fire and forget, for messages that must not be lost (offers,
@@ -40,30 +57,71 @@ impl<A: Actor> ActorRef<A> {
     where
         A: Handler<M>,
         A::Context: ToEnvelope<A, M>,
-        M: Message + Send + 'static,
-        M::Result: Send,
+        M: Routed,
     {
-        self.0.do_send(message);
+        match &self.0 {
+            Route::Local(addr) => addr.do_send(message),
+            Route::Remote { key, bus } => bus.tell(key.clone(), &message),
+        }
     }
 
-    /// Request and reply, bounded by [`ASK_TIMEOUT`].
+    /// Request and reply, bounded by [`ASK_TIMEOUT`] (or, to another node,
+    /// by the cluster's request timeout).
     pub async fn ask<M>(&self, message: M) -> Result<M::Result, EngineError>
     where
         A: Handler<M>,
         A::Context: ToEnvelope<A, M>,
-        M: Message + Send + 'static,
-        M::Result: Send,
+        M: Routed,
     {
-        Ok(self.0.send(message).timeout(ASK_TIMEOUT).await?)
+        match &self.0 {
+            Route::Local(addr) => Ok(addr.send(message).timeout(ASK_TIMEOUT).await?),
+            Route::Remote { key, bus } => bus.ask(key.clone(), &message).await,
+        }
     }
 }
 
+/// The actors running on this node, by id, and (in a cluster) the bus that
+/// reaches the rest. A lookup answers the local mailbox when the actor runs
+/// here, otherwise a routed handle (cluster) or `None` (embedded: it does
+/// not exist).
 pub struct Directory {
-    agents: RwLock<HashMap<AgentId, ActorRef<AgentActor>>>,
-    queues: RwLock<HashMap<QueueId, ActorRef<QueueActor>>>,
-    conversations: RwLock<HashMap<ConversationId, ActorRef<ConversationActor>>>,
+    agents: RwLock<HashMap<AgentId, Addr<AgentActor>>>,
+    queues: RwLock<HashMap<QueueId, Addr<QueueActor>>>,
+    conversations: RwLock<HashMap<ConversationId, Addr<ConversationActor>>>,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
+    bus: OnceLock<Arc<Bus>>,
+}
+
+fn lookup<Id, A>(
+    map: &RwLock<HashMap<Id, Addr<A>>>,
+    id: &Id,
+    bus: Option<&Arc<Bus>>,
+    key: impl FnOnce() -> ActorKey,
+) -> Option<ActorRef<A>>
+where
+    Id: std::hash::Hash + Eq,
+    A: Actor,
+{
+    if let Some(addr) = map.read().get(id) {
+        return Some(ActorRef::new(addr.clone()));
+    }
+    bus.map(|bus| {
+        ActorRef(Route::Remote {
+            key: key(),
+            bus: bus.clone(),
+        })
+    })
+}
+
+/// Lists `addr` under `id` unless an actor is listed already (two
+/// activations raced); answers the one that stays listed.
+fn list_once<Id, A>(map: &RwLock<HashMap<Id, Addr<A>>>, id: Id, addr: Addr<A>) -> Addr<A>
+where
+    Id: std::hash::Hash + Eq,
+    A: Actor,
+{
+    map.write().entry(id).or_insert(addr).clone()
 }
 
 impl Directory {
@@ -78,7 +136,17 @@ impl Directory {
             conversations: RwLock::default(),
             arbiters,
             next_arbiter: AtomicUsize::new(0),
+            bus: OnceLock::new(),
         }
+    }
+
+    /// Joins a cluster: lookups of actors not running here go to the bus.
+    pub fn connect(&self, bus: Arc<Bus>) {
+        let _ = self.bus.set(bus);
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.bus.get().is_some()
     }
 
     /// The next arbiter, round robin.
@@ -88,10 +156,17 @@ impl Directory {
     }
 
     pub fn agent(&self, id: &AgentId) -> Option<ActorRef<AgentActor>> {
+        lookup(&self.agents, id, self.bus.get(), || {
+            ActorKey::Agent(id.clone())
+        })
+    }
+
+    /// The agent's actor if it runs on this node.
+    pub fn local_agent(&self, id: &AgentId) -> Option<Addr<AgentActor>> {
         self.agents.read().get(id).cloned()
     }
 
-    /// The agent's actor, started by `start` if it is not running.
+    /// The agent's actor, started by `start` if it is not running here.
     /// Check-and-start happens under one lock: one actor per agent.
     pub fn agent_or_start(
         &self,
@@ -99,10 +174,11 @@ impl Directory {
         start: impl FnOnce() -> Addr<AgentActor>,
     ) -> ActorRef<AgentActor> {
         let mut agents = self.agents.write();
-        agents
-            .entry(id.clone())
-            .or_insert_with(|| ActorRef::new(start()))
-            .clone()
+        ActorRef::new(agents.entry(id.clone()).or_insert_with(start).clone())
+    }
+
+    pub fn list_agent(&self, id: AgentId, addr: Addr<AgentActor>) -> Addr<AgentActor> {
+        list_once(&self.agents, id, addr)
     }
 
     pub fn remove_agent(&self, id: &AgentId) {
@@ -110,30 +186,39 @@ impl Directory {
     }
 
     pub fn queue(&self, id: &QueueId) -> Option<ActorRef<QueueActor>> {
+        lookup(&self.queues, id, self.bus.get(), || {
+            ActorKey::Queue(id.clone())
+        })
+    }
+
+    pub fn local_queue(&self, id: &QueueId) -> Option<Addr<QueueActor>> {
         self.queues.read().get(id).cloned()
     }
 
-    pub fn add_queue(&self, id: QueueId, addr: Addr<QueueActor>) {
-        self.queues.write().insert(id, ActorRef::new(addr));
+    pub fn list_queue(&self, id: QueueId, addr: Addr<QueueActor>) -> Addr<QueueActor> {
+        list_once(&self.queues, id, addr)
     }
 
-    pub fn queues(&self) -> Vec<(QueueId, ActorRef<QueueActor>)> {
-        let mut queues: Vec<_> = self
-            .queues
-            .read()
-            .iter()
-            .map(|(id, actor)| (id.clone(), actor.clone()))
-            .collect();
-        queues.sort_by(|a, b| a.0.cmp(&b.0));
-        queues
+    pub fn remove_queue(&self, id: &QueueId) {
+        self.queues.write().remove(id);
     }
 
     pub fn conversation(&self, id: &ConversationId) -> Option<ActorRef<ConversationActor>> {
+        lookup(&self.conversations, id, self.bus.get(), || {
+            ActorKey::Conversation(id.clone())
+        })
+    }
+
+    pub fn local_conversation(&self, id: &ConversationId) -> Option<Addr<ConversationActor>> {
         self.conversations.read().get(id).cloned()
     }
 
-    pub fn add_conversation(&self, id: ConversationId, addr: Addr<ConversationActor>) {
-        self.conversations.write().insert(id, ActorRef::new(addr));
+    pub fn list_conversation(
+        &self,
+        id: ConversationId,
+        addr: Addr<ConversationActor>,
+    ) -> Addr<ConversationActor> {
+        list_once(&self.conversations, id, addr)
     }
 
     /// Starts a conversation's actor and lists it under one lock, so the
@@ -146,9 +231,7 @@ impl Directory {
         start: impl FnOnce() -> Addr<ConversationActor>,
     ) -> ActorRef<ConversationActor> {
         let mut conversations = self.conversations.write();
-        let actor = ActorRef::new(start());
-        conversations.insert(id, actor.clone());
-        actor
+        ActorRef::new(conversations.entry(id).or_insert_with(start).clone())
     }
 
     pub fn remove_conversation(&self, id: &ConversationId) {
@@ -157,5 +240,36 @@ impl Directory {
 
     pub fn live_conversations(&self) -> usize {
         self.conversations.read().len()
+    }
+
+    /// Forgets every actor running here and answers their mailboxes, so the
+    /// caller can stop them (this node lost its lease: others own them now).
+    pub fn take_all(
+        &self,
+    ) -> (
+        Vec<Addr<AgentActor>>,
+        Vec<Addr<QueueActor>>,
+        Vec<Addr<ConversationActor>>,
+    ) {
+        (
+            self.agents.write().drain().map(|(_, addr)| addr).collect(),
+            self.queues.write().drain().map(|(_, addr)| addr).collect(),
+            self.conversations
+                .write()
+                .drain()
+                .map(|(_, addr)| addr)
+                .collect(),
+        )
+    }
+}
+
+impl Directory {
+    /// Does the actor run on this node?
+    pub fn runs(&self, key: &ActorKey) -> bool {
+        match key {
+            ActorKey::Agent(id) => self.agents.read().contains_key(id),
+            ActorKey::Queue(id) => self.queues.read().contains_key(id),
+            ActorKey::Conversation(id) => self.conversations.read().contains_key(id),
+        }
     }
 }

@@ -2,6 +2,9 @@
 //! agent, or a conversation's customer); every session subscribed to that
 //! topic on this node gets them, in publish order.
 //!
+//! In a cluster every topic is also a Redis channel: a publish reaches this
+//! node's sessions at once and the other nodes' sessions through the bus.
+//!
 //! A session that cannot keep up (its buffer is full) is dropped from the
 //! topic rather than slowing the actor: its channel closes, the session
 //! closes its socket, and the client reconnects and resumes by `seq`.
@@ -9,9 +12,12 @@
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use switchboard_proto::event::Reconnect;
 use switchboard_proto::{AgentId, ConversationId, ServerFrame};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+
+use super::bus::Bus;
 
 pub type Frame = Arc<ServerFrame>;
 
@@ -36,6 +42,7 @@ struct Subscriber {
 pub struct Hub {
     topics: Mutex<HashMap<Topic, Vec<Subscriber>>>,
     next_id: AtomicU64,
+    bus: OnceLock<Arc<Bus>>,
 }
 
 /// A session's subscription; dropping it unsubscribes.
@@ -44,6 +51,18 @@ pub struct Subscription {
     topic: Topic,
     id: u64,
     hub: Arc<Hub>,
+    /// Fires when the cluster channel of the topic is subscribed.
+    ready: Option<oneshot::Receiver<()>>,
+}
+
+impl Subscription {
+    /// Waits (bounded) until frames published anywhere in the cluster reach
+    /// this subscription, so a snapshot taken after it misses nothing.
+    pub async fn subscribed(&mut self) {
+        if let Some(ready) = self.ready.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), ready).await;
+        }
+    }
 }
 
 impl Drop for Subscription {
@@ -53,21 +72,57 @@ impl Drop for Subscription {
 }
 
 impl Hub {
+    /// Joins a cluster: topics become Redis channels too.
+    pub fn connect(&self, bus: Arc<Bus>) {
+        let _ = self.bus.set(bus);
+    }
+
     pub fn subscribe(self: &Arc<Self>, topic: Topic) -> Subscription {
         let (sender, frames) = mpsc::channel(SESSION_BUFFER);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.topics
-            .lock()
-            .entry(topic.clone())
-            .or_default()
-            .push(Subscriber { id, sender });
+        let first = {
+            let mut topics = self.topics.lock();
+            let subscribers = topics.entry(topic.clone()).or_default();
+            subscribers.push(Subscriber { id, sender });
+            subscribers.len() == 1
+        };
+        let ready = match self.bus.get() {
+            Some(bus) if first => Some(bus.subscribe_topic(&topic)),
+            _ => None,
+        };
         metrics::gauge!("switchboard_sessions").increment(1.0);
         Subscription {
             frames,
             topic,
             id,
             hub: self.clone(),
+            ready,
         }
+    }
+
+    /// Topics with a session on this node (to subscribe again after the
+    /// cluster connection was lost).
+    pub fn topics(&self) -> Vec<Topic> {
+        self.topics.lock().keys().cloned().collect()
+    }
+
+    /// Tells every session to reconnect and resume, and ends it: events may
+    /// have been missed (the cluster connection dropped, or this node lost
+    /// its lease).
+    pub fn reset_all(&self, after_ms: u64) {
+        let topics = std::mem::take(&mut *self.topics.lock());
+        let frame: Frame = Arc::new(ServerFrame::Reconnect(Reconnect { after_ms }));
+        let mut ended = 0;
+        for (topic, subscribers) in topics {
+            for subscriber in subscribers {
+                let _ = subscriber.sender.try_send(frame.clone());
+                ended += 1;
+            }
+            if let Some(bus) = self.bus.get() {
+                bus.unsubscribe_topic(&topic);
+            }
+        }
+        metrics::gauge!("switchboard_sessions").decrement(ended as f64);
     }
 
     fn unsubscribe(&self, topic: &Topic, id: u64) {
@@ -80,6 +135,9 @@ impl Hub {
             }
             if subscribers.is_empty() {
                 topics.remove(topic);
+                if let Some(bus) = self.bus.get() {
+                    bus.unsubscribe_topic(topic);
+                }
             }
         }
     }
@@ -92,9 +150,17 @@ impl Hub {
         }
     }
 
-    /// Delivers to every subscriber of `topic`; drops those that are full
-    /// or gone.
+    /// Delivers to every subscriber of `topic` in the cluster.
     pub fn publish(&self, topic: &Topic, frame: Frame) {
+        if let Some(bus) = self.bus.get() {
+            bus.publish_topic(topic, &frame);
+        }
+        self.publish_local(topic, frame);
+    }
+
+    /// Delivers to every subscriber of `topic` on this node; drops those
+    /// that are full or gone.
+    pub fn publish_local(&self, topic: &Topic, frame: Frame) {
         let mut topics = self.topics.lock();
         let Some(subscribers) = topics.get_mut(topic) else {
             return;
@@ -116,6 +182,9 @@ impl Hub {
         }
         if subscribers.is_empty() {
             topics.remove(topic);
+            if let Some(bus) = self.bus.get() {
+                bus.unsubscribe_topic(topic);
+            }
         }
     }
 }

@@ -1,7 +1,27 @@
-//! How actors find each other and where state lives. Today: one process
-//! (in-memory directory, hub and store). The Redis cluster replaces the
-//! implementations behind these types; the actors only use the handles.
+//! How actors find each other and where state lives.
+//!
+//! - [`directory`]: the actors running on this node, and [`ActorRef`]
+//!   handles that reach an actor here or, in a cluster, through the bus.
+//! - [`hub`]: session events, fanned out to this node's sessions (and, in a
+//!   cluster, to the other nodes' through their topic channels).
+//! - [`store`]: the [`Store`] trait and the embedded [`MemoryStore`].
+//! - Cluster only: [`placement`] (owners and heartbeats, Lua
+//!   compare-and-set), [`bus`] (pub/sub envelopes), [`redis_store`]
+//!   (fenced writes, logs as Streams), [`node`] (heartbeat, adoption of a
+//!   dead node's actors), [`routed`] + [`routes`] (messages that cross nodes).
+//!
+//! [`ActorRef`]: directory::ActorRef
+//! [`Store`]: store::Store
+//! [`MemoryStore`]: store::MemoryStore
 
+pub mod bus;
 pub mod directory;
 pub mod hub;
+pub mod key;
+pub mod keys;
+pub mod node;
+pub mod placement;
+pub mod redis_store;
+pub mod routed;
+pub mod routes;
 pub mod store;

@@ -1,46 +1,105 @@
-//! Where conversation logs, closed records and agent presence are kept.
-//! [`MemoryStore`] serves the embedded node; the Redis store implements the
-//! same trait for a cluster. Futures, so a networked store fits unchanged.
+//! Where actor state, conversation logs, closed records and agent presence
+//! are kept. [`MemoryStore`] serves the embedded node; `RedisStore` (in
+//! `cluster::redis_store`) serves a cluster. Futures, so a networked store
+//! fits unchanged.
 
 use futures_util::future::{ready, BoxFuture};
 use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use switchboard_proto::model::{AgentInfo, ConversationRecord, Message};
+use switchboard_proto::model::{ConversationRecord, Message};
 use switchboard_proto::{AgentId, ConversationId};
+
+use super::key::ActorKey;
+use crate::queue::routing::AgentView;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// This node no longer owns the actor (its lease lapsed and another
+    /// node took over): the write was refused and the actor must stop.
+    #[error("this node no longer owns the actor; write refused")]
+    Fenced,
+}
+
+/// What happens to an actor's snapshot in a [`StateWrite`].
+#[derive(Debug, Clone, Default)]
+pub enum Snapshot {
+    #[default]
+    Unchanged,
+    /// The actor's state now (MessagePack).
+    Keep(Vec<u8>),
+    /// The actor is done (logged out, closed): drop its state and release it.
+    Delete,
+}
+
+/// One write of an actor: applied whole, and in a cluster only while this
+/// node owns the actor (fenced).
+#[derive(Debug, Clone)]
+pub struct StateWrite {
+    pub key: ActorKey,
+    pub snapshot: Snapshot,
+    /// Appended to the conversation's log. A message is acknowledged to its
+    /// sender only after the write that carries it completes.
+    pub messages: Vec<Arc<Message>>,
+    /// An agent's directory row, or `None` at logout.
+    pub presence: Option<(AgentId, Option<AgentView>)>,
+    /// The record of a conversation that changes no more.
+    pub record: Option<ConversationRecord>,
+}
+
+impl StateWrite {
+    pub fn new(key: ActorKey) -> Self {
+        Self {
+            key,
+            snapshot: Snapshot::Unchanged,
+            messages: Vec::new(),
+            presence: None,
+            record: None,
+        }
+    }
 }
 
 pub trait Store: Send + Sync + 'static {
-    /// Appends to a conversation's log. A message is acknowledged to its
-    /// sender only after this completes.
-    fn append_message(&self, message: Arc<Message>) -> BoxFuture<'static, Result<(), StoreError>>;
-    /// Keeps the record of a conversation that changes no more.
-    fn save_record(&self, record: ConversationRecord)
-        -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Does this store keep actor snapshots and logs (a cluster, where
+    /// another node may rebuild an actor)? When not, actors skip encoding
+    /// snapshots nobody reads.
+    fn keeps_state(&self) -> bool;
+    fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Creates an actor's first snapshot unless one exists (an agent logs
+    /// in). Not fenced: it only ever fills an empty place.
+    fn create_state(
+        &self,
+        key: &ActorKey,
+        snapshot: Vec<u8>,
+    ) -> BoxFuture<'static, Result<(), StoreError>>;
+    fn load_state(&self, key: &ActorKey)
+        -> BoxFuture<'static, Result<Option<Vec<u8>>, StoreError>>;
+    /// A conversation's log after `after_seq`, in order.
+    fn load_log(
+        &self,
+        id: &ConversationId,
+        after_seq: u64,
+    ) -> BoxFuture<'static, Result<Vec<Arc<Message>>, StoreError>>;
     fn load_record(
         &self,
         id: &ConversationId,
     ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>>;
-    /// An agent's directory row (state and load), or `None` at logout.
-    fn put_presence(&self, agent: &AgentId, info: Option<AgentInfo>);
-    fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentInfo>, StoreError>>;
+    /// Every logged-in agent's row.
+    fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>>;
 }
 
 /// The embedded node's store. Closed records are kept up to a bound, oldest
 /// dropped first, so a long-running node does not grow without end.
 ///
-/// It keeps no message log: in one process the conversation actor's own log
-/// is the log (it lives as long as the conversation, and the record carries
-/// the transcript after), so a second copy would only cost a global lock on
-/// every message.
+/// It keeps no snapshots and no message log: in one process the actors'
+/// own state is the state (a conversation's log lives as long as the
+/// conversation, and the record carries the transcript after), so a second
+/// copy would only cost a global lock on every message.
 pub struct MemoryStore {
     records: RwLock<Records>,
-    presence: RwLock<HashMap<AgentId, AgentInfo>>,
+    presence: RwLock<HashMap<AgentId, AgentView>>,
 }
 
 struct Records {
@@ -61,19 +120,8 @@ impl MemoryStore {
             presence: RwLock::default(),
         }
     }
-}
 
-impl Store for MemoryStore {
-    fn append_message(&self, _message: Arc<Message>) -> BoxFuture<'static, Result<(), StoreError>> {
-        // The conversation actor holds the log (see the type's comment).
-        Box::pin(ready(Ok(())))
-    }
-
-    fn save_record(
-        &self,
-        record: ConversationRecord,
-    ) -> BoxFuture<'static, Result<(), StoreError>> {
-        // The record carries the transcript: the live log is no longer needed.
+    fn keep_record(&self, record: ConversationRecord) {
         let mut records = self.records.write();
         let id = record.conversation_id.clone();
         if records.by_id.insert(id.clone(), Arc::new(record)).is_none() {
@@ -84,7 +132,51 @@ impl Store for MemoryStore {
                 records.by_id.remove(&oldest);
             }
         }
+    }
+}
+
+impl Store for MemoryStore {
+    fn keeps_state(&self) -> bool {
+        false
+    }
+
+    /// Applied at once (before the future is even polled), so a login is
+    /// listed in the directory from the moment it returns.
+    fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
+        if let Some((agent, row)) = write.presence {
+            let mut presence = self.presence.write();
+            match row {
+                Some(row) => presence.insert(agent, row),
+                None => presence.remove(&agent),
+            };
+        }
+        if let Some(record) = write.record {
+            self.keep_record(record);
+        }
         Box::pin(ready(Ok(())))
+    }
+
+    fn create_state(
+        &self,
+        _key: &ActorKey,
+        _snapshot: Vec<u8>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        Box::pin(ready(Ok(())))
+    }
+
+    fn load_state(
+        &self,
+        _key: &ActorKey,
+    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(ready(Ok(None)))
+    }
+
+    fn load_log(
+        &self,
+        _id: &ConversationId,
+        _after_seq: u64,
+    ) -> BoxFuture<'static, Result<Vec<Arc<Message>>, StoreError>> {
+        Box::pin(ready(Ok(Vec::new())))
     }
 
     fn load_record(
@@ -100,15 +192,7 @@ impl Store for MemoryStore {
         Box::pin(ready(Ok(record)))
     }
 
-    fn put_presence(&self, agent: &AgentId, info: Option<AgentInfo>) {
-        let mut presence = self.presence.write();
-        match info {
-            Some(info) => presence.insert(agent.clone(), info),
-            None => presence.remove(agent),
-        };
-    }
-
-    fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentInfo>, StoreError>> {
+    fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
         let rows = self.presence.read().values().cloned().collect();
         Box::pin(ready(Ok(rows)))
     }
@@ -154,7 +238,9 @@ mod tests {
     fn embedded_store_keeps_the_newest_records_up_to_its_bound() {
         let store = MemoryStore::new(2);
         for id in ["a", "b", "c"] {
-            let _ = futures_util::FutureExt::now_or_never(store.save_record(record(id)));
+            let mut write = StateWrite::new(ActorKey::Conversation(ConversationId::new(id)));
+            write.record = Some(record(id));
+            let _ = futures_util::FutureExt::now_or_never(store.write(write));
         }
         assert!(!kept(&store, "a"));
         assert!(kept(&store, "b"));

@@ -4,6 +4,8 @@
 
 use actix::prelude::*;
 use actix::SpawnHandle;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +18,9 @@ use switchboard_proto::{
 use super::state::{Conversation, Effect, Seat, Speaker, Timer};
 use crate::agent::actor::{FromConversation as ToAgent, Reserve};
 use crate::cluster::hub::Topic;
-use crate::cluster::store::StoreError;
+use crate::cluster::key::ActorKey;
+use crate::cluster::routed::{Activate, Retire};
+use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
 use crate::conversation::state::AgentNotice;
 use crate::error::EngineError;
@@ -24,7 +28,7 @@ use crate::queue::actor::FromConversation as ToQueue;
 use switchboard_proto::model::WithdrawReason;
 
 /// Who sends a command to a conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Party {
     Customer,
     Agent(AgentId),
@@ -102,80 +106,130 @@ impl ConversationActor {
         }
     }
 
+    fn key(&self) -> ActorKey {
+        ActorKey::Conversation(self.conversation.id.clone())
+    }
+
     /// Carries out effects. Appends (and the final save) run as one
     /// sequential future under `ctx.wait`, so the mailbox pauses until the
     /// store has them and messages are delivered in `seq` order. (A context
     /// polls its wait queue last-in first, so a handler waits at most once.)
+    ///
+    /// In a cluster the conversation's snapshot is written first, fenced,
+    /// and only then are the effects carried out: a node that lost the
+    /// conversation to another changes nothing anyone sees.
     fn run(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
         let mut appended = Vec::new();
         let mut leavers = Vec::new();
         let mut finished = false;
+        let mut after = Vec::new();
+        let embedded = !self.engine.store.keeps_state();
         for effect in effects {
             match effect {
                 Effect::Append(message) => appended.push(message),
                 Effect::Finished => finished = true,
                 Effect::SummaryTo(agent) => {
                     leavers.push(agent.clone());
-                    self.apply(Effect::SummaryTo(agent), ctx);
+                    after.push(Effect::SummaryTo(agent));
                 }
-                other => self.apply(other, ctx),
+                other => after.push(other),
             }
         }
-        if appended.is_empty() && !finished {
-            return;
+        if embedded {
+            for effect in after.drain(..) {
+                self.apply(effect, ctx);
+            }
+            if appended.is_empty() && !finished {
+                return;
+            }
         }
         ctx.wait(
-            self.store_and_deliver(appended, leavers, finished)
+            self.store_and_deliver(appended, leavers, finished, after)
                 .map(|_, _, _| ()),
         );
     }
 
-    /// Writes `appended` (and, when `finished`, the record) to the store,
-    /// then delivers the messages and, when `finished`, stops the actor.
+    /// Writes `appended` (and the snapshot in a cluster; when `finished`,
+    /// the record) to the store, then carries out `after`, delivers the
+    /// messages and, when `finished`, stops the actor.
     fn store_and_deliver(
         &mut self,
         appended: Vec<Arc<Message>>,
         leavers: Vec<AgentId>,
         finished: bool,
+        after: Vec<Effect>,
     ) -> impl ActorFuture<Self, Output = Result<(), StoreError>> + 'static {
         let store = self.engine.store.clone();
-        let record = finished.then(|| self.conversation.record());
-        let to_store = appended.clone();
-        let work = async move {
-            for message in to_store {
-                store.append_message(message).await?;
+        let mut write = StateWrite::new(self.key());
+        write.messages = appended.clone();
+        if finished {
+            write.record = Some(self.conversation.record());
+            if store.keeps_state() {
+                write.snapshot = Stored::Delete;
             }
-            if let Some(record) = record {
-                store.save_record(record).await?;
+        } else if store.keeps_state() {
+            match rmp_serde::to_vec_named(&self.conversation) {
+                Ok(bytes) => write.snapshot = Stored::Keep(bytes),
+                Err(error) => tracing::error!(%error, "conversation snapshot not encoded"),
             }
-            Ok::<(), StoreError>(())
-        };
-        work.into_actor(self).map(move |result, actor, ctx| {
-            match &result {
-                Ok(()) => {
-                    for message in &appended {
-                        actor.deliver(message, &leavers);
+        }
+        store
+            .write(write)
+            .into_actor(self)
+            .map(move |result, actor, ctx| {
+                match &result {
+                    Ok(()) => {
+                        for effect in after {
+                            actor.apply(effect, ctx);
+                        }
+                        for message in &appended {
+                            actor.deliver(message, &leavers);
+                        }
+                        if finished {
+                            actor.finish(ctx);
+                        }
+                    }
+                    Err(StoreError::Fenced) => actor.retire(ctx),
+                    Err(error) => {
+                        tracing::error!(conversation_id = %actor.conversation.id, %error, "store write failed");
+                        if finished || !after.is_empty() {
+                            // The state moved on in memory: keep trying to
+                            // save it (and what follows from it) before
+                            // anything else happens here.
+                            let retry = tokio::time::sleep(Duration::from_millis(500));
+                            ctx.wait(actix::fut::wrap_future::<_, Self>(retry).then(
+                                move |_, actor, _ctx| {
+                                    actor
+                                        .store_and_deliver(appended, leavers, finished, after)
+                                        .map(|_, _, _| ())
+                                },
+                            ));
+                        }
                     }
                 }
-                Err(error) => {
-                    tracing::error!(conversation_id = %actor.conversation.id, %error, "store write failed")
-                }
-            }
-            if finished {
-                if result.is_ok() {
-                    actor.finish(ctx);
-                } else {
-                    // Keep the conversation until its record is safe.
-                    ctx.run_later(Duration::from_secs(1), |actor, ctx| {
-                        actor.run(vec![Effect::Finished], ctx)
-                    });
-                }
-            }
-            result
-        })
+                result
+            })
     }
 
-    /// Replies to a `send` only once its message is in the store.
+    /// Another node owns this conversation now: stop without a word.
+    fn retire(&mut self, ctx: &mut Context<Self>) {
+        tracing::warn!(conversation_id = %self.conversation.id, "another node owns this conversation now; stopping here");
+        if self
+            .engine
+            .directory
+            .local_conversation(&self.conversation.id)
+            .is_some_and(|addr| addr == ctx.address())
+        {
+            self.engine
+                .directory
+                .remove_conversation(&self.conversation.id);
+            metrics::gauge!("switchboard_conversations_live").decrement(1.0);
+        }
+        ctx.stop();
+    }
+
+    /// Replies to a `send` only once its message is in the store. A message
+    /// the store refused is taken back, so a retry stores it anew.
     fn acknowledge_send(
         &mut self,
         result: Reply<(Arc<Message>, Vec<Effect>)>,
@@ -187,11 +241,15 @@ impl ConversationActor {
                 AtomicResponse::new(Box::pin(fut::ready(Ok(message))))
             }
             Ok((message, _append)) => {
-                let stored = self.store_and_deliver(vec![message.clone()], Vec::new(), false);
-                AtomicResponse::new(Box::pin(stored.map(move |result, _, _| {
-                    result
-                        .map(|()| message)
-                        .map_err(|error| EngineError::Unavailable(error.to_string()))
+                let stored =
+                    self.store_and_deliver(vec![message.clone()], Vec::new(), false, Vec::new());
+                AtomicResponse::new(Box::pin(stored.map(move |result, actor, _| {
+                    result.map(|()| message.clone()).map_err(|error| {
+                        if !matches!(error, StoreError::Fenced) {
+                            actor.conversation.retract(&message);
+                        }
+                        EngineError::Unavailable(error.to_string())
+                    })
                 })))
             }
         }
@@ -371,8 +429,69 @@ impl Actor for ConversationActor {
     }
 }
 
+impl Handler<Retire> for ConversationActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: Retire, ctx: &mut Self::Context) {
+        metrics::gauge!("switchboard_conversations_live").decrement(1.0);
+        ctx.stop();
+    }
+}
+
+impl Activate for ConversationActor {
+    /// A live conversation rebuilt from its snapshot and log, its timers
+    /// started again from their deadlines. One with no snapshot is finished
+    /// (its record answers) or unknown: `not_found`.
+    fn activate(
+        engine: &Arc<EngineContext>,
+        key: &ActorKey,
+    ) -> BoxFuture<'static, Result<Addr<Self>, EngineError>> {
+        let engine = engine.clone();
+        let key = key.clone();
+        Box::pin(async move {
+            let ActorKey::Conversation(id) = &key else {
+                return Err(EngineError::Internal(format!(
+                    "{} is not a conversation",
+                    key.name()
+                )));
+            };
+            if let Some(addr) = engine.directory.local_conversation(id) {
+                return Ok(addr);
+            }
+            let unavailable = |error: StoreError| EngineError::Unavailable(error.to_string());
+            let bytes = engine
+                .store
+                .load_state(&key)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| EngineError::not_found("conversation", id))?;
+            let mut conversation: Conversation =
+                rmp_serde::from_slice(&bytes).map_err(|error| {
+                    EngineError::Internal(format!("conversation snapshot: {error}"))
+                })?;
+            let log = engine.store.load_log(id, 0).await.map_err(unavailable)?;
+            let timers = conversation.restore(log, Timestamp::now());
+            if let Some(addr) = engine.directory.local_conversation(id) {
+                return Ok(addr);
+            }
+            let shared = engine.clone();
+            let arbiter = engine.directory.arbiter();
+            engine.directory.start_conversation(id.clone(), || {
+                ConversationActor::start_in_arbiter(arbiter, move |_| {
+                    ConversationActor::new(conversation, timers, shared)
+                })
+            });
+            tracing::info!(conversation_id = %id, "conversation running on this node");
+            engine
+                .directory
+                .local_conversation(id)
+                .ok_or_else(|| EngineError::Unavailable(format!("conversation {id} stopped")))
+        })
+    }
+}
+
 /// The queue reserved a slot for this conversation at an agent.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct OfferReserved {
     pub queue: QueueId,
@@ -396,7 +515,7 @@ impl Handler<OfferReserved> for ConversationActor {
     }
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<ConversationSummary, EngineError>")]
 pub struct AcceptOffer {
     pub agent: AgentId,
@@ -419,7 +538,7 @@ impl Handler<AcceptOffer> for ConversationActor {
 }
 
 /// `send` (and `send_template`, already filled).
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Arc<Message>, EngineError>")]
 pub struct Say {
     pub party: Party,
@@ -444,7 +563,7 @@ impl Handler<Say> for ConversationActor {
 }
 
 /// `send_template`: fills the slots, then sends as the agent.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Arc<Message>, EngineError>")]
 pub struct SayTemplate {
     pub agent: AgentId,
@@ -498,7 +617,7 @@ impl Handler<SayTemplate> for ConversationActor {
 }
 
 /// `typing`: relayed to the others present. May be dropped under load.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<(), EngineError>")]
 pub struct TypingNow {
     pub party: Party,
@@ -526,7 +645,7 @@ impl Handler<TypingNow> for ConversationActor {
     }
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<ConversationSummary, EngineError>")]
 pub struct Transfer {
     pub by: AgentId,
@@ -562,7 +681,7 @@ impl Handler<Transfer> for ConversationActor {
     }
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<ConversationSummary, EngineError>")]
 pub struct Invite {
     pub by: AgentId,
@@ -583,7 +702,7 @@ impl Handler<Invite> for ConversationActor {
     }
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<ConversationSummary, EngineError>")]
 pub struct EndConference {
     pub by: AgentId,
@@ -601,7 +720,7 @@ impl Handler<EndConference> for ConversationActor {
     }
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<ConversationSummary, EngineError>")]
 pub struct End {
     pub by: Party,
@@ -620,7 +739,7 @@ impl Handler<End> for ConversationActor {
     }
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<ConversationSummary, EngineError>")]
 pub struct WrapUp {
     pub agent: AgentId,
@@ -658,7 +777,7 @@ impl Handler<WrapUp> for ConversationActor {
 }
 
 /// `resume`: the messages after `after_seq`, for a reconnecting client.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<Vec<Arc<Message>>, EngineError>")]
 pub struct Resume {
     pub party: Party,
@@ -674,7 +793,7 @@ impl Handler<Resume> for ConversationActor {
     }
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "Result<ConversationSummary, EngineError>")]
 pub struct Summary {
     pub party: Party,
@@ -689,7 +808,7 @@ impl Handler<Summary> for ConversationActor {
     }
 }
 
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "ConversationRecord")]
 pub struct Record;
 
@@ -700,3 +819,19 @@ impl Handler<Record> for ConversationActor {
         MessageResult(self.conversation.record())
     }
 }
+
+crate::routed!(
+    OfferReserved => "conversation.offer_reserved",
+    AcceptOffer => "conversation.accept_offer",
+    Say => "conversation.say",
+    SayTemplate => "conversation.say_template",
+    TypingNow => "conversation.typing",
+    Transfer => "conversation.transfer",
+    Invite => "conversation.invite",
+    EndConference => "conversation.end_conference",
+    End => "conversation.end",
+    WrapUp => "conversation.wrap_up",
+    Resume => "conversation.resume",
+    Summary => "conversation.summary",
+    Record => "conversation.record",
+);

@@ -21,7 +21,7 @@ use crate::error::EngineError;
 use crate::queue::waiting::Position;
 
 /// An agent as a conversation knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Seat {
     pub id: AgentId,
     pub name: String,
@@ -40,7 +40,7 @@ pub enum Speaker<'a> {
     Agent(&'a AgentId),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Timing {
     pub rona_timeout_ms: u64,
     pub auto_wrap_up_ms: u64,
@@ -55,7 +55,7 @@ pub enum Timer {
 }
 
 /// Told to an agent's actor about this conversation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum AgentNotice {
     OfferReady(Box<Offer>),
     OfferWithdrawn {
@@ -69,7 +69,7 @@ pub enum AgentNotice {
 }
 
 /// Told to a queue's actor about this conversation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum QueueNotice {
     Enqueue {
         position: Position,
@@ -103,7 +103,7 @@ pub enum Effect {
 
 use switchboard_proto::QueueId;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct PendingOffer {
     offer_id: OfferId,
     kind: OfferKind,
@@ -113,12 +113,16 @@ struct PendingOffer {
     expires_at: Timestamp,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct OwedWrapUp {
     agent: Seat,
+    /// When the automatic wrap-up is due (re-armed after a failover).
+    due_at: Timestamp,
 }
 
-#[derive(Clone, Debug)]
+/// Serialized as a cluster snapshot without its messages: those live in
+/// the conversation's log and are put back by [`Conversation::restore`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Conversation {
     pub id: ConversationId,
     pub customer: Customer,
@@ -135,6 +139,7 @@ pub struct Conversation {
     legs: Vec<Leg>,
     offers: Vec<OfferRecord>,
     wrap_ups: Vec<WrapUpRecord>,
+    #[serde(skip)]
     messages: Vec<Arc<Message>>,
     /// `(author id, client_msg_id)` -> seq: a retried `send` adds nothing.
     sent: HashMap<(String, ClientMsgId), u64>,
@@ -201,6 +206,29 @@ impl Conversation {
             ),
         ];
         Ok((conversation, effects))
+    }
+
+    /// Puts back the messages of a conversation read from a cluster
+    /// snapshot (they travel in the log, not the snapshot) and returns the
+    /// timers to start again: RONA for the offer in flight, auto wrap-up for
+    /// each wrap-up owed. A deadline already past fires at once.
+    pub fn restore(&mut self, messages: Vec<Arc<Message>>, now: Timestamp) -> Vec<Effect> {
+        self.messages = messages;
+        let remaining = |deadline: Timestamp| deadline.millis_since(now);
+        let mut timers = Vec::new();
+        if let Some(pending) = &self.pending {
+            timers.push(Effect::StartTimer(
+                Timer::OfferExpiry(pending.offer_id.clone()),
+                remaining(pending.expires_at),
+            ));
+        }
+        for owed in &self.owed {
+            timers.push(Effect::StartTimer(
+                Timer::AutoWrapUp(owed.agent.id.clone()),
+                remaining(owed.due_at),
+            ));
+        }
+        timers
     }
 
     pub fn queue_id(&self) -> QueueId {
@@ -722,8 +750,9 @@ impl Conversation {
             auto_wrap_up_at: now.plus_millis(self.timing.auto_wrap_up_ms),
         };
         let timer = Timer::AutoWrapUp(agent.id.clone());
+        let due_at = required.auto_wrap_up_at;
         let notice = Effect::Agent(agent.id.clone(), AgentNotice::WrapUpRequired(required));
-        self.owed.push(OwedWrapUp { agent });
+        self.owed.push(OwedWrapUp { agent, due_at });
         vec![
             notice,
             Effect::StartTimer(timer, self.timing.auto_wrap_up_ms),

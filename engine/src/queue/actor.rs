@@ -4,6 +4,8 @@
 //! and hands the reservation to the conversation, which opens the offer.
 
 use actix::prelude::*;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use switchboard_proto::model::{
@@ -14,13 +16,16 @@ use switchboard_proto::{AgentId, ConversationId, OfferId, QueueId, Timestamp};
 use super::routing::{self, AgentView};
 use super::waiting::{Position, Waiting, WaitingList};
 use crate::agent::actor::{FromConversation as ToAgent, Refused, Reserve};
+use crate::cluster::key::ActorKey;
+use crate::cluster::routed::{Activate, Retire};
+use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
 use crate::conversation::actor::OfferReserved;
 use crate::conversation::state::{AgentNotice, QueueNotice, Seat};
 use crate::error::EngineError;
 
 /// Counters behind `GET /api/v1/stats`.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct Counters {
     offered: u64,
     accepted: u64,
@@ -43,6 +48,14 @@ pub struct QueueActor {
     engine: Arc<EngineContext>,
 }
 
+/// What a cluster keeps of a queue, so a new owner rebuilds it. The agents'
+/// views are rebuilt from presence.
+#[derive(Serialize, Deserialize)]
+struct QueueSnapshot {
+    waiting: Vec<Waiting>,
+    counters: Counters,
+}
+
 impl QueueActor {
     pub fn new(id: QueueId, name: String, engine: Arc<EngineContext>) -> Self {
         let service_level_ms = engine.catalog.config.service_level.as_millis() as u64;
@@ -56,6 +69,40 @@ impl QueueActor {
             service_level_ms,
             engine,
         }
+    }
+
+    /// In a cluster, writes the waiting list and counters (fenced); the
+    /// next message waits for it, so writes land in order.
+    fn persist(&self, ctx: &mut Context<Self>) {
+        let store = &self.engine.store;
+        if !store.keeps_state() {
+            return;
+        }
+        let snapshot = QueueSnapshot {
+            waiting: self.waiting.in_order(),
+            counters: self.counters.clone(),
+        };
+        let mut write = StateWrite::new(ActorKey::Queue(self.id.clone()));
+        match rmp_serde::to_vec_named(&snapshot) {
+            Ok(bytes) => write.snapshot = Stored::Keep(bytes),
+            Err(error) => return tracing::error!(%error, "queue snapshot not encoded"),
+        }
+        ctx.wait(
+            store
+                .write(write)
+                .into_actor(self)
+                .map(|result, queue, ctx| match result {
+                    Ok(()) => {}
+                    Err(StoreError::Fenced) => {
+                        tracing::warn!(queue_id = %queue.id, "another node owns this queue now; stopping here");
+                        queue.engine.directory.remove_queue(&queue.id);
+                        ctx.stop();
+                    }
+                    Err(error) => {
+                        tracing::error!(queue_id = %queue.id, %error, "queue state not saved")
+                    }
+                }),
+        );
     }
 
     fn record_depth(&self) {
@@ -89,6 +136,10 @@ impl QueueActor {
     /// Offers waiting conversations, best agent first, for as long as a
     /// conversation and an agent that can take it remain.
     fn dispatch(&mut self, ctx: &mut Context<Self>) {
+        if !self.engine.lease_valid() {
+            // This node may no longer own the queue: offer nothing.
+            return;
+        }
         while let Some((conversation_id, decision)) = self.next_offer() {
             let Some(waiting) = self.waiting.reserve(&conversation_id) else {
                 break;
@@ -119,6 +170,7 @@ impl QueueActor {
             }));
         }
         self.record_depth();
+        self.persist(ctx);
     }
 
     fn reserved(
@@ -178,6 +230,13 @@ impl QueueActor {
                         .insert(waiting.conversation_id.clone());
                 }
                 self.agents.insert(refused.view.id.clone(), refused.view);
+                if still_waiting {
+                    self.waiting.insert(waiting, Position::Head);
+                }
+            }
+            Err(error) if error.code() == switchboard_proto::ErrorCode::InvalidState => {
+                // Its actor is gone: the agent logged out.
+                self.agents.remove(&seat.id);
                 if still_waiting {
                     self.waiting.insert(waiting, Position::Head);
                 }
@@ -252,10 +311,85 @@ impl QueueActor {
 
 impl Actor for QueueActor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.dispatch(ctx);
+    }
+}
+
+impl Handler<Retire> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: Retire, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl Activate for QueueActor {
+    /// A queue rebuilt from its snapshot (or empty), with the views of the
+    /// logged-in agents who serve it, read from presence.
+    fn activate(
+        engine: &Arc<EngineContext>,
+        key: &ActorKey,
+    ) -> BoxFuture<'static, Result<Addr<Self>, EngineError>> {
+        let engine = engine.clone();
+        let key = key.clone();
+        Box::pin(async move {
+            let ActorKey::Queue(id) = &key else {
+                return Err(EngineError::Internal(format!(
+                    "{} is not a queue",
+                    key.name()
+                )));
+            };
+            if let Some(addr) = engine.directory.local_queue(id) {
+                return Ok(addr);
+            }
+            let name = engine
+                .catalog
+                .queue(id)
+                .map(|queue| queue.name.clone())
+                .ok_or_else(|| EngineError::not_found("queue", id))?;
+            let unavailable = |error: StoreError| EngineError::Unavailable(error.to_string());
+            let snapshot =
+                match engine.store.load_state(&key).await.map_err(unavailable)? {
+                    Some(bytes) => Some(rmp_serde::from_slice::<QueueSnapshot>(&bytes).map_err(
+                        |error| EngineError::Internal(format!("queue snapshot: {error}")),
+                    )?),
+                    None => None,
+                };
+            let serving = |agent: &AgentId| {
+                engine
+                    .catalog
+                    .agent(agent)
+                    .is_some_and(|config| config.queues.contains(id))
+            };
+            let agents: HashMap<AgentId, AgentView> = engine
+                .store
+                .presence()
+                .await
+                .map_err(unavailable)?
+                .into_iter()
+                .filter(|view| serving(&view.id) && view.state != AgentState::Offline)
+                .map(|view| (view.id.clone(), view))
+                .collect();
+            let mut queue = QueueActor::new(id.clone(), name, engine.clone());
+            queue.agents = agents;
+            if let Some(snapshot) = snapshot {
+                queue.waiting = WaitingList::from_order(snapshot.waiting);
+                queue.counters = snapshot.counters;
+            }
+            let addr = QueueActor::start_in_arbiter(engine.directory.arbiter(), move |_| queue);
+            let listed = engine.directory.list_queue(id.clone(), addr.clone());
+            if listed != addr {
+                addr.do_send(Retire);
+            }
+            Ok(listed)
+        })
+    }
 }
 
 /// An agent serving this queue reports its state and load.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct AgentStatus(pub AgentView);
 
@@ -275,7 +409,7 @@ impl Handler<AgentStatus> for QueueActor {
 }
 
 /// What a conversation tells its queue.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct FromConversation {
     pub conversation_id: ConversationId,
@@ -321,11 +455,12 @@ impl Handler<FromConversation> for QueueActor {
             }
             QueueNotice::Rona => self.counters.rona += 1,
         }
+        self.persist(ctx);
     }
 }
 
 /// The queue's row for the directory and for stats.
-#[derive(Message)]
+#[derive(Message, Serialize, Deserialize)]
 #[rtype(result = "QueueStats")]
 pub struct Snapshot;
 
@@ -336,3 +471,9 @@ impl Handler<Snapshot> for QueueActor {
         MessageResult(self.stats())
     }
 }
+
+crate::routed!(
+    AgentStatus => "queue.agent_status",
+    FromConversation => "queue.from_conversation",
+    Snapshot => "queue.snapshot",
+);

@@ -17,7 +17,7 @@ pub const RECORDED_EXCLUSIONS: usize = 10;
 
 /// The queue's view of one agent, as last reported by the agent (plus
 /// reservations this queue has in flight, counted in `load`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AgentView {
     pub id: AgentId,
     pub name: String,
@@ -28,6 +28,17 @@ pub struct AgentView {
 }
 
 impl AgentView {
+    /// The agent's row in the directory and stats.
+    pub fn info(&self) -> switchboard_proto::model::AgentInfo {
+        switchboard_proto::model::AgentInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state,
+            active_chats: self.load,
+            max_chats: self.max_chats,
+        }
+    }
+
     /// Available with a free slot: could be offered a chat now (what the
     /// queue listing's `available_agents` counts).
     pub fn is_eligible(&self) -> bool {

@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, HashMap};
 use switchboard_proto::{ConversationId, Timestamp};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Position {
     Head,
     Tail,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Waiting {
     pub conversation_id: ConversationId,
     pub priority: i32,
@@ -112,6 +112,24 @@ impl WaitingList {
             .min()
     }
 
+    /// Every waiting conversation in order, those being reserved for first
+    /// (a new owner offers them again): what a cluster snapshot keeps.
+    pub fn in_order(&self) -> Vec<Waiting> {
+        let mut reserving: Vec<Waiting> = self.reserving.values().cloned().collect();
+        reserving.sort_by_key(|waiting| waiting.queued_since);
+        reserving.extend(self.entries.values().cloned());
+        reserving
+    }
+
+    /// The list a snapshot's [`in_order`](Self::in_order) describes.
+    pub fn from_order(waiting: Vec<Waiting>) -> Self {
+        let mut list = Self::default();
+        for entry in waiting {
+            list.insert(entry, Position::Tail);
+        }
+        list
+    }
+
     pub fn position_of(&self, conversation_id: &ConversationId) -> Option<usize> {
         let key = self.keys.get(conversation_id)?;
         Some(self.entries.range(..key).count())
@@ -185,6 +203,19 @@ mod tests {
         list.insert(waiting("b", 0, 3), Position::Head);
         assert_eq!(list.settle(&taken.conversation_id), None);
         assert_eq!(list.len(), 1);
+    }
+
+    #[test]
+    fn a_new_owner_rebuilds_the_queue_in_the_same_order() {
+        let mut list = WaitingList::default();
+        list.insert(waiting("a", 0, 1), Position::Tail);
+        list.insert(waiting("b", 0, 2), Position::Tail);
+        list.insert(waiting("c", 0, 3), Position::Tail);
+        // "b" is being reserved for when the owner dies: offered first.
+        list.reserve(&ConversationId::new("b")).unwrap();
+        let mut rebuilt = WaitingList::from_order(list.in_order());
+        assert_eq!(rebuilt.len(), 3);
+        assert_eq!(drain(&mut rebuilt), ["b", "a", "c"]);
     }
 
     #[test]

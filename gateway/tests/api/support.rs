@@ -126,7 +126,7 @@ impl Node {
             workers: 1,
             ..StartOptions::default()
         };
-        let running = app::start(&settings, options).expect("node starts");
+        let running = app::start(&settings, options).await.expect("node starts");
         Node {
             base: format!("http://{}", running.addr),
             running,

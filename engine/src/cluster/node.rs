@@ -1,0 +1,156 @@
+//! A node's membership in a cluster: joining (Redis connections, placement,
+//! bus, store), keeping its heartbeat, stepping down when the heartbeat
+//! lapsed, and adopting the actors of nodes that died or drained.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::bus::Bus;
+use super::key::ActorKey;
+use super::keys::Keys;
+use super::placement::Placement;
+use super::redis_store::RedisStore;
+use super::routed::{Activate, Retire};
+use crate::agent::actor::AgentActor;
+use crate::config::ClusterConfig;
+use crate::context::EngineContext;
+use crate::conversation::actor::ConversationActor;
+use crate::error::EngineError;
+use crate::queue::actor::QueueActor;
+
+/// What joining made: the pieces the engine context takes.
+pub struct Joined {
+    pub bus: Arc<Bus>,
+    pub store: Arc<RedisStore>,
+}
+
+/// Connects to Redis and registers this node. Fails when Redis cannot be
+/// reached, so a misconfigured node stops at start rather than limp.
+pub async fn join(config: &ClusterConfig, node_id: &str) -> Result<Joined, EngineError> {
+    let unavailable =
+        |error: redis::RedisError| EngineError::Unavailable(format!("cluster.redis_url: {error}"));
+    let client = redis::Client::open(config.redis_url.as_str()).map_err(unavailable)?;
+    let manager = ConnectionManagerConfig::new()
+        .set_connection_timeout(config.request_timeout)
+        .set_response_timeout(config.request_timeout)
+        .set_number_of_retries(2)
+        .set_max_delay(500);
+    let conn = ConnectionManager::new_with_config(client.clone(), manager)
+        .await
+        .map_err(unavailable)?;
+    let suffix = uuid::Uuid::now_v7().simple().to_string();
+    let me = format!("{node_id}.{}", &suffix[suffix.len() - 8..]);
+    let keys = Keys::new(&config.key_prefix);
+    let placement = Arc::new(Placement::new(
+        conn.clone(),
+        keys.clone(),
+        me.clone(),
+        config.heartbeat_ttl,
+    ));
+    placement
+        .register(node_id)
+        .await
+        .map_err(|error| EngineError::Unavailable(error.to_string()))?;
+    let bus = Bus::start(placement, client, config.request_timeout);
+    let store = Arc::new(RedisStore::new(conn, keys, me));
+    Ok(Joined { bus, store })
+}
+
+/// Keeps the heartbeat and adopts orphans, every third of the TTL, until
+/// the node resigns.
+pub async fn keep_membership(engine: Arc<EngineContext>, bus: Arc<Bus>, node_id: String) {
+    let placement = bus.placement().clone();
+    let mut tick = tokio::time::interval(placement.ttl() / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if engine.is_resigned() {
+            return;
+        }
+        match placement.renew().await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(
+                    node = placement.me(),
+                    "heartbeat lapsed: stepping down and rejoining"
+                );
+                metrics::counter!("switchboard_lease_lost_total").increment(1);
+                retire_all(&engine);
+                placement.forget_all_owners();
+                if placement.register(&node_id).await.is_err() {
+                    continue;
+                }
+                // What still names this node as owner comes back here.
+                adopt(&engine, &placement, placement.me().to_owned()).await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "heartbeat failed");
+                continue;
+            }
+        }
+        match placement.dead_nodes().await {
+            Ok(dead) => {
+                for node in dead {
+                    adopt(&engine, &placement, node).await;
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not list nodes"),
+        }
+    }
+}
+
+/// Claims each actor `node` owned and starts here those this node won.
+async fn adopt(engine: &Arc<EngineContext>, placement: &Placement, node: String) {
+    let Ok(keys) = placement.owned_by(&node).await else {
+        return;
+    };
+    let mut adopted = 0;
+    for key in keys {
+        match placement.claim(&key).await {
+            Ok(Some(owner)) if owner == placement.me() => match activate(engine, &key).await {
+                Ok(()) => adopted += 1,
+                Err(error) => {
+                    tracing::debug!(actor = %key.name(), %error, "nothing to adopt")
+                }
+            },
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+    if adopted > 0 {
+        tracing::info!(from = %node, adopted, "adopted actors");
+        metrics::counter!("switchboard_actors_adopted_total").increment(adopted);
+    }
+    if node != placement.me() {
+        let _ = placement.forget_node(&node).await;
+    }
+}
+
+/// Starts an actor this node owns from its snapshot (timers re-armed).
+async fn activate(engine: &Arc<EngineContext>, key: &ActorKey) -> Result<(), EngineError> {
+    match key {
+        ActorKey::Agent(_) => AgentActor::activate(engine, key).await.map(drop),
+        ActorKey::Queue(_) => QueueActor::activate(engine, key).await.map(drop),
+        ActorKey::Conversation(_) => ConversationActor::activate(engine, key).await.map(drop),
+    }
+}
+
+/// Stops every actor here without writing: this node's lease lapsed, so
+/// others may own them now. Sessions reconnect and find the new owners.
+pub(crate) fn retire_all(engine: &EngineContext) {
+    let (agents, queues, conversations) = engine.directory.take_all();
+    for addr in agents {
+        addr.do_send(Retire);
+    }
+    for addr in queues {
+        addr.do_send(Retire);
+    }
+    for addr in conversations {
+        addr.do_send(Retire);
+    }
+    engine.hub.reset_all(500);
+}
+
+/// How long a drained node waits for the last writes before it resigns.
+pub const RESIGN_GRACE: Duration = Duration::from_millis(200);

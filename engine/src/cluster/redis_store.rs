@@ -1,0 +1,229 @@
+//! The cluster's [`Store`] on Redis. Every write is one Lua script that
+//! first checks this node still owns the actor and still has its heartbeat
+//! (fencing): a node that was paused past its TTL writes nothing.
+//!
+//! Layout (see `keys.rs`): a snapshot per actor (MessagePack), a Stream per
+//! conversation with one entry per message (id `<seq>-1`, so a retried
+//! append is refused by Redis and changes nothing), a hash of agent
+//! presence, and a record per closed conversation (which replaces its log).
+
+use futures_util::future::BoxFuture;
+use redis::aio::ConnectionManager;
+use redis::Script;
+use std::sync::{Arc, LazyLock};
+use switchboard_proto::model::{ConversationRecord, Message};
+use switchboard_proto::ConversationId;
+
+use super::key::ActorKey;
+use super::keys::Keys;
+use super::placement::unavailable;
+use super::store::{Snapshot, StateWrite, Store, StoreError};
+use crate::queue::routing::AgentView;
+
+/// KEYS: owner, my heartbeat, state, log, presence, record, my owned set.
+/// ARGV: me, snapshot mode ('', 'keep', 'delete'), snapshot, presence op
+/// ('', 'set', 'del'), presence field, presence value, record ('' = none),
+/// actor name, then (seq, message) pairs.
+static WRITE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then
+  return 0
+end
+for i = 9, #ARGV, 2 do
+  redis.pcall('XADD', KEYS[4], ARGV[i] .. '-1', 'm', ARGV[i + 1])
+end
+if ARGV[4] == 'set' then
+  redis.call('HSET', KEYS[5], ARGV[5], ARGV[6])
+elseif ARGV[4] == 'del' then
+  redis.call('HDEL', KEYS[5], ARGV[5])
+end
+if ARGV[7] ~= '' then
+  redis.call('SET', KEYS[6], ARGV[7])
+  redis.call('DEL', KEYS[4])
+end
+if ARGV[2] == 'keep' then
+  redis.call('SET', KEYS[3], ARGV[3])
+elseif ARGV[2] == 'delete' then
+  redis.call('DEL', KEYS[3])
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[7], ARGV[8])
+end
+return 1
+",
+    )
+});
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    keys: Keys,
+    me: String,
+}
+
+impl RedisStore {
+    pub fn new(conn: ConnectionManager, keys: Keys, me: String) -> Self {
+        Self { conn, keys, me }
+    }
+}
+
+fn encoded<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(value).map_err(|error| StoreError::Unavailable(error.to_string()))
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes)
+        .map_err(|error| StoreError::Unavailable(format!("undecodable stored value: {error}")))
+}
+
+impl Store for RedisStore {
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
+    fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
+        let mut conn = self.conn.clone();
+        let keys = self.keys.clone();
+        let me = self.me.clone();
+        Box::pin(async move {
+            let log = match &write.key {
+                ActorKey::Conversation(id) => keys.log(id),
+                _ => keys.log(&ConversationId::new("-")),
+            };
+            let record_key = match &write.key {
+                ActorKey::Conversation(id) => keys.record(id),
+                _ => keys.record(&ConversationId::new("-")),
+            };
+            let mut invocation = WRITE.prepare_invoke();
+            invocation
+                .key(keys.owner(&write.key))
+                .key(keys.heartbeat(&me))
+                .key(keys.state(&write.key))
+                .key(log)
+                .key(keys.presence())
+                .key(record_key)
+                .key(keys.owned(&me))
+                .arg(&me);
+            match &write.snapshot {
+                Snapshot::Unchanged => invocation.arg("").arg(""),
+                Snapshot::Keep(bytes) => invocation.arg("keep").arg(bytes.as_slice()),
+                Snapshot::Delete => invocation.arg("delete").arg(""),
+            };
+            match &write.presence {
+                None => invocation.arg("").arg("").arg(""),
+                Some((agent, Some(row))) => {
+                    invocation.arg("set").arg(agent.as_str()).arg(encoded(row)?)
+                }
+                Some((agent, None)) => invocation.arg("del").arg(agent.as_str()).arg(""),
+            };
+            match &write.record {
+                Some(record) => invocation.arg(encoded(record)?),
+                None => invocation.arg(""),
+            };
+            invocation.arg(write.key.name());
+            for message in &write.messages {
+                invocation.arg(message.seq).arg(encoded(message.as_ref())?);
+            }
+            let written: i64 = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if written == 1 {
+                Ok(())
+            } else {
+                metrics::counter!("switchboard_fenced_writes_total").increment(1);
+                Err(StoreError::Fenced)
+            }
+        })
+    }
+
+    fn create_state(
+        &self,
+        key: &ActorKey,
+        snapshot: Vec<u8>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let mut conn = self.conn.clone();
+        let state = self.keys.state(key);
+        Box::pin(async move {
+            redis::cmd("SET")
+                .arg(state)
+                .arg(snapshot)
+                .arg("NX")
+                .query_async::<Option<String>>(&mut conn)
+                .await
+                .map(drop)
+                .map_err(unavailable)
+        })
+    }
+
+    fn load_state(
+        &self,
+        key: &ActorKey,
+    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, StoreError>> {
+        let mut conn = self.conn.clone();
+        let state = self.keys.state(key);
+        Box::pin(async move {
+            redis::cmd("GET")
+                .arg(state)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn load_log(
+        &self,
+        id: &ConversationId,
+        after_seq: u64,
+    ) -> BoxFuture<'static, Result<Vec<Arc<Message>>, StoreError>> {
+        let mut conn = self.conn.clone();
+        let log = self.keys.log(id);
+        Box::pin(async move {
+            let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+                .arg(log)
+                .arg(format!("{}-1", after_seq + 1))
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            reply
+                .ids
+                .iter()
+                .map(|entry| {
+                    let bytes: Vec<u8> = entry.get("m").ok_or_else(|| {
+                        StoreError::Unavailable(format!("log entry {} has no message", entry.id))
+                    })?;
+                    decoded::<Message>(&bytes).map(Arc::new)
+                })
+                .collect()
+        })
+    }
+
+    fn load_record(
+        &self,
+        id: &ConversationId,
+    ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
+        let mut conn = self.conn.clone();
+        let record = self.keys.record(id);
+        Box::pin(async move {
+            let bytes: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(record)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            bytes.map(|bytes| decoded(&bytes)).transpose()
+        })
+    }
+
+    fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
+        let mut conn = self.conn.clone();
+        let presence = self.keys.presence();
+        Box::pin(async move {
+            let rows: Vec<Vec<u8>> = redis::cmd("HVALS")
+                .arg(presence)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            rows.iter().map(|row| decoded(row)).collect()
+        })
+    }
+}
