@@ -328,8 +328,11 @@ impl Engine {
             if let Some(actor) = self.inner.directory.conversation(conversation_id) {
                 let party = Party::Agent(id.clone());
                 // A conversation that finished meanwhile is simply left out.
-                if let Ok(Ok(summary)) = actor.ask(conversation::Summary { party }).await {
-                    conversations.push(summary);
+                match actor.ask(conversation::Summary { party }).await {
+                    Ok(Ok(summary)) => conversations.push(summary),
+                    Ok(Err(error)) | Err(error) => {
+                        tracing::debug!(agent_id = %id, %conversation_id, %error, "left out of hello")
+                    }
                 }
             }
         }

@@ -99,10 +99,10 @@ impl AgentActor {
         Topic::Agent(self.agent.id.clone())
     }
 
+    /// Runs after every transition: saves the agent (some transitions, an
+    /// accept among them, change its slots without any other effect).
     fn run(&mut self, effects: Vec<AgentEffect>, ctx: &mut Context<Self>) {
-        if !effects.is_empty() {
-            self.persist(ctx);
-        }
+        self.persist(ctx);
         for effect in effects {
             match effect {
                 AgentEffect::PublishState => {
