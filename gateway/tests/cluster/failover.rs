@@ -138,12 +138,22 @@ async fn killing_the_queue_owner_keeps_waiting_chats() {
         }
         dave.ok(json!({"type": "accept", "conversation_id": offered[2]}))
             .await;
+        // Each customer learns it was accepted: by the live event, or (one
+        // whose node died) by the join message its resume brings.
         for customer in customers.iter_mut() {
             let id = customer.conversation().to_owned();
-            let active = customer
-                .event_where("conversation", |e| e["state"] == "active")
+            let joined = customer
+                .wait_until(Duration::from_secs(10), |party| {
+                    party.transcripts.get(&id).is_some_and(|t| {
+                        t.messages.values().any(|m| {
+                            m["text"]
+                                .as_str()
+                                .is_some_and(|t| t.ends_with("joined the chat"))
+                        })
+                    })
+                })
                 .await;
-            assert_eq!(active["conversation_id"], id.as_str());
+            assert!(joined, "{id}: the customer never saw an agent join");
         }
         let mut all: Vec<&Party> = customers.iter().collect();
         all.push(&bob);

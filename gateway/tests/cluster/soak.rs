@@ -114,7 +114,20 @@ async fn customer_worker(
             continue;
         }
         for line in 0..2 {
-            customer.say(&id, &format!("{name}: line {line}")).await;
+            // The agent may end the chat meanwhile (then `invalid_state`).
+            let reply = customer
+                .request(json!({"type": "send", "text": format!("{name}: line {line}"), "client_msg_id": format!("{id}-line-{line}")}))
+                .await;
+            if reply["type"] != "ack" {
+                assert_eq!(reply["code"], "invalid_state", "{id}: {reply}");
+                break;
+            }
+            customer.acked.push(crate::client::Acked {
+                conversation: id.clone(),
+                client_msg_id: format!("{id}-line-{line}"),
+                seq: reply["seq"].as_u64().expect("ack seq"),
+                text: format!("{name}: line {line}"),
+            });
             customer
                 .pump(Duration::from_millis(200 + dice.below(300)))
                 .await;
