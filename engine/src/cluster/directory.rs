@@ -80,6 +80,13 @@ impl<A: Actor> ActorRef<A> {
     }
 }
 
+/// The mailboxes of every actor that was running here.
+pub struct Running {
+    pub agents: Vec<Addr<AgentActor>>,
+    pub queues: Vec<Addr<QueueActor>>,
+    pub conversations: Vec<Addr<ConversationActor>>,
+}
+
 /// The actors running on this node, by id, and (in a cluster) the bus that
 /// reaches the rest. A lookup answers the local mailbox when the actor runs
 /// here, otherwise a routed handle (cluster) or `None` (embedded: it does
@@ -244,22 +251,17 @@ impl Directory {
 
     /// Forgets every actor running here and answers their mailboxes, so the
     /// caller can stop them (this node lost its lease: others own them now).
-    pub fn take_all(
-        &self,
-    ) -> (
-        Vec<Addr<AgentActor>>,
-        Vec<Addr<QueueActor>>,
-        Vec<Addr<ConversationActor>>,
-    ) {
-        (
-            self.agents.write().drain().map(|(_, addr)| addr).collect(),
-            self.queues.write().drain().map(|(_, addr)| addr).collect(),
-            self.conversations
+    pub fn take_all(&self) -> Running {
+        Running {
+            agents: self.agents.write().drain().map(|(_, addr)| addr).collect(),
+            queues: self.queues.write().drain().map(|(_, addr)| addr).collect(),
+            conversations: self
+                .conversations
                 .write()
                 .drain()
                 .map(|(_, addr)| addr)
                 .collect(),
-        )
+        }
     }
 }
 

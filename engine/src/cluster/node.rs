@@ -139,14 +139,14 @@ async fn activate(engine: &Arc<EngineContext>, key: &ActorKey) -> Result<(), Eng
 /// Stops every actor here without writing: this node's lease lapsed, so
 /// others may own them now. Sessions reconnect and find the new owners.
 pub(crate) fn retire_all(engine: &EngineContext) {
-    let (agents, queues, conversations) = engine.directory.take_all();
-    for addr in agents {
+    let running = engine.directory.take_all();
+    for addr in running.agents {
         addr.do_send(Retire);
     }
-    for addr in queues {
+    for addr in running.queues {
         addr.do_send(Retire);
     }
-    for addr in conversations {
+    for addr in running.conversations {
         addr.do_send(Retire);
     }
     engine.hub.reset_all(500);

@@ -710,3 +710,39 @@ fn a_message_the_store_refused_is_retracted_and_a_retry_stores_it_anew() {
     assert_eq!(again.seq, 3);
     assert_eq!(effects.len(), 1, "stored anew");
 }
+
+#[test]
+fn failover_restores_a_conversation_from_its_snapshot_and_log_with_its_timers() {
+    // An offer in flight (RONA due at 2_000 + RONA_MS) ...
+    let mut offered = queued();
+    offered_to(&mut offered, "alice", "o1");
+    let bytes = rmp_serde::to_vec_named(&offered).unwrap();
+    let mut restored: Conversation = rmp_serde::from_slice(&bytes).unwrap();
+    // The snapshot carries no messages: they come back from the log.
+    assert_eq!(restored.last_seq(), 0);
+    let log = offered.messages_after(0).to_vec();
+    let timers = restored.restore(log, Timestamp(12_000));
+    assert_eq!(restored.last_seq(), 1);
+    assert_eq!(restored.summary(), offered.summary());
+    assert_eq!(
+        timers,
+        vec![Effect::StartTimer(
+            Timer::OfferExpiry(OfferId::new("o1")),
+            2_000 + RONA_MS - 12_000
+        )]
+    );
+
+    // ... and a wrap-up owed whose deadline already passed fires at once.
+    let mut ended = active_with("alice");
+    ended
+        .end(Speaker::Agent(&agent("alice")), Timestamp(5_000))
+        .unwrap();
+    let bytes = rmp_serde::to_vec_named(&ended).unwrap();
+    let mut restored: Conversation = rmp_serde::from_slice(&bytes).unwrap();
+    let timers = restored.restore(ended.messages_after(0).to_vec(), Timestamp(500_000));
+    assert_eq!(
+        timers,
+        vec![Effect::StartTimer(Timer::AutoWrapUp(agent("alice")), 0)]
+    );
+    assert_eq!(restored.record(), ended.record());
+}
