@@ -365,6 +365,46 @@ impl Agent {
                 .set_resume(&conv, Who::Agent(&self.id), false);
         }
         let unanswered: Vec<String> = self.requests.keys().cloned().collect();
+        if crate::tracker::debug() {
+            let held: Vec<String> = self
+                .chats
+                .iter()
+                .map(|(conv, c)| {
+                    format!(
+                        "{conv}:{}{}",
+                        if c.accepted { "A" } else { "o" },
+                        if c.done_talking { "d" } else { "" }
+                    )
+                })
+                .collect();
+            let pending: Vec<String> = self
+                .requests
+                .values()
+                .map(|o| o.request.name().to_owned())
+                .collect();
+            let listed: Vec<String> = hello
+                .conversations
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}:{:?}:{}",
+                        s.conversation_id.as_str(),
+                        s.state,
+                        s.last_seq
+                    )
+                })
+                .collect();
+            let offers: Vec<&str> = hello
+                .offers
+                .iter()
+                .map(|o| o.conversation_id.as_str())
+                .collect();
+            eprintln!(
+                "rehello {}: state {:?}; holds {held:?}; pending {pending:?}; hello lists {listed:?}, offers {offers:?}",
+                self.id,
+                hello.agent_state.as_ref().map(|s| s.state)
+            );
+        }
         for id in &unanswered {
             let conv = match self.requests.get(id).map(|o| &o.request) {
                 Some(Request::Accept { conv, .. }) => conv.clone(),
@@ -416,12 +456,35 @@ impl Agent {
             })
             .map(|(conv, _)| conv.clone())
             .collect();
-        for conv in unknown {
-            // The new node does not know a conversation the agent holds.
-            self.metrics()
-                .error("conversation_unknown_after_reconnect/agent");
-            self.chats.remove(&conv);
-            self.update_free();
+        let keep = self
+            .shared
+            .failover
+            .as_ref()
+            .is_some_and(|f| f.resume_unlisted);
+        for conv in &unknown {
+            // `hello` leaves out a chat the agent accepted and holds.
+            self.metrics().error("chat_missing_from_hello/agent");
+            if hello
+                .offers
+                .iter()
+                .any(|o| o.conversation_id.as_str() == conv.as_str())
+            {
+                // ...and offers it again.
+                self.metrics().error("accepted_chat_offered_again/agent");
+            }
+            if keep {
+                // `--resume-unlisted`: carry on with it regardless.
+                if !self.resuming(conv) {
+                    let have = self.shared.tracker.contiguous(conv, Who::Agent(&self.id));
+                    if !self.resume(conv, have).await {
+                        return false;
+                    }
+                }
+            } else {
+                // What a client that trusts `hello` does: the chat is gone.
+                self.chats.remove(conv);
+                self.update_free();
+            }
         }
         for summary in &hello.conversations {
             let conv = summary.conversation_id.to_string();

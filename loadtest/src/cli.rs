@@ -233,6 +233,11 @@ pub struct FailoverArgs {
     /// How long a client that lost its node keeps trying the others.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub reconnect_timeout: Duration,
+    /// Diagnostic: an agent keeps (and resumes) a chat it holds that the
+    /// `hello` after a reconnect leaves out, instead of dropping it as a
+    /// client trusting `hello` would (the omission still counts as an error).
+    #[arg(long)]
+    pub resume_unlisted: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

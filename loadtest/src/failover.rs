@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use crate::cli::{FailoverArgs, KillSignal};
 use crate::client::Node;
 use crate::scenario::{self, SteadyReport};
-use crate::shared::Shared;
+use crate::shared::{Failover, Shared};
 use crate::stats::Percentiles;
 
 /// A one-second window with fewer deliveries than this says nothing about
@@ -510,7 +510,11 @@ pub async fn failover(args: FailoverArgs) -> anyhow::Result<FailoverReport> {
         steady.agents.queue.clone(),
         workload,
         steady.agents.agents,
-        args.reconnect_timeout,
+        Failover::new(
+            steady.target.urls.len(),
+            args.reconnect_timeout,
+            args.resume_unlisted,
+        ),
     )?;
     let node = node_of_pid(args.kill_pid, &shared.nodes).context("--kill-pid")?;
     shared.metrics.keep_samples();

@@ -230,8 +230,16 @@ async fn progress_lines(metrics: Arc<Metrics>, shared: Arc<Shared>) {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        let sessions = if shared.failover.is_some() {
+            format!(
+                "  sessions resumed {}/{} lost",
+                now.sessions_resumed, now.sessions_lost
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "[{:>4}s] chats {:>6}/s  delivered {:>7} msg/s  offers {:>6}/s  in-flight {:>6}  tracked {:>6}  bad {}  errors: {}",
+            "[{:>4}s] chats {:>6}/s  delivered {:>7} msg/s  offers {:>6}/s  in-flight {:>6}  tracked {:>6}  bad {}{sessions}  errors: {}",
             started.elapsed().as_secs(),
             now.chats_created - last.chats_created,
             (now.delivered_c2a + now.delivered_a2c) - (last.delivered_c2a + last.delivered_a2c),

@@ -67,6 +67,20 @@ pub struct Failover {
     cursor: AtomicUsize,
     /// How long a client keeps trying to reconnect.
     pub reconnect_within: Duration,
+    /// Agents keep (and resume) chats they hold that a reconnect's `hello`
+    /// leaves out, instead of dropping them.
+    pub resume_unlisted: bool,
+}
+
+impl Failover {
+    pub fn new(nodes: usize, reconnect_within: Duration, resume_unlisted: bool) -> Self {
+        Self {
+            down: (0..nodes).map(|_| AtomicBool::new(false)).collect(),
+            cursor: AtomicUsize::new(0),
+            reconnect_within,
+            resume_unlisted,
+        }
+    }
 }
 
 /// Where one client connects: node and source address, by index.
@@ -89,7 +103,7 @@ impl Shared {
     }
 
     /// Like [`Shared::new`], for `failover`: clients reconnect to another
-    /// node (trying for `reconnect_within`) when theirs goes away.
+    /// node when theirs goes away.
     pub fn new_resilient(
         urls: &[String],
         sources: &[IpAddr],
@@ -97,13 +111,14 @@ impl Shared {
         queue: String,
         workload: Workload,
         agents: usize,
-        reconnect_within: Duration,
+        failover: Failover,
     ) -> anyhow::Result<Arc<Self>> {
-        let failover = Failover {
-            down: urls.iter().map(|_| AtomicBool::new(false)).collect(),
-            cursor: AtomicUsize::new(0),
-            reconnect_within,
-        };
+        anyhow::ensure!(
+            failover.down.len() == urls.len(),
+            "failover state for {} nodes, {} given",
+            failover.down.len(),
+            urls.len()
+        );
         Self::build(
             urls,
             sources,

@@ -108,7 +108,7 @@ fn shard_of(key: &str) -> usize {
 }
 
 /// `LOADTEST_DEBUG=1` prints every correctness failure as it is counted.
-fn debug() -> bool {
+pub(crate) fn debug() -> bool {
     static DEBUG: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *DEBUG.get_or_init(|| std::env::var_os("LOADTEST_DEBUG").is_some())
 }
