@@ -115,6 +115,9 @@ pub async fn connect(
     Ok(response)
 }
 
+/// How long a closing session waits for the client's close frame.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
+
 struct Session {
     state: Arc<AppState>,
     subject: Subject,
@@ -141,6 +144,11 @@ impl Session {
         for conversation in &opened.hello.conversations {
             self.seen
                 .insert(conversation.conversation_id.clone(), conversation.last_seq);
+        }
+        for offer in &opened.hello.offers {
+            if let Some(last) = offer.messages.last() {
+                self.seen.insert(offer.conversation_id.clone(), last.seq);
+            }
         }
         if self.send(&ServerFrame::Hello(opened.hello)).await.is_err() {
             return;
@@ -209,8 +217,20 @@ impl Session {
             }
         };
         drop(events);
+        tracing::debug!(?ending, "session ends");
         if let Some(reason) = ending {
             let _ = self.ws.close(Some(reason)).await;
+            // Finish the close handshake (bounded): reading on until the
+            // client answers the close lets the connection end now, rather
+            // than linger while the client keeps sending into it.
+            let handshake = async {
+                while let Some(Ok(message)) = stream.recv().await {
+                    if matches!(message, AggregatedMessage::Close(_)) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, handshake).await;
         }
     }
 
@@ -250,6 +270,14 @@ impl Session {
                 }
                 self.seen
                     .insert(message.conversation_id.clone(), message.seq);
+            }
+            // The offer carries the thread so far: live messages go on
+            // from its last one (those sent before the accept are filled in).
+            ServerFrame::Offer(offer) => {
+                if let Some(last) = offer.messages.last() {
+                    let seen = self.seen.entry(offer.conversation_id.clone()).or_default();
+                    *seen = (*seen).max(last.seq);
+                }
             }
             _ => {}
         }

@@ -191,6 +191,7 @@ impl Bus {
             Ok(Err(_)) | Err(_) => {
                 metrics::counter!("switchboard_bus_timeouts_total", "message" => M::NAME)
                     .increment(1);
+                tracing::debug!(id, message = M::NAME, "no answer in time");
                 Err(EngineError::Unavailable(format!(
                     "no answer from the cluster in time ({}); retry",
                     M::NAME
@@ -297,6 +298,7 @@ impl Bus {
                     Err(_) => break,
                 }
             }
+            tracing::trace!(batch = batch.len(), "sending");
             let mut pipe = redis::pipe();
             let mut sent: Vec<Option<Request>> = Vec::new();
             for item in batch {
@@ -495,6 +497,7 @@ impl Bus {
     }
 
     async fn received(self: Arc<Self>, channel: &str, payload: &[u8]) {
+        tracing::trace!(channel, bytes = payload.len(), "bus message");
         let keys = self.placement.keys();
         if let Some(topic) = keys.topic_of(channel) {
             match rmp_serde::from_slice::<TopicFrame>(payload) {

@@ -123,6 +123,7 @@ impl Hub {
             }
         }
         metrics::gauge!("switchboard_sessions").decrement(ended as f64);
+        tracing::info!(sessions = ended, "sessions told to reconnect and resume");
     }
 
     fn unsubscribe(&self, topic: &Topic, id: u64) {

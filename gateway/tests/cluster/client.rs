@@ -892,7 +892,13 @@ impl Party {
         let Some(ws) = self.ws.as_mut() else {
             return Err(WsError::Closed("not connected".into()));
         };
-        ws.send(&command)?;
+        if let Err(WsError::Closed(reason)) = ws.send(&command) {
+            // The server closed the socket (its close frame is not read yet):
+            // this session is over.
+            self.session_ends.push(reason.clone());
+            self.ws = None;
+            return Err(WsError::Closed(reason));
+        }
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
