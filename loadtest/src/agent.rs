@@ -119,6 +119,8 @@ struct Agent {
     broken: bool,
     /// `failover`: when the socket was lost, until resumed on the new one.
     reconnecting: Option<Instant>,
+    /// `failover`: requests the lost socket left unanswered.
+    unanswered: Vec<String>,
     chats: HashMap<String, Chat>,
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
     actions: HashMap<u64, Action>,
@@ -177,6 +179,7 @@ pub async fn run(
         delayed: HashMap::new(),
         broken: false,
         reconnecting: None,
+        unanswered: Vec::new(),
         chats: HashMap::new(),
         timers: BinaryHeap::new(),
         actions: HashMap::new(),
@@ -320,6 +323,8 @@ impl Agent {
         self.slot = slot;
         self.sink = sink;
         self.broken = false;
+        // Sent again once `hello` is in (not what the new socket carries).
+        self.unanswered = self.requests.keys().cloned().collect();
         self.reconnecting.get_or_insert(lost_at);
         Some(source)
     }
@@ -349,22 +354,21 @@ impl Agent {
         hello: Hello,
         ready: &mut Option<mpsc::Sender<anyhow::Result<()>>>,
     ) -> bool {
-        // The old socket's resumes died with it.
-        let old_resumes: Vec<(String, String)> = self
-            .requests
-            .iter()
-            .filter_map(|(id, o)| match &o.request {
-                Request::Resume(conv) => Some((id.clone(), conv.clone())),
-                _ => None,
-            })
-            .collect();
-        for (id, conv) in old_resumes {
-            self.requests.remove(&id);
-            self.shared
-                .tracker
-                .set_resume(&conv, Who::Agent(&self.id), false);
+        // What the lost socket left unanswered; its resumes died with it.
+        let mut unanswered = Vec::new();
+        for id in std::mem::take(&mut self.unanswered) {
+            match self.requests.get(&id).map(|o| &o.request) {
+                Some(Request::Resume(conv)) => {
+                    let conv = conv.clone();
+                    self.requests.remove(&id);
+                    self.shared
+                        .tracker
+                        .set_resume(&conv, Who::Agent(&self.id), false);
+                }
+                Some(_) => unanswered.push(id),
+                None => {}
+            }
         }
-        let unanswered: Vec<String> = self.requests.keys().cloned().collect();
         if crate::tracker::debug() {
             let held: Vec<String> = self
                 .chats

@@ -135,6 +135,14 @@ pub async fn run(
     let conv = started.conversation_id.to_string();
     shared.tracker.seed(&conv, Who::Customer, 1);
     let outcome = converse(&shared, &conv, slot, &started.token, &mut abort).await;
+    if crate::tracker::debug() && !matches!(outcome, Outcome::Completed) {
+        let what = match outcome {
+            Outcome::Abandoned => "abandoned",
+            Outcome::TimedOut => "timed out",
+            _ => "failed",
+        };
+        eprintln!("customer c{n} ({conv}) {what}");
+    }
     match outcome {
         Outcome::Completed => Metrics::bump(&metrics.counters.chats_completed),
         Outcome::Abandoned => Metrics::bump(&metrics.counters.chats_abandoned),
@@ -203,6 +211,7 @@ async fn converse(
     let mut ended_by_me = false;
     // `failover`: when the socket was lost, until resumed on the new one.
     let mut reconnecting: Option<Instant> = None;
+    let mut unanswered: Vec<String> = Vec::new();
     let mut tail_resumed = false;
     let give_up_at = Instant::now()
         + workload.patience
@@ -230,6 +239,8 @@ async fn converse(
                 .requests
                 .retain(|_, o| !matches!(o.request, Request::Resume));
             shared.tracker.set_resume(conv, Who::Customer, false);
+            // Sent again once `hello` is in (not what the new socket carries).
+            unanswered = session.requests.keys().cloned().collect();
             reconnecting = Some(lost_at);
             continue;
         }
@@ -321,13 +332,7 @@ async fn converse(
                         if let Some(lost_at) = reconnecting {
                             // What the old socket left unanswered goes again,
                             // same request ids and `client_msg_id`s.
-                            let unanswered: Vec<String> = session
-                                .requests
-                                .iter()
-                                .filter(|(_, o)| !matches!(o.request, Request::Resume))
-                                .map(|(id, _)| id.clone())
-                                .collect();
-                            for id in unanswered {
+                            for id in std::mem::take(&mut unanswered) {
                                 if let Some(outstanding) = session.requests.remove(&id) {
                                     Metrics::bump(&metrics.counters.commands_retried);
                                     session.resend(id, outstanding).await;
