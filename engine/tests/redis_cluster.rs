@@ -257,3 +257,36 @@ async fn durability_a_finished_conversation_keeps_its_record_and_releases_its_ow
     assert_eq!(one.claim(&key).await.unwrap(), None);
     assert!(one.owned_by("n1").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn durability_who_waits_in_a_queue_is_written_by_the_conversations_themselves() {
+    let redis = Redis::start();
+    let (one, store) = redis.node("n1", LONG).await;
+    let sales = QueueId::new("sales");
+    let mut waiting = Vec::new();
+    for (n, since) in [("c-a", 20), ("c-b", 10)] {
+        let id = ConversationId::new(n);
+        let key = ActorKey::Conversation(id.clone());
+        one.claim_new(&key).await.unwrap();
+        let mut write = StateWrite::new(key);
+        write.snapshot = Snapshot::Keep(b"queued".to_vec());
+        write.waiting = Some((sales.clone(), Some(Timestamp(since))));
+        store.write(write).await.unwrap();
+        waiting.push(id);
+    }
+    assert_eq!(
+        store.waiting(&sales).await.unwrap(),
+        vec![
+            (ConversationId::new("c-b"), Timestamp(10)),
+            (ConversationId::new("c-a"), Timestamp(20)),
+        ]
+    );
+    // Offered (or abandoned): it waits no more.
+    let mut offered = StateWrite::new(ActorKey::Conversation(waiting[1].clone()));
+    offered.waiting = Some((sales.clone(), None));
+    store.write(offered).await.unwrap();
+    assert_eq!(
+        store.waiting(&sales).await.unwrap(),
+        vec![(ConversationId::new("c-a"), Timestamp(20))]
+    );
+}

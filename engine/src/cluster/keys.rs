@@ -1,7 +1,7 @@
 //! Every Redis key and channel a cluster uses, in one place. All start with
 //! the configured prefix, so several clusters can share one Redis.
 
-use switchboard_proto::ConversationId;
+use switchboard_proto::{ConversationId, QueueId};
 
 use super::hub::Topic;
 use super::key::ActorKey;
@@ -51,6 +51,12 @@ impl Keys {
 
     pub fn record(&self, id: &ConversationId) -> String {
         format!("{}:record:{id}", self.prefix)
+    }
+
+    /// The conversations waiting in a queue (sorted set, score = time
+    /// queued), kept by the conversations' own writes.
+    pub fn waiting(&self, queue: &QueueId) -> String {
+        format!("{}:waiting:{queue}", self.prefix)
     }
 
     pub fn presence(&self) -> String {

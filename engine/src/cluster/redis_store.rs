@@ -12,7 +12,7 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use std::sync::{Arc, LazyLock};
 use switchboard_proto::model::{ConversationRecord, Message};
-use switchboard_proto::ConversationId;
+use switchboard_proto::{ConversationId, QueueId, Timestamp};
 
 use super::key::ActorKey;
 use super::keys::Keys;
@@ -20,23 +20,30 @@ use super::placement::unavailable;
 use super::store::{Snapshot, StateWrite, Store, StoreError};
 use crate::queue::routing::AgentView;
 
-/// KEYS: owner, my heartbeat, state, log, presence, record, my owned set.
+/// KEYS: owner, my heartbeat, state, log, presence, record, my owned set,
+/// queue index.
 /// ARGV: me, snapshot mode ('', 'keep', 'delete'), snapshot, presence op
 /// ('', 'set', 'del'), presence field, presence value, record ('' = none),
-/// actor name, then (seq, message) pairs.
+/// actor name, queue index op ('', 'add', 'rem'), score, then (seq,
+/// message) pairs.
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
 end
-for i = 9, #ARGV, 2 do
+for i = 11, #ARGV, 2 do
   redis.pcall('XADD', KEYS[4], ARGV[i] .. '-1', 'm', ARGV[i + 1])
 end
 if ARGV[4] == 'set' then
   redis.call('HSET', KEYS[5], ARGV[5], ARGV[6])
 elseif ARGV[4] == 'del' then
   redis.call('HDEL', KEYS[5], ARGV[5])
+end
+if ARGV[9] == 'add' then
+  redis.call('ZADD', KEYS[8], ARGV[10], string.sub(ARGV[8], 6))
+elseif ARGV[9] == 'rem' then
+  redis.call('ZREM', KEYS[8], string.sub(ARGV[8], 6))
 end
 if ARGV[7] ~= '' then
   redis.call('SET', KEYS[6], ARGV[7])
@@ -93,6 +100,10 @@ impl Store for RedisStore {
                 ActorKey::Conversation(id) => keys.record(id),
                 _ => keys.record(&ConversationId::new("-")),
             };
+            let waiting_key = match &write.waiting {
+                Some((queue, _)) => keys.waiting(queue),
+                None => keys.waiting(&QueueId::new("-")),
+            };
             let mut invocation = WRITE.prepare_invoke();
             invocation
                 .key(keys.owner(&write.key))
@@ -102,6 +113,7 @@ impl Store for RedisStore {
                 .key(keys.presence())
                 .key(record_key)
                 .key(keys.owned(&me))
+                .key(waiting_key)
                 .arg(&me);
             match &write.snapshot {
                 Snapshot::Unchanged => invocation.arg("").arg(""),
@@ -120,6 +132,11 @@ impl Store for RedisStore {
                 None => invocation.arg(""),
             };
             invocation.arg(write.key.name());
+            match &write.waiting {
+                None => invocation.arg("").arg(0),
+                Some((_, Some(since))) => invocation.arg("add").arg(since.0),
+                Some((_, None)) => invocation.arg("rem").arg(0),
+            };
             for message in &write.messages {
                 invocation.arg(message.seq).arg(encoded(message.as_ref())?);
             }
@@ -211,6 +228,28 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             bytes.map(|bytes| decoded(&bytes)).transpose()
+        })
+    }
+
+    fn waiting(
+        &self,
+        queue: &QueueId,
+    ) -> BoxFuture<'static, Result<Vec<(ConversationId, Timestamp)>, StoreError>> {
+        let mut conn = self.conn.clone();
+        let waiting = self.keys.waiting(queue);
+        Box::pin(async move {
+            let rows: Vec<(String, i64)> = redis::cmd("ZRANGE")
+                .arg(waiting)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, since)| (ConversationId::new(id), Timestamp(since)))
+                .collect())
         })
     }
 

@@ -8,7 +8,7 @@ use parking_lot::RwLock;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use switchboard_proto::model::{ConversationRecord, Message};
-use switchboard_proto::{AgentId, ConversationId};
+use switchboard_proto::{AgentId, ConversationId, QueueId, Timestamp};
 
 use super::key::ActorKey;
 use crate::queue::routing::AgentView;
@@ -47,6 +47,11 @@ pub struct StateWrite {
     pub presence: Option<(AgentId, Option<AgentView>)>,
     /// The record of a conversation that changes no more.
     pub record: Option<ConversationRecord>,
+    /// A conversation's place in its queue's index: `Some(since)` while it
+    /// waits there, `None` once it does not. A new owner of the queue
+    /// rebuilds its waiting list from this index, so a conversation that
+    /// was told to wait just before the queue's node died still waits.
+    pub waiting: Option<(QueueId, Option<Timestamp>)>,
 }
 
 impl StateWrite {
@@ -57,6 +62,7 @@ impl StateWrite {
             messages: Vec::new(),
             presence: None,
             record: None,
+            waiting: None,
         }
     }
 }
@@ -88,6 +94,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>>;
     /// Every logged-in agent's row.
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>>;
+    /// The conversations waiting in `queue`, as their own writes say.
+    fn waiting(
+        &self,
+        queue: &QueueId,
+    ) -> BoxFuture<'static, Result<Vec<(ConversationId, Timestamp)>, StoreError>>;
 }
 
 /// The embedded node's store. Closed records are kept up to a bound, oldest
@@ -195,6 +206,14 @@ impl Store for MemoryStore {
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
         let rows = self.presence.read().values().cloned().collect();
         Box::pin(ready(Ok(rows)))
+    }
+
+    /// The queue actor's own list is the only one in one process.
+    fn waiting(
+        &self,
+        _queue: &QueueId,
+    ) -> BoxFuture<'static, Result<Vec<(ConversationId, Timestamp)>, StoreError>> {
+        Box::pin(ready(Ok(Vec::new())))
     }
 }
 

@@ -162,6 +162,12 @@ impl ConversationActor {
         let store = self.engine.store.clone();
         let mut write = StateWrite::new(self.key());
         write.messages = appended.clone();
+        if store.keeps_state() {
+            write.waiting = Some((
+                self.conversation.queue_id(),
+                self.conversation.waiting_since().filter(|_| !finished),
+            ));
+        }
         if finished {
             write.record = Some(self.conversation.record());
             if store.keeps_state() {

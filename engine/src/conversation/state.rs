@@ -231,6 +231,11 @@ impl Conversation {
         timers
     }
 
+    /// Since when it waits in its queue, while it does.
+    pub fn waiting_since(&self) -> Option<Timestamp> {
+        (self.state == ConversationState::Queued).then_some(self.queued_since)
+    }
+
     pub fn queue_id(&self) -> QueueId {
         QueueId::new(self.queue.id.as_str())
     }

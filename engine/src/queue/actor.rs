@@ -372,12 +372,32 @@ impl Activate for QueueActor {
                 .filter(|view| serving(&view.id) && view.state != AgentState::Offline)
                 .map(|view| (view.id.clone(), view))
                 .collect();
+            // Who waits is what the conversations wrote (the index); the
+            // order is the snapshot's (RONA puts some at the head).
+            let indexed = engine.store.waiting(id).await.map_err(unavailable)?;
             let mut queue = QueueActor::new(id.clone(), name, engine.clone());
             queue.agents = agents;
+            let mut waiting = Vec::new();
             if let Some(snapshot) = snapshot {
-                queue.waiting = WaitingList::from_order(snapshot.waiting);
+                waiting = snapshot.waiting;
                 queue.counters = snapshot.counters;
             }
+            let still: HashSet<&ConversationId> = indexed.iter().map(|(id, _)| id).collect();
+            waiting.retain(|entry| still.contains(&entry.conversation_id));
+            let listed: HashSet<ConversationId> = waiting
+                .iter()
+                .map(|entry| entry.conversation_id.clone())
+                .collect();
+            for (conversation_id, queued_since) in &indexed {
+                if !listed.contains(conversation_id) {
+                    waiting.push(Waiting {
+                        conversation_id: conversation_id.clone(),
+                        priority: 0,
+                        queued_since: *queued_since,
+                    });
+                }
+            }
+            queue.waiting = WaitingList::from_order(waiting);
             let addr = QueueActor::start_in_arbiter(engine.directory.arbiter(), move |_| queue);
             let listed = engine.directory.list_queue(id.clone(), addr.clone());
             if listed != addr {
