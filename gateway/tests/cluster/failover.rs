@@ -236,3 +236,44 @@ async fn a_paused_owner_is_fenced_after_takeover() {
     })
     .await;
 }
+
+/// SIGTERM the node owning a conversation: it tells its sessions to
+/// reconnect, gives up its heartbeat (so the others adopt its actors at
+/// once rather than after the TTL) and exits; the chat goes on elsewhere.
+#[actix_rt::test]
+async fn draining_a_node_hands_its_actors_over() {
+    let mut cluster = Cluster::start(3).await;
+    bounded(LIMIT, async {
+        let nodes = cluster.urls();
+        let mut bob = Party::available_agent(&nodes, 1, "bob").await;
+        let (id, token) = start_chat(&nodes[0], "sales", "Ada", "Hello").await;
+        let mut ada = Party::customer_with_token(&nodes, 0, id.clone(), token).await;
+        bob.accept(&id).await;
+        let mut last = bob.say(&id, "before the drain").await;
+        let (victim, old_owner) = cluster.wait_owner("conv", &id, SEEN).await;
+
+        let status = cluster.nodes[victim].sigterm();
+        assert!(status.success(), "a drained node exits cleanly: {status}");
+        // It resigned: its heartbeat is gone now, not at the end of its TTL.
+        assert_eq!(cluster.redis.get(&format!("sb:node:{old_owner}")), None);
+
+        for round in 0..3 {
+            last = last.max(ada.say(&id, &format!("customer after {round}")).await);
+            last = last.max(bob.say(&id, &format!("after {round}")).await);
+        }
+        let (new_owner_index, _) = cluster
+            .wait_owner_moved("conv", &id, &old_owner, victim, takeover())
+            .await;
+        assert_ne!(new_owner_index, victim);
+        ada.wait_seq(&id, last, SEEN).await;
+        bob.wait_seq(&id, last, SEEN).await;
+        assert_same_thread(&id, last, &[&ada, &bob]);
+        assert_acked_delivered(&id, &[&ada, &bob], &[&ada, &bob]);
+        assert_eq!(
+            check_stream(&cluster.redis.stream(&format!("sb:log:{id}")), &id),
+            Ok(last)
+        );
+        assert_clean(&[&ada, &bob]);
+    })
+    .await;
+}
