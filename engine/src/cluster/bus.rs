@@ -401,8 +401,15 @@ impl Bus {
                 }
             }
         }
-        let span = tracing::debug_span!("bus.deliver", actor = %request.key.name(), message = %request.name);
-        let _ = span.set_parent(parent_context(&request.trace));
+        // A span per delivery when the sender traces (its context came
+        // along): the command's trace goes on here, on this node.
+        let span = if request.trace.is_empty() {
+            tracing::Span::none()
+        } else {
+            let span = tracing::info_span!("bus.deliver", actor = %request.key.name(), message = %request.name);
+            let _ = span.set_parent(parent_context(&request.trace));
+            span
+        };
         let wants_reply = request.reply_to.is_some();
         let delivered = super::routes::route(
             engine,

@@ -596,7 +596,18 @@ impl Party {
 
     /// Logs an agent in on node `at` and connects it there (idle).
     pub async fn agent(nodes: &[String], at: usize, username: &str) -> Party {
-        let token = login(&nodes[at], username).await;
+        Party::agent_logged_in_on(nodes, at, at, username).await
+    }
+
+    /// Logs an agent in on node `login_at` (its actor starts there) and
+    /// connects it on node `at`.
+    pub async fn agent_logged_in_on(
+        nodes: &[String],
+        login_at: usize,
+        at: usize,
+        username: &str,
+    ) -> Party {
+        let token = login(&nodes[login_at], username).await;
         let mut party = Party::new(
             Role::Agent {
                 id: username.to_owned(),

@@ -371,6 +371,8 @@ pub struct NodeOptions {
     pub request_timeout_ms: u64,
     /// `RUST_LOG` of the node.
     pub log_filter: String,
+    /// Where the node exports its spans (OTLP/HTTP), if anywhere.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for NodeOptions {
@@ -381,6 +383,7 @@ impl Default for NodeOptions {
             heartbeat_ttl_ms: HEARTBEAT_TTL_MS,
             request_timeout_ms: REQUEST_TIMEOUT_MS,
             log_filter: "info".into(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -499,7 +502,11 @@ impl NodeProcess {
             .append(true)
             .open(self.log_path())
             .expect("node log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        if let Some(endpoint) = &self.options.otlp_endpoint {
+            command.env("SWITCHBOARD__TELEMETRY__OTLP_ENDPOINT", endpoint);
+        }
+        let child = command
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", &self.options.log_filter)

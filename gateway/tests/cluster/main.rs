@@ -21,3 +21,4 @@ mod redis_faults;
 mod selfcheck;
 mod soak;
 mod storm;
+mod tracing;
