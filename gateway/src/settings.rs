@@ -1172,6 +1172,18 @@ default_reason = "done"
     }
 
     #[test]
+    fn cluster_example_config_in_deploy_validates() {
+        let example = include_str!("../../deploy/cluster.example.toml");
+        let settings = match Settings::from_toml_str(example, NO_ENV) {
+            Ok(settings) => settings,
+            Err(error) => panic!("deploy/cluster.example.toml must validate: {error}"),
+        };
+        let cluster = settings.cluster_config().expect("the example is a cluster");
+        assert!(cluster.redis_url.starts_with("redis://"));
+        assert_eq!(cluster.heartbeat_ttl, Duration::from_millis(3000));
+    }
+
+    #[test]
     fn example_config_in_deploy_validates() {
         let example = include_str!("../../deploy/switchboard.example.toml");
         let settings = match Settings::from_toml_str(example, NO_ENV) {
@@ -1503,6 +1515,20 @@ default_reason = "done"
             &[("SWITCHBOARD__CLUSTER__REDIS_URL", "localhost:6379")],
         );
         assert_starts_with(&message, "cluster.redis_url: ");
+    }
+
+    #[test]
+    fn cluster_timings_are_checked() {
+        let message = load_err_env(
+            MINIMAL,
+            &[("SWITCHBOARD__CLUSTER__HEARTBEAT_TTL_MS", "100")],
+        );
+        assert_starts_with(&message, "cluster.heartbeat_ttl_ms: ");
+        let message = load_err_env(
+            MINIMAL,
+            &[("SWITCHBOARD__CLUSTER__REQUEST_TIMEOUT_MS", "0")],
+        );
+        assert_starts_with(&message, "cluster.request_timeout_ms: ");
     }
 
     #[test]
