@@ -21,6 +21,11 @@ use crate::error::EngineError;
 use crate::queue::actor::AgentStatus;
 use crate::queue::routing::AgentView;
 
+/// How long a reserved slot waits for its offer before it is freed: longer
+/// than any ask that could still deliver the offer (the queue or the
+/// conversation may have died in between, on another node).
+const RESERVATION_TTL: std::time::Duration = std::time::Duration::from_secs(12);
+
 pub struct AgentActor {
     agent: Agent,
     engine: Arc<EngineContext>,
@@ -51,6 +56,23 @@ impl AgentActor {
                 }
             }
         }
+    }
+
+    /// Frees the slot reserved for `offer_id` if its offer has not come by
+    /// [`RESERVATION_TTL`].
+    fn watch_reservation(
+        &self,
+        conversation_id: ConversationId,
+        offer_id: OfferId,
+        ctx: &mut Context<Self>,
+    ) {
+        ctx.run_later(RESERVATION_TTL, move |actor, ctx| {
+            let effects = actor.agent.drop_unoffered(&conversation_id, &offer_id);
+            if !effects.is_empty() {
+                tracing::warn!(agent_id = %actor.agent.id, %conversation_id, "reserved slot freed: its offer never came");
+                actor.run(effects, ctx);
+            }
+        });
     }
 
     fn key(&self) -> ActorKey {
@@ -145,6 +167,22 @@ impl Actor for AgentActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         tracing::info!(agent_id = %self.agent.id, "agent running on this node");
+        // Restored with reservations whose offers may never come.
+        let unoffered: Vec<_> = self
+            .agent
+            .slots
+            .iter()
+            .filter_map(|(conversation_id, slot)| match slot {
+                super::state::Slot::Offered {
+                    offer_id,
+                    offer: None,
+                } => Some((conversation_id.clone(), offer_id.clone())),
+                _ => None,
+            })
+            .collect();
+        for (conversation_id, offer_id) in unoffered {
+            self.watch_reservation(conversation_id, offer_id, ctx);
+        }
         self.persist(ctx);
         self.report_to_queues();
     }
@@ -247,12 +285,15 @@ impl Handler<Reserve> for AgentActor {
     type Result = Result<(), Refused>;
 
     fn handle(&mut self, message: Reserve, ctx: &mut Self::Context) -> Self::Result {
+        let (conversation_id, offer_id) =
+            (message.conversation_id.clone(), message.offer_id.clone());
         match self
             .agent
             .reserve(message.conversation_id, message.offer_id)
         {
             Ok(effects) => {
                 self.run(effects, ctx);
+                self.watch_reservation(conversation_id, offer_id, ctx);
                 Ok(())
             }
             Err(why) => Err(Refused {
@@ -398,13 +439,18 @@ impl Handler<Logout> for AgentActor {
         }
         let written = self.engine.store.write(write);
         self.engine.directory.remove_agent(&self.agent.id);
-        // Every tab of the agent ends, not only the one that logged out.
-        self.engine.hub.close(&self.topic());
         tracing::info!(agent_id = %self.agent.id, "agent logged out");
+        // Every tab of the agent ends, not only the one that logged out
+        // (on every node); once the logout is saved, so a tab that asks
+        // finds the agent logged out.
         if keeps_state {
-            ctx.wait(written.into_actor(self).map(|_, _, ctx| ctx.stop()));
+            ctx.wait(written.into_actor(self).map(|_, actor, ctx| {
+                actor.engine.hub.close(&actor.topic());
+                ctx.stop()
+            }));
         } else {
             drop(written);
+            self.engine.hub.close(&self.topic());
             ctx.stop();
         }
         Ok(())

@@ -65,11 +65,12 @@ struct ReplyTo {
     id: u64,
 }
 
-/// A session event on a topic channel.
+/// A session event on a topic channel; no frame: the topic ends (its
+/// sessions close, as when an agent logs out).
 #[derive(Serialize, Deserialize)]
 struct TopicFrame {
     origin: String,
-    frame: switchboard_proto::ServerFrame,
+    frame: Option<switchboard_proto::ServerFrame>,
 }
 
 enum Outbound {
@@ -202,9 +203,18 @@ impl Bus {
 
     /// Sends a session event to the other nodes' sessions on `topic`.
     pub fn publish_topic(&self, topic: &Topic, frame: &Frame) {
+        self.send_topic(topic, Some((**frame).clone()));
+    }
+
+    /// Ends `topic`'s sessions on the other nodes.
+    pub fn close_topic(&self, topic: &Topic) {
+        self.send_topic(topic, None);
+    }
+
+    fn send_topic(&self, topic: &Topic, frame: Option<switchboard_proto::ServerFrame>) {
         let envelope = TopicFrame {
             origin: self.placement.me().to_owned(),
-            frame: (**frame).clone(),
+            frame,
         };
         match rmp_serde::to_vec_named(&envelope) {
             Ok(payload) => {
@@ -510,7 +520,10 @@ impl Bus {
             match rmp_serde::from_slice::<TopicFrame>(payload) {
                 Ok(event) if event.origin != self.placement.me() => {
                     if let Some(engine) = self.engine.get() {
-                        engine.hub.publish_local(&topic, Arc::new(event.frame));
+                        match event.frame {
+                            Some(frame) => engine.hub.publish_local(&topic, Arc::new(frame)),
+                            None => engine.hub.close_local(&topic),
+                        }
                     }
                 }
                 Ok(_) => {}

@@ -146,8 +146,20 @@ impl Hub {
     /// Ends every subscription of `topic` (an agent logged out): each
     /// session's channel closes, so the session ends.
     pub fn close(&self, topic: &Topic) {
-        if let Some(subscribers) = self.topics.lock().remove(topic) {
+        if let Some(bus) = self.bus.get() {
+            bus.close_topic(topic);
+        }
+        self.close_local(topic);
+    }
+
+    /// Ends `topic`'s sessions on this node.
+    pub fn close_local(&self, topic: &Topic) {
+        let removed = self.topics.lock().remove(topic);
+        if let Some(subscribers) = removed {
             metrics::gauge!("switchboard_sessions").decrement(subscribers.len() as f64);
+            if let Some(bus) = self.bus.get() {
+                bus.unsubscribe_topic(topic);
+            }
         }
     }
 

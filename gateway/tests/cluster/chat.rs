@@ -213,3 +213,33 @@ async fn conference_across_nodes() {
     })
     .await;
 }
+
+/// An agent with tabs on two nodes logs out in one: the tab on the other
+/// node ends too, and the agent is offline in the directory of every node.
+#[actix_rt::test]
+async fn logout_ends_the_agents_tabs_on_every_node() {
+    let cluster = Cluster::start(2).await;
+    bounded(LIMIT, async {
+        let nodes = cluster.urls();
+        let mut here = Party::agent(&nodes, 0, "carol").await;
+        let mut there = Party::agent(&nodes, 1, "carol").await;
+        here.ok(json!({"type": "logout"})).await;
+        there.wait_closed(SEEN).await;
+        for node in &nodes {
+            let (status, agents) = crate::client::get(
+                node,
+                "/api/v1/agents?state=offline",
+                Some(&crate::client::supervisor()),
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert!(
+                agents
+                    .as_array()
+                    .is_some_and(|rows| rows.iter().any(|row| row["id"] == "carol")),
+                "carol offline on {node}: {agents}"
+            );
+        }
+    })
+    .await;
+}
