@@ -500,6 +500,32 @@ impl Agent {
                 return false;
             }
         }
+        // Offers held but not yet answered that `hello` no longer lists were
+        // withdrawn while the socket was away (the event was missed).
+        let vanished: Vec<String> = self
+            .chats
+            .iter()
+            .filter(|(conv, chat)| {
+                !chat.accepted
+                    && !hello
+                        .offers
+                        .iter()
+                        .any(|o| o.conversation_id.as_str() == conv.as_str())
+                    && !hello
+                        .conversations
+                        .iter()
+                        .any(|s| s.conversation_id.as_str() == conv.as_str())
+                    && !self.requests.values().any(
+                        |o| matches!(&o.request, Request::Accept { conv: c, .. } if c == *conv),
+                    )
+            })
+            .map(|(conv, _)| conv.clone())
+            .collect();
+        for conv in vanished {
+            self.shared.tracker.offer_ended(&conv, &self.id, false);
+            self.chats.remove(&conv);
+            self.update_free();
+        }
         for offer in hello.offers {
             if !self.chats.contains_key(offer.conversation_id.as_str()) {
                 self.on_offer(offer);
@@ -530,6 +556,9 @@ impl Agent {
                 continue;
             };
             let sent = match action {
+                // The offer went away meanwhile (withdrawn, or gone by a
+                // reconnect's `hello`): nothing to accept.
+                Action::Accept(conv) if !self.chats.contains_key(&conv) => true,
                 Action::Accept(conv) => {
                     let command = json!({"type": "accept", "conversation_id": conv});
                     self.request(

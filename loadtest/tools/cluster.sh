@@ -12,7 +12,7 @@
 # from the environment (SWITCHBOARD__CLUSTER__*). Like node.sh it waits
 # for 10 quiet seconds (no compiler) first. It stops what it started (by
 # PID) at the end; the logs stay in the printed directory when the harness
-# fails (KEEP=1: always).
+# fails (KEEP=1: always). BIN=<dir>: binaries from there, not target/release.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 nodes=3 agents=200 max_chats=10 heartbeat_ms=3000 restart=1
@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 scenario=${1:?scenario}
-bin=$PWD/target/release
+bin=${BIN:-$PWD/target/release}
 work=$(mktemp -d /tmp/sb-cluster.XXXXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
