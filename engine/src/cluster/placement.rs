@@ -62,6 +62,9 @@ return 1
     )
 });
 
+/// Owners remembered at most; the cache starts over past this.
+const OWNERS_CACHED: usize = 100_000;
+
 pub fn unavailable(error: redis::RedisError) -> StoreError {
     metrics::counter!("switchboard_redis_errors_total").increment(1);
     StoreError::Unavailable(error.to_string())
@@ -233,7 +236,12 @@ impl Placement {
         if owner.is_empty() {
             return Ok(None);
         }
-        self.owners.write().insert(key.clone(), owner.clone());
+        let mut owners = self.owners.write();
+        if owners.len() >= OWNERS_CACHED {
+            // Finished conversations are never forgotten one by one.
+            owners.clear();
+        }
+        owners.insert(key.clone(), owner.clone());
         Ok(Some(owner))
     }
 
