@@ -142,6 +142,8 @@ pub struct Conversation {
     #[serde(skip)]
     messages: Vec<Arc<Message>>,
     /// `(author id, client_msg_id)` -> seq: a retried `send` adds nothing.
+    /// Rebuilt from the messages on restore, so a snapshot stays small.
+    #[serde(skip)]
     sent: HashMap<(String, ClientMsgId), u64>,
     first_accepted_at: Option<Timestamp>,
     ended_at: Option<Timestamp>,
@@ -213,6 +215,14 @@ impl Conversation {
     /// timers to start again: RONA for the offer in flight, auto wrap-up for
     /// each wrap-up owed. A deadline already past fires at once.
     pub fn restore(&mut self, messages: Vec<Arc<Message>>, now: Timestamp) -> Vec<Effect> {
+        self.sent = messages
+            .iter()
+            .filter_map(|message| {
+                let author = message.from.id.clone()?;
+                let client_msg_id = message.client_msg_id.clone()?;
+                Some(((author, client_msg_id), message.seq))
+            })
+            .collect();
         self.messages = messages;
         let remaining = |deadline: Timestamp| deadline.millis_since(now);
         let mut timers = Vec::new();

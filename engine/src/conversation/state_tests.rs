@@ -745,4 +745,15 @@ fn failover_restores_a_conversation_from_its_snapshot_and_log_with_its_timers() 
         vec![Effect::StartTimer(Timer::AutoWrapUp(agent("alice")), 0)]
     );
     assert_eq!(restored.record(), ended.record());
+
+    // A send retried after the failover is still recognised.
+    let mut active = active_with("alice");
+    let alice = agent("alice");
+    let first = say(&mut active, Speaker::Agent(&alice), "Hi", "m-1").unwrap();
+    let bytes = rmp_serde::to_vec_named(&active).unwrap();
+    let mut restored: Conversation = rmp_serde::from_slice(&bytes).unwrap();
+    restored.restore(active.messages_after(0).to_vec(), Timestamp(9_000));
+    let again = say(&mut restored, Speaker::Agent(&alice), "Hi", "m-1").unwrap();
+    assert_eq!(again, first);
+    assert_eq!(restored.last_seq(), active.last_seq());
 }
