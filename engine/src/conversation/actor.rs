@@ -144,7 +144,7 @@ impl ConversationActor {
             }
         }
         ctx.wait(
-            self.store_and_deliver(appended, leavers, finished, after)
+            self.store_and_deliver(appended, leavers, finished, after, true)
                 .map(|_, _, _| ()),
         );
     }
@@ -152,17 +152,22 @@ impl ConversationActor {
     /// Writes `appended` (and the snapshot in a cluster; when `finished`,
     /// the record) to the store, then carries out `after`, delivers the
     /// messages and, when `finished`, stops the actor.
+    /// A plain `send` (`transition` false) changes nothing a snapshot keeps
+    /// (the messages live in the log), so in a cluster it writes only the log.
     fn store_and_deliver(
         &mut self,
         appended: Vec<Arc<Message>>,
         leavers: Vec<AgentId>,
         finished: bool,
         after: Vec<Effect>,
+        transition: bool,
     ) -> impl ActorFuture<Self, Output = Result<(), StoreError>> + 'static {
         let store = self.engine.store.clone();
         let mut write = StateWrite::new(self.key());
         write.messages = appended.clone();
-        if store.keeps_state() {
+        if !transition {
+            // Only the log.
+        } else if store.keeps_state() {
             write.waiting = Some((
                 self.conversation.queue_id(),
                 self.conversation.waiting_since().filter(|_| !finished),
@@ -173,7 +178,7 @@ impl ConversationActor {
             if store.keeps_state() {
                 write.snapshot = Stored::Delete;
             }
-        } else if store.keeps_state() {
+        } else if store.keeps_state() && transition {
             match rmp_serde::to_vec_named(&self.conversation) {
                 Ok(bytes) => write.snapshot = Stored::Keep(bytes),
                 Err(error) => tracing::error!(%error, "conversation snapshot not encoded"),
@@ -206,7 +211,9 @@ impl ConversationActor {
                             ctx.wait(actix::fut::wrap_future::<_, Self>(retry).then(
                                 move |_, actor, _ctx| {
                                     actor
-                                        .store_and_deliver(appended, leavers, finished, after)
+                                        .store_and_deliver(
+                                            appended, leavers, finished, after, transition,
+                                        )
                                         .map(|_, _, _| ())
                                 },
                             ));
@@ -247,8 +254,13 @@ impl ConversationActor {
                 AtomicResponse::new(Box::pin(fut::ready(Ok(message))))
             }
             Ok((message, _append)) => {
-                let stored =
-                    self.store_and_deliver(vec![message.clone()], Vec::new(), false, Vec::new());
+                let stored = self.store_and_deliver(
+                    vec![message.clone()],
+                    Vec::new(),
+                    false,
+                    Vec::new(),
+                    false,
+                );
                 AtomicResponse::new(Box::pin(stored.map(move |result, actor, _| {
                     result.map(|()| message.clone()).map_err(|error| {
                         if !matches!(error, StoreError::Fenced) {

@@ -46,6 +46,11 @@ pub struct QueueActor {
     counters: Counters,
     service_level_ms: u64,
     engine: Arc<EngineContext>,
+    /// Cluster only: a snapshot write is in flight; state changed since it
+    /// began; the bytes last saved.
+    saving: bool,
+    unsaved: bool,
+    saved: Vec<u8>,
 }
 
 /// What a cluster keeps of a queue, so a new owner rebuilds it. The agents'
@@ -68,41 +73,62 @@ impl QueueActor {
             counters: Counters::default(),
             service_level_ms,
             engine,
+            saving: false,
+            unsaved: false,
+            saved: Vec::new(),
         }
     }
 
-    /// In a cluster, writes the waiting list and counters (fenced); the
-    /// next message waits for it, so writes land in order.
-    fn persist(&self, ctx: &mut Context<Self>) {
-        let store = &self.engine.store;
+    /// In a cluster, saves the waiting list and counters (fenced), without
+    /// holding up the mailbox: one write at a time, the latest state each
+    /// time, none when nothing changed. (Who waits is also in the index the
+    /// conversations write; this keeps the order and the counters.)
+    fn persist(&mut self, ctx: &mut Context<Self>) {
+        let store = self.engine.store.clone();
         if !store.keeps_state() {
+            return;
+        }
+        if self.saving {
+            self.unsaved = true;
             return;
         }
         let snapshot = QueueSnapshot {
             waiting: self.waiting.in_order(),
             counters: self.counters.clone(),
         };
-        let mut write = StateWrite::new(ActorKey::Queue(self.id.clone()));
-        match rmp_serde::to_vec_named(&snapshot) {
-            Ok(bytes) => write.snapshot = Stored::Keep(bytes),
+        let bytes = match rmp_serde::to_vec_named(&snapshot) {
+            Ok(bytes) => bytes,
             Err(error) => return tracing::error!(%error, "queue snapshot not encoded"),
+        };
+        if bytes == self.saved {
+            return;
         }
-        ctx.wait(
-            store
-                .write(write)
-                .into_actor(self)
-                .map(|result, queue, ctx| match result {
-                    Ok(()) => {}
-                    Err(StoreError::Fenced) => {
-                        tracing::warn!(queue_id = %queue.id, "another node owns this queue now; stopping here");
-                        queue.engine.directory.remove_queue(&queue.id);
-                        ctx.stop();
+        self.saving = true;
+        self.unsaved = false;
+        let mut write = StateWrite::new(ActorKey::Queue(self.id.clone()));
+        write.snapshot = Stored::Keep(bytes.clone());
+        ctx.spawn(store.write(write).into_actor(self).map(move |result, queue, ctx| {
+            queue.saving = false;
+            match result {
+                Ok(()) => {
+                    queue.saved = bytes;
+                    if queue.unsaved {
+                        queue.persist(ctx);
                     }
-                    Err(error) => {
-                        tracing::error!(queue_id = %queue.id, %error, "queue state not saved")
-                    }
-                }),
-        );
+                }
+                Err(StoreError::Fenced) => {
+                    tracing::warn!(queue_id = %queue.id, "another node owns this queue now; stopping here");
+                    queue.engine.directory.remove_queue(&queue.id);
+                    ctx.stop();
+                }
+                Err(error) => {
+                    tracing::error!(queue_id = %queue.id, %error, "queue state not saved; retrying");
+                    ctx.run_later(std::time::Duration::from_millis(500), |queue, ctx| {
+                        queue.persist(ctx)
+                    });
+                }
+            }
+        }));
     }
 
     fn record_depth(&self) {
