@@ -173,7 +173,7 @@ impl Engine {
             let bytes = routed::encode(&fresh)?;
             let key = ActorKey::Agent(id.clone());
             let created = self.inner.store.create_state(&key, bytes).await;
-            created.map_err(|error| EngineError::Unavailable(error.to_string()))?;
+            created?;
             self.agent(id)?.ask(agent::Snapshot).await?;
         } else {
             let mut started = None;
@@ -199,7 +199,7 @@ impl Engine {
             .store
             .write(write)
             .await
-            .map_err(|error| EngineError::Unavailable(error.to_string()))
+            .map_err(EngineError::from)
     }
 
     /// Is the agent logged in (its actor running, here or on another node)?
@@ -297,7 +297,7 @@ impl Engine {
             // A new id: this node becomes its owner (unless its lease lapsed).
             let key = ActorKey::Conversation(id.clone());
             let owner = bus.placement().claim_new(&key).await;
-            let owner = owner.map_err(|error| EngineError::Unavailable(error.to_string()))?;
+            let owner = owner.map_err(EngineError::from)?;
             if owner.as_deref() != Some(bus.placement().me()) {
                 return Err(EngineError::Unavailable(
                     "conversation id taken; retry".into(),
@@ -374,7 +374,7 @@ impl Engine {
                     .store
                     .load_record(id)
                     .await
-                    .map_err(|error| EngineError::Unavailable(error.to_string()))?
+                    .map_err(EngineError::from)?
                     .ok_or_else(|| EngineError::not_found("conversation", id))?;
                 summary_of(&record)
             }
@@ -664,7 +664,7 @@ impl Engine {
             .store
             .load_record(id)
             .await
-            .map_err(|error| EngineError::Unavailable(error.to_string()))?
+            .map_err(EngineError::from)?
             .ok_or_else(|| EngineError::not_found("conversation", id))
     }
 
@@ -721,7 +721,7 @@ impl Engine {
             .store
             .presence()
             .await
-            .map_err(|error| EngineError::Unavailable(error.to_string()))?
+            .map_err(EngineError::from)?
             .into_iter()
             .map(|view| (view.id.clone(), view.info()))
             .collect();

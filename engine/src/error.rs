@@ -101,6 +101,12 @@ impl EngineError {
     }
 }
 
+impl From<crate::cluster::store::StoreError> for EngineError {
+    fn from(error: crate::cluster::store::StoreError) -> Self {
+        EngineError::Unavailable(error.to_string())
+    }
+}
+
 impl From<actix::MailboxError> for EngineError {
     fn from(error: actix::MailboxError) -> Self {
         match error {

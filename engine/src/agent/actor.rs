@@ -12,7 +12,7 @@ use switchboard_proto::{ConversationId, IdleReasonId, OfferId, RequestedState, T
 use super::state::{Agent, AgentEffect};
 use crate::cluster::hub::Topic;
 use crate::cluster::key::ActorKey;
-use crate::cluster::routed::{Activate, Retire};
+use crate::cluster::routed::{load_snapshot, wrong_kind, Activate, Retire};
 use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
 use crate::conversation::actor::AcceptOffer;
@@ -207,22 +207,14 @@ impl Activate for AgentActor {
         let key = key.clone();
         Box::pin(async move {
             let ActorKey::Agent(id) = &key else {
-                return Err(EngineError::Internal(format!(
-                    "{} is not an agent",
-                    key.name()
-                )));
+                return Err(wrong_kind(&key, "an agent"));
             };
             if let Some(addr) = engine.directory.local_agent(id) {
                 return Ok(addr);
             }
-            let bytes = engine
-                .store
-                .load_state(&key)
-                .await
-                .map_err(|error| EngineError::Unavailable(error.to_string()))?
+            let agent: Agent = load_snapshot(&engine, &key)
+                .await?
                 .ok_or_else(|| EngineError::invalid_state("the agent is not logged in"))?;
-            let agent: Agent = rmp_serde::from_slice(&bytes)
-                .map_err(|error| EngineError::Internal(format!("agent snapshot: {error}")))?;
             let shared = engine.clone();
             let arbiter = engine.directory.arbiter();
             engine.directory.agent_or_start(id, || {

@@ -48,10 +48,7 @@ pub async fn join(config: &ClusterConfig, node_id: &str) -> Result<Joined, Engin
         me.clone(),
         config.heartbeat_ttl,
     ));
-    placement
-        .register(node_id)
-        .await
-        .map_err(|error| EngineError::Unavailable(error.to_string()))?;
+    placement.register(node_id).await?;
     let bus = Bus::start(placement, client, config.request_timeout);
     let store = Arc::new(RedisStore::new(conn, keys, me));
     Ok(Joined { bus, store })

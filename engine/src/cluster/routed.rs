@@ -76,6 +76,24 @@ where
     })))
 }
 
+/// An actor's stored snapshot, decoded; `None` when it has none.
+pub async fn load_snapshot<T: DeserializeOwned>(
+    engine: &EngineContext,
+    key: &ActorKey,
+) -> Result<Option<T>, EngineError> {
+    let Some(bytes) = engine.store.load_state(key).await? else {
+        return Ok(None);
+    };
+    rmp_serde::from_slice(&bytes)
+        .map(Some)
+        .map_err(|error| EngineError::Internal(format!("{} snapshot: {error}", key.name())))
+}
+
+/// `key` names an actor of another kind than the one asked to activate.
+pub fn wrong_kind(key: &ActorKey, kind: &str) -> EngineError {
+    EngineError::Internal(format!("{} is not {kind}", key.name()))
+}
+
 /// Encodes a routed message for an envelope.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, EngineError> {
     rmp_serde::to_vec_named(value)

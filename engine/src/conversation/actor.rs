@@ -19,7 +19,7 @@ use super::state::{Conversation, Effect, Seat, Speaker, Timer};
 use crate::agent::actor::{FromConversation as ToAgent, Reserve};
 use crate::cluster::hub::Topic;
 use crate::cluster::key::ActorKey;
-use crate::cluster::routed::{Activate, Retire};
+use crate::cluster::routed::{load_snapshot, wrong_kind, Activate, Retire};
 use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
 use crate::conversation::state::AgentNotice;
@@ -468,26 +468,15 @@ impl Activate for ConversationActor {
         let key = key.clone();
         Box::pin(async move {
             let ActorKey::Conversation(id) = &key else {
-                return Err(EngineError::Internal(format!(
-                    "{} is not a conversation",
-                    key.name()
-                )));
+                return Err(wrong_kind(&key, "a conversation"));
             };
             if let Some(addr) = engine.directory.local_conversation(id) {
                 return Ok(addr);
             }
-            let unavailable = |error: StoreError| EngineError::Unavailable(error.to_string());
-            let bytes = engine
-                .store
-                .load_state(&key)
-                .await
-                .map_err(unavailable)?
+            let mut conversation: Conversation = load_snapshot(&engine, &key)
+                .await?
                 .ok_or_else(|| EngineError::not_found("conversation", id))?;
-            let mut conversation: Conversation =
-                rmp_serde::from_slice(&bytes).map_err(|error| {
-                    EngineError::Internal(format!("conversation snapshot: {error}"))
-                })?;
-            let log = engine.store.load_log(id, 0).await.map_err(unavailable)?;
+            let log = engine.store.load_log(id, 0).await?;
             let timers = conversation.restore(log, Timestamp::now());
             if let Some(addr) = engine.directory.local_conversation(id) {
                 return Ok(addr);

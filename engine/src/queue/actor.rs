@@ -17,7 +17,7 @@ use super::routing::{self, AgentView};
 use super::waiting::{Position, Waiting, WaitingList};
 use crate::agent::actor::{FromConversation as ToAgent, Refused, Reserve};
 use crate::cluster::key::ActorKey;
-use crate::cluster::routed::{Activate, Retire};
+use crate::cluster::routed::{load_snapshot, wrong_kind, Activate, Retire};
 use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
 use crate::conversation::actor::OfferReserved;
@@ -362,10 +362,7 @@ impl Activate for QueueActor {
         let key = key.clone();
         Box::pin(async move {
             let ActorKey::Queue(id) = &key else {
-                return Err(EngineError::Internal(format!(
-                    "{} is not a queue",
-                    key.name()
-                )));
+                return Err(wrong_kind(&key, "a queue"));
             };
             if let Some(addr) = engine.directory.local_queue(id) {
                 return Ok(addr);
@@ -375,14 +372,7 @@ impl Activate for QueueActor {
                 .queue(id)
                 .map(|queue| queue.name.clone())
                 .ok_or_else(|| EngineError::not_found("queue", id))?;
-            let unavailable = |error: StoreError| EngineError::Unavailable(error.to_string());
-            let snapshot =
-                match engine.store.load_state(&key).await.map_err(unavailable)? {
-                    Some(bytes) => Some(rmp_serde::from_slice::<QueueSnapshot>(&bytes).map_err(
-                        |error| EngineError::Internal(format!("queue snapshot: {error}")),
-                    )?),
-                    None => None,
-                };
+            let snapshot: Option<QueueSnapshot> = load_snapshot(&engine, &key).await?;
             let serving = |agent: &AgentId| {
                 engine
                     .catalog
@@ -392,15 +382,14 @@ impl Activate for QueueActor {
             let agents: HashMap<AgentId, AgentView> = engine
                 .store
                 .presence()
-                .await
-                .map_err(unavailable)?
+                .await?
                 .into_iter()
                 .filter(|view| serving(&view.id) && view.state != AgentState::Offline)
                 .map(|view| (view.id.clone(), view))
                 .collect();
             // Who waits is what the conversations wrote (the index); the
             // order is the snapshot's (RONA puts some at the head).
-            let indexed = engine.store.waiting(id).await.map_err(unavailable)?;
+            let indexed = engine.store.waiting(id).await?;
             let mut queue = QueueActor::new(id.clone(), name, engine.clone());
             queue.agents = agents;
             let mut waiting = Vec::new();
