@@ -9,13 +9,13 @@ use switchboard_proto::event::{AgentStateEvent, OfferWithdrawn, ServerFrame, Wra
 use switchboard_proto::model::{AgentState, ConversationSummary, Offer};
 use switchboard_proto::{ConversationId, IdleReasonId, OfferId, RequestedState, Timestamp};
 
-use super::state::{Agent, AgentEffect};
+use super::state::{Agent, AgentEffect, Slot};
 use crate::cluster::hub::Topic;
 use crate::cluster::key::ActorKey;
 use crate::cluster::routed::{load_snapshot, wrong_kind, Activate, Retire};
 use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
-use crate::conversation::actor::AcceptOffer;
+use crate::conversation::actor::{AcceptOffer, Party, Summary};
 use crate::conversation::state::AgentNotice;
 use crate::error::EngineError;
 use crate::queue::actor::AgentStatus;
@@ -310,6 +310,11 @@ impl Handler<Accept> for AgentActor {
         let conversation_id = message.conversation_id;
         let offer_id = match self.agent.offer_to_accept(&conversation_id) {
             Ok(offer_id) => offer_id,
+            // A retried accept whose answer was lost: the chat is this
+            // agent's already, so it answers as the first one did.
+            Err(_) if self.agent.slots.get(&conversation_id) == Some(&Slot::Active) => {
+                return self.summary_of(conversation_id);
+            }
             Err(error) => return Box::pin(fut::ready(Err(error))),
         };
         let Some(conversation) = self.engine.directory.conversation(&conversation_id) else {
@@ -333,6 +338,21 @@ impl Handler<Accept> for AgentActor {
             }
             result
         }))
+    }
+}
+
+impl AgentActor {
+    /// The summary of a conversation this agent is in, as `accept` answers.
+    fn summary_of(
+        &self,
+        conversation_id: ConversationId,
+    ) -> ResponseActFuture<Self, Result<ConversationSummary, EngineError>> {
+        let Some(conversation) = self.engine.directory.conversation(&conversation_id) else {
+            return Box::pin(fut::ready(Err(EngineError::NoOffer(conversation_id))));
+        };
+        let party = Party::Agent(self.agent.id.clone());
+        let request = async move { conversation.ask(Summary { party }).await? };
+        Box::pin(request.into_actor(self))
     }
 }
 

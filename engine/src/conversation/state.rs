@@ -211,9 +211,11 @@ impl Conversation {
     }
 
     /// Puts back the messages of a conversation read from a cluster
-    /// snapshot (they travel in the log, not the snapshot) and returns the
-    /// timers to start again: RONA for the offer in flight, auto wrap-up for
-    /// each wrap-up owed. A deadline already past fires at once.
+    /// snapshot (they travel in the log, not the snapshot) and returns what
+    /// to do again: the timers (RONA for the offer in flight, auto wrap-up
+    /// for each wrap-up owed; a deadline already past fires at once), and
+    /// the notices its old node may have died before sending (enqueue, the
+    /// offer), which their receivers take as no-ops when repeated.
     pub fn restore(&mut self, messages: Vec<Arc<Message>>, now: Timestamp) -> Vec<Effect> {
         self.sent = messages
             .iter()
@@ -226,7 +228,22 @@ impl Conversation {
         self.messages = messages;
         let remaining = |deadline: Timestamp| deadline.millis_since(now);
         let mut timers = Vec::new();
+        // The node may have died between saving and telling: tell again
+        // (the queue and the agent take a repeat as a no-op).
+        if let Some(since) = self.waiting_since() {
+            timers.push(Effect::Queue(
+                self.queue_id(),
+                QueueNotice::Enqueue {
+                    position: Position::Head,
+                    queued_since: since,
+                },
+            ));
+        }
         if let Some(pending) = &self.pending {
+            timers.push(Effect::Agent(
+                pending.agent.id.clone(),
+                AgentNotice::OfferReady(Box::new(self.offer_payload(pending))),
+            ));
             timers.push(Effect::StartTimer(
                 Timer::OfferExpiry(pending.offer_id.clone()),
                 remaining(pending.expires_at),
@@ -239,6 +256,15 @@ impl Conversation {
             ));
         }
         timers
+    }
+
+    /// Did `agent` accept the offer `offer_id`?
+    fn accepted(&self, agent: &AgentId, offer_id: &OfferId) -> bool {
+        self.offers.iter().any(|offer| {
+            &offer.offer_id == offer_id
+                && offer.agent.id == agent.as_str()
+                && offer.outcome == OfferOutcome::Accepted
+        })
     }
 
     /// Since when it waits in its queue, while it does.
@@ -483,6 +509,11 @@ impl Conversation {
             .as_ref()
             .is_some_and(|p| &p.offer_id == offer_id && &p.agent.id == agent);
         if !matches {
+            // A retried accept (its answer was lost) succeeds again, and
+            // changes nothing, while the agent is still in the chat.
+            if self.accepted(agent, offer_id) && self.is_present(agent) {
+                return Ok(Vec::new());
+            }
             return Err(EngineError::NoOffer(self.id.clone()));
         }
         let Some(pending) = self.close_offer(OfferOutcome::Accepted, now) else {

@@ -207,6 +207,29 @@ fn accept_makes_the_agent_owner_and_says_it_joined() {
 }
 
 #[test]
+fn a_retried_accept_succeeds_again_and_changes_nothing() {
+    let mut conversation = queued();
+    offered_to(&mut conversation, "alice", "o1");
+    assert!(!conversation
+        .accept(&agent("alice"), &OfferId::new("o1"), Timestamp(3_000))
+        .unwrap()
+        .is_empty());
+    let before = conversation.record();
+    let again = conversation
+        .accept(&agent("alice"), &OfferId::new("o1"), Timestamp(4_000))
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(conversation.record(), before);
+    // Someone else, or another offer, still gets `no_offer`.
+    assert!(conversation
+        .accept(&agent("bob"), &OfferId::new("o1"), Timestamp(4_000))
+        .is_err());
+    assert!(conversation
+        .accept(&agent("alice"), &OfferId::new("o2"), Timestamp(4_000))
+        .is_err());
+}
+
+#[test]
 fn accept_without_the_pending_offer_is_no_offer_and_changes_nothing() {
     let mut conversation = queued();
     offered_to(&mut conversation, "bob", "o1");
@@ -721,14 +744,35 @@ fn failover_restores_a_conversation_from_its_snapshot_and_log_with_its_timers() 
     // The snapshot carries no messages: they come back from the log.
     assert_eq!(restored.last_seq(), 0);
     let log = offered.messages_after(0).to_vec();
-    let timers = restored.restore(log, Timestamp(12_000));
+    let effects = restored.restore(log, Timestamp(12_000));
     assert_eq!(restored.last_seq(), 1);
     assert_eq!(restored.summary(), offered.summary());
     assert_eq!(
-        timers,
-        vec![Effect::StartTimer(
+        effects.last(),
+        Some(&Effect::StartTimer(
             Timer::OfferExpiry(OfferId::new("o1")),
             2_000 + RONA_MS - 12_000
+        ))
+    );
+    // The popover is sent again (its node may have died before sending it).
+    assert!(matches!(
+        notices_to(&effects, "alice").as_slice(),
+        [AgentNotice::OfferReady(offer)] if offer.offer_id == OfferId::new("o1")
+    ));
+
+    // A queued one tells its queue again that it waits.
+    let waiting = queued();
+    let bytes = rmp_serde::to_vec_named(&waiting).unwrap();
+    let mut restored: Conversation = rmp_serde::from_slice(&bytes).unwrap();
+    let effects = restored.restore(waiting.messages_after(0).to_vec(), Timestamp(3_000));
+    assert_eq!(
+        effects,
+        vec![Effect::Queue(
+            QueueId::new("sales"),
+            QueueNotice::Enqueue {
+                position: Position::Head,
+                queued_since: Timestamp(1_000)
+            }
         )]
     );
 

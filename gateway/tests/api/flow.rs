@@ -27,6 +27,11 @@ async fn customer_chat_is_offered_accepted_answered_ended_and_wrapped_up(codec: 
     assert_eq!(accepted["conversation"]["owner"], "bob");
     customer.conversation_state("active").await;
     customer.message("Bob Chen joined the chat").await;
+    // A retried accept (its answer lost) answers the same, and adds nothing.
+    let again = bob
+        .ok(json!({"type": "accept", "conversation_id": id}))
+        .await;
+    assert_eq!(again["conversation"], accepted["conversation"]);
 
     let ack = bob
         .ok(json!({"type": "send", "conversation_id": id, "text": "Hi Ada, how can I help?", "client_msg_id": "b1"}))
