@@ -67,10 +67,17 @@ struct ReplyTo {
 
 /// A session event on a topic channel; no frame: the topic ends (its
 /// sessions close, as when an agent logs out).
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct TopicFrame {
     origin: String,
     frame: Option<switchboard_proto::ServerFrame>,
+}
+
+/// [`TopicFrame`] as sent: borrowed, so publishing copies nothing.
+#[derive(Serialize)]
+struct TopicFrameRef<'a> {
+    origin: &'a str,
+    frame: Option<&'a switchboard_proto::ServerFrame>,
 }
 
 enum Outbound {
@@ -203,7 +210,7 @@ impl Bus {
 
     /// Sends a session event to the other nodes' sessions on `topic`.
     pub fn publish_topic(&self, topic: &Topic, frame: &Frame) {
-        self.send_topic(topic, Some((**frame).clone()));
+        self.send_topic(topic, Some(frame));
     }
 
     /// Ends `topic`'s sessions on the other nodes.
@@ -211,9 +218,9 @@ impl Bus {
         self.send_topic(topic, None);
     }
 
-    fn send_topic(&self, topic: &Topic, frame: Option<switchboard_proto::ServerFrame>) {
-        let envelope = TopicFrame {
-            origin: self.placement.me().to_owned(),
+    fn send_topic(&self, topic: &Topic, frame: Option<&switchboard_proto::ServerFrame>) {
+        let envelope = TopicFrameRef {
+            origin: self.placement.me(),
             frame,
         };
         match rmp_serde::to_vec_named(&envelope) {
