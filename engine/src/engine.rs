@@ -104,7 +104,7 @@ impl Engine {
         workers: usize,
     ) -> Result<Engine, EngineError> {
         let node_id = config.node_id.to_string();
-        let joined = node::join(&cluster, &node_id).await?;
+        let joined = node::join(&cluster, &node_id, config.records_kept).await?;
         let directory = Directory::new(workers);
         directory.connect(joined.bus.clone());
         let inner = Arc::new(EngineContext::new(

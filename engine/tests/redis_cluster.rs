@@ -51,7 +51,7 @@ impl Redis {
         let keys = Keys::new("t");
         let placement = Arc::new(Placement::new(conn.clone(), keys.clone(), name.into(), ttl));
         placement.register(name).await.unwrap();
-        (placement, RedisStore::new(conn, keys, name.into()))
+        (placement, RedisStore::new(conn, keys, name.into(), 2))
     }
 }
 
@@ -78,6 +78,29 @@ fn message(conversation: &ConversationId, seq: u64) -> Arc<Message> {
         ts: Timestamp(seq as i64),
         client_msg_id: None,
     })
+}
+
+fn record(id: &ConversationId) -> ConversationRecord {
+    ConversationRecord {
+        conversation_id: id.clone(),
+        state: ConversationState::Closed,
+        customer: Customer {
+            name: "Ada".into(),
+            email: None,
+        },
+        attributes: Default::default(),
+        queue: NamedRef::new("sales", "Sales"),
+        created_at: Timestamp(1),
+        first_accepted_at: None,
+        ended_at: None,
+        closed_at: None,
+        participants: Vec::new(),
+        owner: None,
+        legs: Vec::new(),
+        offers: Vec::new(),
+        wrap_ups: Vec::new(),
+        messages: vec![(*message(id, 1)).clone()],
+    }
 }
 
 /// Waits until `node`'s heartbeat key is gone (its TTL ran out).
@@ -227,26 +250,7 @@ async fn durability_a_finished_conversation_keeps_its_record_and_releases_its_ow
 
     let mut done = StateWrite::new(key.clone());
     done.snapshot = Snapshot::Delete;
-    let record = ConversationRecord {
-        conversation_id: id.clone(),
-        state: ConversationState::Closed,
-        customer: Customer {
-            name: "Ada".into(),
-            email: None,
-        },
-        attributes: Default::default(),
-        queue: NamedRef::new("sales", "Sales"),
-        created_at: Timestamp(1),
-        first_accepted_at: None,
-        ended_at: None,
-        closed_at: None,
-        participants: Vec::new(),
-        owner: None,
-        legs: Vec::new(),
-        offers: Vec::new(),
-        wrap_ups: Vec::new(),
-        messages: vec![(*message(&id, 1)).clone()],
-    };
+    let record = record(&id);
     done.record = Some(record.clone());
     store.write(done).await.unwrap();
 
@@ -289,4 +293,28 @@ async fn durability_who_waits_in_a_queue_is_written_by_the_conversations_themsel
         store.waiting(&sales).await.unwrap(),
         vec![(ConversationId::new("c-a"), Timestamp(20))]
     );
+}
+
+#[tokio::test]
+async fn durability_closed_records_are_kept_up_to_the_bound_oldest_dropped_first() {
+    let redis = Redis::start();
+    // The test nodes keep 2 records.
+    let (one, store) = redis.node("n1", LONG).await;
+    for n in ["c-old", "c-mid", "c-new"] {
+        let id = ConversationId::new(n);
+        let key = ActorKey::Conversation(id.clone());
+        one.claim_new(&key).await.unwrap();
+        let mut done = StateWrite::new(key);
+        done.snapshot = Snapshot::Delete;
+        done.record = Some(record(&id));
+        store.write(done).await.unwrap();
+    }
+    let kept = |n: &str| {
+        let store = &store;
+        let id = ConversationId::new(n);
+        async move { store.load_record(&id).await.unwrap().is_some() }
+    };
+    assert!(!kept("c-old").await);
+    assert!(kept("c-mid").await);
+    assert!(kept("c-new").await);
 }

@@ -149,7 +149,8 @@ pub struct LimitSettings {
     pub commands_per_second: std::num::NonZeroU32,
     /// Commands a session may send in a burst above that rate.
     pub command_burst: std::num::NonZeroU32,
-    /// Closed conversation records an embedded node keeps in memory.
+    /// Closed conversation records kept, oldest dropped first (in memory
+    /// embedded, in Redis for a whole cluster).
     pub records_kept: usize,
     /// Chats one client address may start per minute (0: no limit).
     pub chats_per_minute_per_address: u32,

@@ -59,6 +59,11 @@ impl Keys {
         format!("{}:waiting:{queue}", self.prefix)
     }
 
+    /// Closed conversations with a record, oldest first (to bound them).
+    pub fn records(&self) -> String {
+        format!("{}:records", self.prefix)
+    }
+
     pub fn presence(&self) -> String {
         format!("{}:presence", self.prefix)
     }

@@ -27,7 +27,11 @@ pub struct Joined {
 
 /// Connects to Redis and registers this node. Fails when Redis cannot be
 /// reached, so a misconfigured node stops at start rather than limp.
-pub async fn join(config: &ClusterConfig, node_id: &str) -> Result<Joined, EngineError> {
+pub async fn join(
+    config: &ClusterConfig,
+    node_id: &str,
+    records_kept: usize,
+) -> Result<Joined, EngineError> {
     let unavailable =
         |error: redis::RedisError| EngineError::Unavailable(format!("cluster.redis_url: {error}"));
     let client = redis::Client::open(config.redis_url.as_str()).map_err(unavailable)?;
@@ -50,7 +54,7 @@ pub async fn join(config: &ClusterConfig, node_id: &str) -> Result<Joined, Engin
     ));
     placement.register(node_id).await?;
     let bus = Bus::start(placement, client, config.request_timeout);
-    let store = Arc::new(RedisStore::new(conn, keys, me));
+    let store = Arc::new(RedisStore::new(conn, keys, me, records_kept));
     Ok(Joined { bus, store })
 }
 

@@ -21,18 +21,18 @@ use super::store::{Snapshot, StateWrite, Store, StoreError};
 use crate::queue::routing::AgentView;
 
 /// KEYS: owner, my heartbeat, state, log, presence, record, my owned set,
-/// queue index.
+/// queue index, records index.
 /// ARGV: me, snapshot mode ('', 'keep', 'delete'), snapshot, presence op
 /// ('', 'set', 'del'), presence field, presence value, record ('' = none),
-/// actor name, queue index op ('', 'add', 'rem'), score, then (seq,
-/// message) pairs.
+/// actor name, queue index op ('', 'add', 'rem'), score, records kept,
+/// record key prefix, then (seq, message) pairs.
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
 end
-for i = 11, #ARGV, 2 do
+for i = 13, #ARGV, 2 do
   redis.pcall('XADD', KEYS[4], ARGV[i] .. '-1', 'm', ARGV[i + 1])
 end
 if ARGV[4] == 'set' then
@@ -48,6 +48,16 @@ end
 if ARGV[7] ~= '' then
   redis.call('SET', KEYS[6], ARGV[7])
   redis.call('DEL', KEYS[4])
+  local id = string.sub(ARGV[8], 6)
+  local order = redis.call('INCR', KEYS[9] .. ':n')
+  redis.call('ZADD', KEYS[9], order, id)
+  local over = redis.call('ZCARD', KEYS[9]) - tonumber(ARGV[11])
+  if over > 0 then
+    local oldest = redis.call('ZPOPMIN', KEYS[9], over)
+    for j = 1, #oldest, 2 do
+      redis.call('DEL', ARGV[12] .. oldest[j])
+    end
+  end
 end
 if ARGV[2] == 'keep' then
   redis.call('SET', KEYS[3], ARGV[3])
@@ -65,11 +75,18 @@ pub struct RedisStore {
     conn: ConnectionManager,
     keys: Keys,
     me: String,
+    /// Closed records kept, the oldest deleted first (as in one process).
+    records_kept: usize,
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, keys: Keys, me: String) -> Self {
-        Self { conn, keys, me }
+    pub fn new(conn: ConnectionManager, keys: Keys, me: String, records_kept: usize) -> Self {
+        Self {
+            conn,
+            keys,
+            me,
+            records_kept: records_kept.max(1),
+        }
     }
 }
 
@@ -91,6 +108,7 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let keys = self.keys.clone();
         let me = self.me.clone();
+        let records_kept = self.records_kept;
         Box::pin(async move {
             let log = match &write.key {
                 ActorKey::Conversation(id) => keys.log(id),
@@ -114,6 +132,7 @@ impl Store for RedisStore {
                 .key(record_key)
                 .key(keys.owned(&me))
                 .key(waiting_key)
+                .key(keys.records())
                 .arg(&me);
             match &write.snapshot {
                 Snapshot::Unchanged => invocation.arg("").arg(""),
@@ -137,6 +156,9 @@ impl Store for RedisStore {
                 Some((_, Some(since))) => invocation.arg("add").arg(since.0),
                 Some((_, None)) => invocation.arg("rem").arg(0),
             };
+            invocation
+                .arg(records_kept)
+                .arg(keys.record(&ConversationId::new("")));
             for message in &write.messages {
                 invocation.arg(message.seq).arg(encoded(message.as_ref())?);
             }
