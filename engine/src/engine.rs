@@ -86,10 +86,10 @@ impl Engine {
         for queue in &inner.catalog.config.queues {
             let shared = inner.clone();
             let (id, name) = (queue.id.clone(), queue.name.clone());
-            let addr = QueueActor::start_in_arbiter(inner.directory.arbiter(), move |_| {
-                QueueActor::new(id, name, shared)
+            let arbiter = inner.directory.arbiter();
+            inner.directory.queue_or_start(&queue.id, || {
+                QueueActor::start_in_arbiter(arbiter, move |_| QueueActor::new(id, name, shared))
             });
-            inner.directory.list_queue(queue.id.clone(), addr);
         }
         Engine { inner }
     }
@@ -306,11 +306,17 @@ impl Engine {
         }
         let shared = self.inner.clone();
         let directory = &self.inner.directory;
-        directory.start_conversation(id.clone(), || {
+        let actor = directory.start_conversation(id.clone(), || {
             ConversationActor::start_in_arbiter(directory.arbiter(), move |_| {
                 ConversationActor::new(state, opening, shared)
             })
         });
+        if self.inner.bus.is_some() {
+            // Answered only once its first write (message 1, its place in
+            // the queue) is in Redis: the actor reads this after that write.
+            let party = Party::Customer;
+            actor.ask(conversation::Summary { party }).await??;
+        }
         tracing::debug!(conversation_id = %id, queue_id = %queue_id, "chat started");
         Ok(StartedChat {
             conversation_id: id,
@@ -628,18 +634,27 @@ impl Engine {
                 // its record is kept by then, so read that instead. (In a
                 // cluster a finished one answers `not_found`.)
                 match actor.ask(resume).await {
-                    Ok(Ok(replay)) => Some(replay),
+                    Ok(Ok(replay)) => Ok(replay),
                     Ok(Err(error)) if error.code() != ErrorCode::NotFound => return Err(error),
-                    Ok(Err(_)) | Err(_) => None,
+                    Ok(Err(error)) | Err(error) => Err(error),
                 }
             }
-            None => None,
+            None => Err(EngineError::not_found("conversation", conversation_id)),
         };
         let replay = match live {
-            Some(replay) => replay,
-            None => {
-                // Finished: replay from the kept record.
-                let record = self.record_for(conversation_id).await?;
+            Ok(replay) => replay,
+            Err(unanswered) => {
+                // Finished: replay from the kept record. No record and no
+                // answer (a node failing over): say so, not `not_found`.
+                let record = match self.record_for(conversation_id).await {
+                    Err(error)
+                        if error.code() == ErrorCode::NotFound
+                            && unanswered.code() == ErrorCode::Unavailable =>
+                    {
+                        return Err(unanswered)
+                    }
+                    other => other?,
+                };
                 if let Party::Agent(agent) = &party {
                     check_took_part(&record, agent, false)?;
                 }

@@ -318,3 +318,17 @@ async fn durability_closed_records_are_kept_up_to_the_bound_oldest_dropped_first
     assert!(kept("c-mid").await);
     assert!(kept("c-new").await);
 }
+
+#[tokio::test]
+async fn placement_a_dead_nodes_actor_with_no_state_is_dropped_from_its_list() {
+    let redis = Redis::start();
+    let (one, _) = redis.node("n1", Duration::from_millis(300)).await;
+    let (two, _) = redis.node("n2", LONG).await;
+    // Claimed for a chat being created, then n1 died before its first write.
+    let ghost = ActorKey::Conversation(ConversationId::new("c-ghost"));
+    assert_eq!(one.claim_new(&ghost).await.unwrap().as_deref(), Some("n1"));
+    until_lapsed(&redis, "n1").await;
+    assert_eq!(two.claim(&ghost).await.unwrap(), None);
+    assert!(two.owned_by("n1").await.unwrap().is_empty());
+    assert!(two.forget_node("n1").await.unwrap());
+}

@@ -262,11 +262,15 @@ impl Session {
                 return Ok(true);
             }
             ServerFrame::Message(message) => {
-                let last = self.seen.get(&message.conversation_id).copied();
-                match last {
-                    Some(last) if message.seq <= last => return Ok(false),
-                    Some(last) if message.seq > last + 1 => self.fill_gap(message, last).await?,
-                    _ => {}
+                if let Some(last) = self.seen.get(&message.conversation_id).copied() {
+                    if message.seq <= last {
+                        return Ok(false);
+                    }
+                    // A gap that stays ends the session: the client
+                    // reconnects and resumes from what it holds.
+                    if message.seq > last + 1 && !self.fill_gap(message, last).await? {
+                        return Ok(true);
+                    }
                 }
                 self.seen
                     .insert(message.conversation_id.clone(), message.seq);
@@ -284,8 +288,9 @@ impl Session {
         self.send(frame).await.map(|()| false)
     }
 
-    /// Sends the messages between `last` and `message` from the log.
-    async fn fill_gap(&mut self, message: &Message, last: u64) -> Result<(), actix_ws::Closed> {
+    /// Sends the messages between `last` and `message` from the log;
+    /// `Ok(false)` when the log could not be read.
+    async fn fill_gap(&mut self, message: &Message, last: u64) -> Result<bool, actix_ws::Closed> {
         let party = match &self.subject {
             Subject::Agent(agent) => Party::Agent(agent.clone()),
             Subject::Customer(_) => Party::Customer,
@@ -300,12 +305,13 @@ impl Session {
                 for missed in missed.iter().filter(|missed| missed.seq < message.seq) {
                     self.send(&ServerFrame::Message((**missed).clone())).await?;
                 }
+                Ok(true)
             }
             Err(error) => {
                 tracing::warn!(conversation_id = %message.conversation_id, %error, "could not fill a gap");
+                Ok(false)
             }
         }
-        Ok(())
     }
 
     async fn send(&mut self, frame: &ServerFrame) -> Result<(), actix_ws::Closed> {

@@ -396,6 +396,8 @@ impl Bus {
             return self.fail(request, EngineError::Unavailable("node starting".into()));
         };
         if !self.placement.lease_valid() {
+            // Not an owner now: find the owner afresh on the retry.
+            self.placement.forget_owner(&request.key);
             return self.retry(
                 request,
                 EngineError::Unavailable("this node is rejoining the cluster".into()),

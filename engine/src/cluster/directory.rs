@@ -121,16 +121,6 @@ where
     })
 }
 
-/// Lists `addr` under `id` unless an actor is listed already (two
-/// activations raced); answers the one that stays listed.
-fn list_once<Id, A>(map: &RwLock<HashMap<Id, Addr<A>>>, id: Id, addr: Addr<A>) -> Addr<A>
-where
-    Id: std::hash::Hash + Eq,
-    A: Actor,
-{
-    map.write().entry(id).or_insert(addr).clone()
-}
-
 impl Directory {
     /// `workers` arbiters (threads) host the actors.
     pub fn new(workers: usize) -> Self {
@@ -184,10 +174,6 @@ impl Directory {
         ActorRef::new(agents.entry(id.clone()).or_insert_with(start).clone())
     }
 
-    pub fn list_agent(&self, id: AgentId, addr: Addr<AgentActor>) -> Addr<AgentActor> {
-        list_once(&self.agents, id, addr)
-    }
-
     pub fn remove_agent(&self, id: &AgentId) {
         self.agents.write().remove(id);
     }
@@ -202,8 +188,18 @@ impl Directory {
         self.queues.read().get(id).cloned()
     }
 
-    pub fn list_queue(&self, id: QueueId, addr: Addr<QueueActor>) -> Addr<QueueActor> {
-        list_once(&self.queues, id, addr)
+    /// The queue's actor, started by `start` if it is not running here
+    /// (under one lock: one actor per queue).
+    pub fn queue_or_start(
+        &self,
+        id: &QueueId,
+        start: impl FnOnce() -> Addr<QueueActor>,
+    ) -> Addr<QueueActor> {
+        self.queues
+            .write()
+            .entry(id.clone())
+            .or_insert_with(start)
+            .clone()
     }
 
     pub fn remove_queue(&self, id: &QueueId) {
@@ -218,14 +214,6 @@ impl Directory {
 
     pub fn local_conversation(&self, id: &ConversationId) -> Option<Addr<ConversationActor>> {
         self.conversations.read().get(id).cloned()
-    }
-
-    pub fn list_conversation(
-        &self,
-        id: ConversationId,
-        addr: Addr<ConversationActor>,
-    ) -> Addr<ConversationActor> {
-        list_once(&self.conversations, id, addr)
     }
 
     /// Starts a conversation's actor and lists it under one lock, so the

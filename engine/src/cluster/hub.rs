@@ -80,15 +80,17 @@ impl Hub {
     pub fn subscribe(self: &Arc<Self>, topic: Topic) -> Subscription {
         let (sender, frames) = mpsc::channel(SESSION_BUFFER);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let first = {
+        // The channel is (un)subscribed under the lock, so the bus gets
+        // subscribes and unsubscribes in the order the topic gained its
+        // first session and lost its last.
+        let ready = {
             let mut topics = self.topics.lock();
             let subscribers = topics.entry(topic.clone()).or_default();
             subscribers.push(Subscriber { id, sender });
-            subscribers.len() == 1
-        };
-        let ready = match self.bus.get() {
-            Some(bus) if first => Some(bus.subscribe_topic(&topic)),
-            _ => None,
+            match self.bus.get() {
+                Some(bus) if subscribers.len() == 1 => Some(bus.subscribe_topic(&topic)),
+                _ => None,
+            }
         };
         metrics::gauge!("switchboard_sessions").increment(1.0);
         Subscription {
@@ -110,10 +112,12 @@ impl Hub {
     /// have been missed (the cluster connection dropped, or this node lost
     /// its lease).
     pub fn reset_all(&self, after_ms: u64) {
-        let topics = std::mem::take(&mut *self.topics.lock());
         let frame: Frame = Arc::new(ServerFrame::Reconnect(Reconnect { after_ms }));
         let mut ended = 0;
-        for (topic, subscribers) in topics {
+        // Unsubscribed under the lock, so a session subscribing right after
+        // queues its subscribe after these (never before an unsubscribe).
+        let mut topics = self.topics.lock();
+        for (topic, subscribers) in topics.drain() {
             for subscriber in subscribers {
                 let _ = subscriber.sender.try_send(frame.clone());
                 ended += 1;
@@ -122,6 +126,7 @@ impl Hub {
                 bus.unsubscribe_topic(&topic);
             }
         }
+        drop(topics);
         metrics::gauge!("switchboard_sessions").decrement(ended as f64);
         tracing::info!(sessions = ended, "sessions told to reconnect and resume");
     }
@@ -154,8 +159,8 @@ impl Hub {
 
     /// Ends `topic`'s sessions on this node.
     pub fn close_local(&self, topic: &Topic) {
-        let removed = self.topics.lock().remove(topic);
-        if let Some(subscribers) = removed {
+        let mut topics = self.topics.lock();
+        if let Some(subscribers) = topics.remove(topic) {
             metrics::gauge!("switchboard_sessions").decrement(subscribers.len() as f64);
             if let Some(bus) = self.bus.get() {
                 bus.unsubscribe_topic(topic);

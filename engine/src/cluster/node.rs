@@ -58,10 +58,11 @@ pub async fn join(
     Ok(Joined { bus, store })
 }
 
-/// Keeps the heartbeat and adopts orphans, every third of the TTL, until
-/// the node resigns.
+/// Keeps the heartbeat, every third of the TTL, until the node resigns;
+/// adoption runs beside it, so a long adoption never lets the lease lapse.
 pub async fn keep_membership(engine: Arc<EngineContext>, bus: Arc<Bus>, node_id: String) {
     let placement = bus.placement().clone();
+    actix::spawn(adopt_orphans(engine.clone(), placement.clone()));
     let mut tick = tokio::time::interval(placement.ttl() / 3);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -79,16 +80,34 @@ pub async fn keep_membership(engine: Arc<EngineContext>, bus: Arc<Bus>, node_id:
                 metrics::counter!("switchboard_lease_lost_total").increment(1);
                 retire_all(&engine);
                 placement.forget_all_owners();
+                // Stay dead for one TTL: a write the old actors still have
+                // in flight fails its fence (no heartbeat), the others adopt
+                // what they can, and no old actor is left running when
+                // this node comes back under the same name.
+                tokio::time::sleep(placement.ttl()).await;
                 if placement.register(&node_id).await.is_err() {
                     continue;
                 }
                 // What still names this node as owner comes back here.
                 adopt(&engine, &placement, placement.me().to_owned()).await;
             }
-            Err(error) => {
-                tracing::warn!(%error, "heartbeat failed");
-                continue;
-            }
+            Err(error) => tracing::warn!(%error, "heartbeat failed"),
+        }
+    }
+}
+
+/// Every third of the TTL, adopts the actors of nodes whose heartbeat is
+/// gone (dead, or drained).
+async fn adopt_orphans(engine: Arc<EngineContext>, placement: Arc<Placement>) {
+    let mut tick = tokio::time::interval(placement.ttl() / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if engine.is_resigned() {
+            return;
+        }
+        if !placement.lease_valid() {
+            continue;
         }
         match placement.dead_nodes().await {
             Ok(dead) => {
@@ -112,10 +131,13 @@ async fn adopt(engine: &Arc<EngineContext>, placement: &Placement, node: String)
             Ok(Some(owner)) if owner == placement.me() => match activate(engine, &key).await {
                 Ok(()) => adopted += 1,
                 Err(error) => {
-                    tracing::debug!(actor = %key.name(), %error, "nothing to adopt")
+                    // This node owns it now: it must run here, later.
+                    tracing::warn!(actor = %key.name(), %error, "adopted actor did not start; retrying");
+                    reactivate_later(engine.clone(), key);
                 }
             },
             Ok(_) => {}
+            // Redis is not answering: the next tick tries again.
             Err(_) => return,
         }
     }
@@ -126,6 +148,37 @@ async fn adopt(engine: &Arc<EngineContext>, placement: &Placement, node: String)
     if node != placement.me() {
         let _ = placement.forget_node(&node).await;
     }
+}
+
+/// Starts an actor again from Redis a little later (its write failed, so
+/// its state here may not match what Redis holds), unless another node
+/// owns it by then or it is gone. Retries while Redis does not answer, so
+/// its timers run again without waiting for a message to wake it.
+pub fn reactivate_later(engine: Arc<EngineContext>, key: ActorKey) {
+    let Some(bus) = engine.bus.clone() else {
+        return;
+    };
+    actix::spawn(async move {
+        let placement = bus.placement().clone();
+        let mut delay = Duration::from_millis(200);
+        for _ in 0..30 {
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(placement.ttl());
+            if engine.is_resigned() {
+                return;
+            }
+            match placement.claim(&key).await {
+                Ok(Some(owner)) if owner == placement.me() => {
+                    if activate(&engine, &key).await.is_ok() {
+                        return;
+                    }
+                }
+                Ok(_) => return,
+                Err(_) => {}
+            }
+        }
+        tracing::error!(actor = %key.name(), "could not start again from Redis");
+    });
 }
 
 /// Starts an actor this node owns from its snapshot (timers re-armed).

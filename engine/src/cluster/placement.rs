@@ -24,12 +24,22 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then return current end
+local alive = redis.call('EXISTS', ARGV[2] .. ':node:' .. ARGV[1]) == 1
+if current == ARGV[1] then
+  if alive then return current end
+  return false
+end
 if current and redis.call('EXISTS', ARGV[2] .. ':node:' .. current) == 1 then
   return current
 end
-if redis.call('EXISTS', ARGV[2] .. ':node:' .. ARGV[1]) == 0 then return false end
-if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return '' end
+if not alive then return false end
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  if current then
+    redis.call('SREM', ARGV[2] .. ':owned:' .. current, ARGV[3])
+    redis.call('DEL', KEYS[1])
+  end
+  return ''
+end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', ARGV[2] .. ':owned:' .. ARGV[1], ARGV[3])
 if current then redis.call('SREM', ARGV[2] .. ':owned:' .. current, ARGV[3]) end

@@ -19,6 +19,7 @@ use super::state::{Conversation, Effect, Seat, Speaker, Timer};
 use crate::agent::actor::{FromConversation as ToAgent, Reserve};
 use crate::cluster::hub::Topic;
 use crate::cluster::key::ActorKey;
+use crate::cluster::node;
 use crate::cluster::routed::{load_snapshot, wrong_kind, Activate, Retire};
 use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
@@ -202,31 +203,23 @@ impl ConversationActor {
                     }
                     Err(StoreError::Fenced) => actor.retire(ctx),
                     Err(error) => {
-                        tracing::error!(conversation_id = %actor.conversation.id, %error, "store write failed");
-                        if finished || !after.is_empty() {
-                            // The state moved on in memory: keep trying to
-                            // save it (and what follows from it) before
-                            // anything else happens here.
-                            let retry = tokio::time::sleep(Duration::from_millis(500));
-                            ctx.wait(actix::fut::wrap_future::<_, Self>(retry).then(
-                                move |_, actor, _ctx| {
-                                    actor
-                                        .store_and_deliver(
-                                            appended, leavers, finished, after, transition,
-                                        )
-                                        .map(|_, _, _| ())
-                                },
-                            ));
-                        }
+                        // Whether Redis applied the write is unknown, so the
+                        // state in memory may be ahead of it or not: stop,
+                        // and start again from what Redis holds (a retried
+                        // `send` is then found in the log, or stored anew).
+                        tracing::warn!(conversation_id = %actor.conversation.id, %error, "store write failed; restarting from Redis");
+                        actor.retire(ctx);
+                        node::reactivate_later(actor.engine.clone(), actor.key());
                     }
                 }
                 result
             })
     }
 
-    /// Another node owns this conversation now: stop without a word.
+    /// Stops without a word: another node owns this conversation now, or
+    /// this node starts it again from Redis.
     fn retire(&mut self, ctx: &mut Context<Self>) {
-        tracing::warn!(conversation_id = %self.conversation.id, "another node owns this conversation now; stopping here");
+        tracing::warn!(conversation_id = %self.conversation.id, "conversation stops here");
         if self
             .engine
             .directory
@@ -241,8 +234,7 @@ impl ConversationActor {
         ctx.stop();
     }
 
-    /// Replies to a `send` only once its message is in the store. A message
-    /// the store refused is taken back, so a retry stores it anew.
+    /// Replies to a `send` only once its message is in the store.
     fn acknowledge_send(
         &mut self,
         result: Reply<(Arc<Message>, Vec<Effect>)>,
@@ -261,13 +253,8 @@ impl ConversationActor {
                     Vec::new(),
                     false,
                 );
-                AtomicResponse::new(Box::pin(stored.map(move |result, actor, _| {
-                    result.map(|()| message.clone()).map_err(|error| {
-                        if !matches!(error, StoreError::Fenced) {
-                            actor.conversation.retract(&message);
-                        }
-                        EngineError::Unavailable(error.to_string())
-                    })
+                AtomicResponse::new(Box::pin(stored.map(move |result, _, _| {
+                    result.map(|()| message).map_err(EngineError::from)
                 })))
             }
         }

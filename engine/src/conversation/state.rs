@@ -662,19 +662,6 @@ impl Conversation {
         Ok((message.clone(), vec![Effect::Append(message)]))
     }
 
-    /// Takes back the last message when the store refused it, so a retry
-    /// stores it anew and the log keeps no gap. Only the last can be.
-    pub fn retract(&mut self, message: &Message) {
-        if self.messages.last().map(|last| last.seq) != Some(message.seq) {
-            debug_assert!(false, "only the last message can be retracted");
-            return;
-        }
-        self.messages.pop();
-        if let (Some(author), Some(client_msg_id)) = (&message.from.id, &message.client_msg_id) {
-            self.sent.remove(&(author.clone(), client_msg_id.clone()));
-        }
-    }
-
     /// The author a speaker writes as, if it may write now.
     pub fn author(&self, speaker: Speaker<'_>) -> Result<Author, EngineError> {
         match speaker {

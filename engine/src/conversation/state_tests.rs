@@ -708,33 +708,6 @@ fn filled_template_text_may_contain_what_the_customer_typed() {
 }
 
 #[test]
-fn a_message_the_store_refused_is_retracted_and_a_retry_stores_it_anew() {
-    let mut conversation = active_with("bob");
-    let (message, _) = conversation
-        .send(
-            Speaker::Customer,
-            "Hi".into(),
-            ClientMsgId::new("x"),
-            100,
-            Timestamp(6_000),
-        )
-        .unwrap();
-    conversation.retract(&message);
-    assert_eq!(conversation.last_seq(), 2);
-    let (again, effects) = conversation
-        .send(
-            Speaker::Customer,
-            "Hi".into(),
-            ClientMsgId::new("x"),
-            100,
-            Timestamp(7_000),
-        )
-        .unwrap();
-    assert_eq!(again.seq, 3);
-    assert_eq!(effects.len(), 1, "stored anew");
-}
-
-#[test]
 fn failover_restores_a_conversation_from_its_snapshot_and_log_with_its_timers() {
     // An offer in flight (RONA due at 2_000 + RONA_MS) ...
     let mut offered = queued();

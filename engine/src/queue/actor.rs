@@ -413,12 +413,10 @@ impl Activate for QueueActor {
                 }
             }
             queue.waiting = WaitingList::from_order(waiting);
-            let addr = QueueActor::start_in_arbiter(engine.directory.arbiter(), move |_| queue);
-            let listed = engine.directory.list_queue(id.clone(), addr.clone());
-            if listed != addr {
-                addr.do_send(Retire);
-            }
-            Ok(listed)
+            let arbiter = engine.directory.arbiter();
+            Ok(engine
+                .directory
+                .queue_or_start(id, || QueueActor::start_in_arbiter(arbiter, move |_| queue)))
         })
     }
 }
