@@ -56,6 +56,43 @@ pub struct ConversationActor {
 
 type Reply<T> = Result<T, EngineError>;
 
+/// A transition's effects, sorted for carrying out: messages to append,
+/// agents who left (they see the messages too), whether it finished, and
+/// the rest.
+struct Plan {
+    appended: Vec<Arc<Message>>,
+    leavers: Vec<AgentId>,
+    finished: bool,
+    after: Vec<Effect>,
+}
+
+impl Plan {
+    fn of(effects: Vec<Effect>) -> Self {
+        let mut plan = Plan {
+            appended: Vec::new(),
+            leavers: Vec::new(),
+            finished: false,
+            after: Vec::new(),
+        };
+        for effect in effects {
+            match effect {
+                Effect::Append(message) => plan.appended.push(message),
+                Effect::Finished => plan.finished = true,
+                Effect::SummaryTo(agent) => {
+                    plan.leavers.push(agent.clone());
+                    plan.after.push(Effect::SummaryTo(agent));
+                }
+                other => plan.after.push(other),
+            }
+        }
+        plan
+    }
+}
+
+fn refuse<T: 'static>(error: EngineError) -> AtomicResponse<ConversationActor, Reply<T>> {
+    AtomicResponse::new(Box::pin(fut::ready(Err(error))))
+}
+
 impl ConversationActor {
     pub fn new(
         conversation: Conversation,
@@ -120,22 +157,13 @@ impl ConversationActor {
     /// and only then are the effects carried out: a node that lost the
     /// conversation to another changes nothing anyone sees.
     fn run(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
-        let mut appended = Vec::new();
-        let mut leavers = Vec::new();
-        let mut finished = false;
-        let mut after = Vec::new();
+        let Plan {
+            appended,
+            leavers,
+            finished,
+            mut after,
+        } = Plan::of(effects);
         let embedded = !self.engine.store.keeps_state();
-        for effect in effects {
-            match effect {
-                Effect::Append(message) => appended.push(message),
-                Effect::Finished => finished = true,
-                Effect::SummaryTo(agent) => {
-                    leavers.push(agent.clone());
-                    after.push(Effect::SummaryTo(agent));
-                }
-                other => after.push(other),
-            }
-        }
         if embedded {
             for effect in after.drain(..) {
                 self.apply(effect, ctx);
@@ -148,6 +176,26 @@ impl ConversationActor {
             self.store_and_deliver(appended, leavers, finished, after, true)
                 .map(|_, _, _| ()),
         );
+    }
+
+    /// Carries out a command's transition and answers `answer`: at once in
+    /// one process; in a cluster once the transition is saved (and
+    /// `unavailable` if it could not be, since then it did not happen).
+    /// The mailbox waits either way (`AtomicResponse`).
+    fn commit<T: 'static>(
+        &mut self,
+        effects: Vec<Effect>,
+        answer: T,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Reply<T>> {
+        if !self.engine.store.keeps_state() {
+            self.run(effects, ctx);
+            return Box::pin(fut::ready(Ok(answer)));
+        }
+        let plan = Plan::of(effects);
+        let saved =
+            self.store_and_deliver(plan.appended, plan.leavers, plan.finished, plan.after, true);
+        Box::pin(saved.map(move |result, _, _| result.map(|()| answer).map_err(EngineError::from)))
     }
 
     /// Writes `appended` (and the snapshot in a cluster; when `finished`,
@@ -387,39 +435,39 @@ impl ConversationActor {
         };
         self.reserving = true;
         let request = async move { actor.ask(reserve).await };
-        Box::pin(request.into_actor(self).map(move |reply, actor, ctx| {
+        Box::pin(request.into_actor(self).then(move |reply, actor, ctx| {
             actor.reserving = false;
-            match reply {
-                Ok(Ok(())) => {
-                    match open(
-                        &mut actor.conversation,
-                        &by,
-                        offer_id.clone(),
-                        seat.clone(),
-                        Timestamp::now(),
-                    ) {
-                        Ok(effects) => {
-                            actor.run(effects, ctx);
-                            actor.answer()
-                        }
-                        Err(error) => {
-                            actor.tell_agent(
-                                &seat.id,
-                                AgentNotice::OfferWithdrawn {
-                                    offer_id,
-                                    reason: WithdrawReason::Cancelled,
-                                },
-                            );
-                            Err(error)
-                        }
-                    }
-                }
+            let opened = match reply {
+                Ok(Ok(())) => open(
+                    &mut actor.conversation,
+                    &by,
+                    offer_id.clone(),
+                    seat.clone(),
+                    Timestamp::now(),
+                )
+                .inspect_err(|_| {
+                    actor.tell_agent(
+                        &seat.id,
+                        AgentNotice::OfferWithdrawn {
+                            offer_id,
+                            reason: WithdrawReason::Cancelled,
+                        },
+                    )
+                }),
                 Ok(Err(refused)) => Err(EngineError::AgentUnavailable(format!(
                     "{} cannot take it now ({})",
                     seat.name, refused.why
                 ))),
                 Err(error) => Err(error),
-            }
+            };
+            let answered: ResponseActFuture<Self, Reply<ConversationSummary>> = match opened {
+                Ok(effects) => {
+                    let summary = actor.conversation.summary();
+                    Box::pin(actor.commit(effects, summary, ctx))
+                }
+                Err(error) => Box::pin(fut::ready(Err(error))),
+            };
+            answered
         }))
     }
 }
@@ -517,17 +565,22 @@ pub struct AcceptOffer {
 }
 
 impl Handler<AcceptOffer> for ConversationActor {
-    type Result = Reply<ConversationSummary>;
+    type Result = AtomicResponse<Self, Reply<ConversationSummary>>;
 
     fn handle(&mut self, message: AcceptOffer, ctx: &mut Self::Context) -> Self::Result {
         let offered_at = self.conversation.created_at;
         let effects =
-            self.conversation
-                .accept(&message.agent, &message.offer_id, Timestamp::now())?;
+            match self
+                .conversation
+                .accept(&message.agent, &message.offer_id, Timestamp::now())
+            {
+                Ok(effects) => effects,
+                Err(error) => return refuse(error),
+            };
         metrics::histogram!("switchboard_accept_latency_seconds")
             .record(Timestamp::now().millis_since(offered_at) as f64 / 1000.0);
-        self.run(effects, ctx);
-        self.answer()
+        let summary = self.conversation.summary();
+        AtomicResponse::new(self.commit(effects, summary, ctx))
     }
 }
 
@@ -659,11 +712,13 @@ impl Handler<Transfer> for ConversationActor {
                             .transfer_to_queue(&message.by, queue, Timestamp::now())
                     }
                 };
-                let reply = result.map(|effects| {
-                    self.run(effects, ctx);
-                    self.conversation.summary()
-                });
-                Box::pin(fut::ready(reply))
+                match result {
+                    Ok(effects) => {
+                        let summary = self.conversation.summary();
+                        Box::pin(self.commit(effects, summary, ctx))
+                    }
+                    Err(error) => Box::pin(fut::ready(Err(error))),
+                }
             }
             TransferTarget::Agent(target) => {
                 if let Err(error) = self.conversation.check_transfer(&message.by, &target) {
@@ -703,14 +758,19 @@ pub struct EndConference {
 }
 
 impl Handler<EndConference> for ConversationActor {
-    type Result = Reply<ConversationSummary>;
+    type Result = AtomicResponse<Self, Reply<ConversationSummary>>;
 
     fn handle(&mut self, message: EndConference, ctx: &mut Self::Context) -> Self::Result {
-        let effects = self
+        match self
             .conversation
-            .end_conference(&message.by, Timestamp::now())?;
-        self.run(effects, ctx);
-        self.answer()
+            .end_conference(&message.by, Timestamp::now())
+        {
+            Ok(effects) => {
+                let summary = self.conversation.summary();
+                AtomicResponse::new(self.commit(effects, summary, ctx))
+            }
+            Err(error) => refuse(error),
+        }
     }
 }
 
@@ -721,15 +781,19 @@ pub struct End {
 }
 
 impl Handler<End> for ConversationActor {
-    type Result = Reply<ConversationSummary>;
+    type Result = AtomicResponse<Self, Reply<ConversationSummary>>;
 
     fn handle(&mut self, message: End, ctx: &mut Self::Context) -> Self::Result {
-        let effects = self
+        match self
             .conversation
-            .end(message.by.speaker(), Timestamp::now())?;
-        let summary = self.conversation.summary();
-        self.run(effects, ctx);
-        Ok(summary)
+            .end(message.by.speaker(), Timestamp::now())
+        {
+            Ok(effects) => {
+                let summary = self.conversation.summary();
+                AtomicResponse::new(self.commit(effects, summary, ctx))
+            }
+            Err(error) => refuse(error),
+        }
     }
 }
 
@@ -742,31 +806,36 @@ pub struct WrapUp {
 }
 
 impl Handler<WrapUp> for ConversationActor {
-    type Result = Reply<ConversationSummary>;
+    type Result = AtomicResponse<Self, Reply<ConversationSummary>>;
 
     fn handle(&mut self, message: WrapUp, ctx: &mut Self::Context) -> Self::Result {
-        let reason = self
-            .engine
-            .catalog
-            .wrap_up_reason(&message.reason)
-            .ok_or_else(|| EngineError::not_found("wrap-up reason", &message.reason))?;
-        let notes = message.notes.filter(|notes| !notes.trim().is_empty());
-        if let Some(notes) = &notes {
-            let max = self.engine.catalog.config.max_message_chars;
-            if notes.chars().count() > max {
-                return Err(switchboard_proto::validation::TextError::TooLong {
-                    chars: notes.chars().count(),
-                    max,
+        let transition = (|| {
+            let reason = self
+                .engine
+                .catalog
+                .wrap_up_reason(&message.reason)
+                .ok_or_else(|| EngineError::not_found("wrap-up reason", &message.reason))?;
+            let notes = message.notes.filter(|notes| !notes.trim().is_empty());
+            if let Some(notes) = &notes {
+                let max = self.engine.catalog.config.max_message_chars;
+                if notes.chars().count() > max {
+                    return Err(switchboard_proto::validation::TextError::TooLong {
+                        chars: notes.chars().count(),
+                        max,
+                    }
+                    .into());
                 }
-                .into());
             }
-        }
-        let effects =
             self.conversation
-                .wrap_up(&message.agent, reason, notes, false, Timestamp::now())?;
-        let summary = self.conversation.summary();
-        self.run(effects, ctx);
-        Ok(summary)
+                .wrap_up(&message.agent, reason, notes, false, Timestamp::now())
+        })();
+        match transition {
+            Ok(effects) => {
+                let summary = self.conversation.summary();
+                AtomicResponse::new(self.commit(effects, summary, ctx))
+            }
+            Err(error) => refuse(error),
+        }
     }
 }
 
