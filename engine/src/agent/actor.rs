@@ -26,6 +26,11 @@ use crate::queue::routing::AgentView;
 /// conversation may have died in between, on another node).
 const RESERVATION_TTL: std::time::Duration = std::time::Duration::from_secs(12);
 
+/// How often (in a cluster) an agent checks wrap-ups it still owes past
+/// their deadline: if the conversation is gone, the notice that freed the
+/// slot was lost with a node, and the slot is freed here.
+const STALE_WRAP_UP_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub struct AgentActor {
     agent: Agent,
     engine: Arc<EngineContext>,
@@ -73,6 +78,44 @@ impl AgentActor {
                 actor.run(effects, ctx);
             }
         });
+    }
+
+    /// Frees wrap-up slots whose conversation has finished (its `Released`
+    /// was lost when a node died between saving and telling).
+    fn free_stale_wrap_ups(&mut self, ctx: &mut Context<Self>) {
+        let now = Timestamp::now();
+        let stale: Vec<ConversationId> = self
+            .agent
+            .slots
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::WrapUp(required)
+                    if now.millis_since(required.auto_wrap_up_at)
+                        > STALE_WRAP_UP_CHECK.as_millis() as u64 =>
+                {
+                    Some(id.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for conversation_id in stale {
+            let Some(conversation) = self.engine.directory.conversation(&conversation_id) else {
+                continue;
+            };
+            let party = Party::Agent(self.agent.id.clone());
+            let ask = async move { conversation.ask(Summary { party }).await };
+            ctx.spawn(ask.into_actor(self).map(move |answer, actor, ctx| {
+                let gone = match answer {
+                    Ok(Err(error)) | Err(error) => error.code() == switchboard_proto::ErrorCode::NotFound,
+                    Ok(Ok(_)) => false,
+                };
+                if gone {
+                    tracing::warn!(agent_id = %actor.agent.id, %conversation_id, "wrap-up slot freed: its conversation is closed");
+                    let effects = actor.agent.released(&conversation_id);
+                    actor.run(effects, ctx);
+                }
+            }));
+        }
     }
 
     fn key(&self) -> ActorKey {
@@ -182,6 +225,11 @@ impl Actor for AgentActor {
             .collect();
         for (conversation_id, offer_id) in unoffered {
             self.watch_reservation(conversation_id, offer_id, ctx);
+        }
+        if self.engine.store.keeps_state() {
+            ctx.run_interval(STALE_WRAP_UP_CHECK, |actor, ctx| {
+                actor.free_stale_wrap_ups(ctx)
+            });
         }
         self.persist(ctx);
         self.report_to_queues();
@@ -430,42 +478,43 @@ impl Handler<Snapshot> for AgentActor {
 pub struct Logout;
 
 impl Handler<Logout> for AgentActor {
-    type Result = Result<(), EngineError>;
+    type Result = AtomicResponse<Self, Result<(), EngineError>>;
 
-    fn handle(&mut self, _message: Logout, ctx: &mut Self::Context) -> Self::Result {
-        self.agent.check_logout()?;
-        let mut view = self.view();
-        view.state = AgentState::Offline;
-        if let Some(config) = self.engine.catalog.agent(&self.agent.id) {
-            for queue in &config.queues {
-                if let Some(actor) = self.engine.directory.queue(queue) {
-                    actor.tell(AgentStatus(view.clone()));
-                }
-            }
+    /// Saved first (presence gone, in a cluster the snapshot too); only
+    /// then do the queues hear the agent is offline and every tab (on
+    /// every node) end. A logout that could not be saved did not happen.
+    fn handle(&mut self, _message: Logout, _ctx: &mut Self::Context) -> Self::Result {
+        if let Err(error) = self.agent.check_logout() {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(error))));
         }
         let mut write = StateWrite::new(self.key());
         write.presence = Some((self.agent.id.clone(), None));
-        let keeps_state = self.engine.store.keeps_state();
-        if keeps_state {
+        if self.engine.store.keeps_state() {
             write.snapshot = Stored::Delete;
         }
         let written = self.engine.store.write(write);
-        self.engine.directory.remove_agent(&self.agent.id);
-        tracing::info!(agent_id = %self.agent.id, "agent logged out");
-        // Every tab of the agent ends, not only the one that logged out
-        // (on every node); once the logout is saved, so a tab that asks
-        // finds the agent logged out.
-        if keeps_state {
-            ctx.wait(written.into_actor(self).map(|_, actor, ctx| {
+        AtomicResponse::new(Box::pin(written.into_actor(self).map(
+            |result, actor, ctx| {
+                if let Err(error) = result {
+                    actor.written(Err(error.clone()), ctx);
+                    return Err(EngineError::from(error));
+                }
+                let mut view = actor.view();
+                view.state = AgentState::Offline;
+                if let Some(config) = actor.engine.catalog.agent(&actor.agent.id) {
+                    for queue in &config.queues {
+                        if let Some(queue) = actor.engine.directory.queue(queue) {
+                            queue.tell(AgentStatus(view.clone()));
+                        }
+                    }
+                }
+                actor.engine.directory.remove_agent(&actor.agent.id);
                 actor.engine.hub.close(&actor.topic());
-                ctx.stop()
-            }));
-        } else {
-            drop(written);
-            self.engine.hub.close(&self.topic());
-            ctx.stop();
-        }
-        Ok(())
+                tracing::info!(agent_id = %actor.agent.id, "agent logged out");
+                ctx.stop();
+                Ok(())
+            },
+        )))
     }
 }
 

@@ -105,6 +105,18 @@ pub struct Bus {
     listening: AtomicBool,
 }
 
+/// An ask's entry in the pending replies, removed when the ask ends.
+struct Pending<'a> {
+    bus: &'a Bus,
+    id: u64,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.bus.pending.lock().remove(&self.id);
+    }
+}
+
 /// Outbound publishes sent in one pipeline at most.
 const BATCH: usize = 512;
 
@@ -187,10 +199,12 @@ impl Bus {
         let request = self.request(key, message, Some(reply_to))?;
         let (sender, receiver) = oneshot::channel();
         self.pending.lock().insert(id, sender);
+        // Forgets the pending reply however this ends, even if the asker
+        // stops waiting (its future dropped).
+        let _pending = Pending { bus: self, id };
         let started = Instant::now();
         let _ = self.outbound.send(Outbound::Request(request));
         let answer = tokio::time::timeout(self.request_timeout, receiver).await;
-        self.pending.lock().remove(&id);
         metrics::histogram!("switchboard_bus_request_seconds", "message" => M::NAME)
             .record(started.elapsed().as_secs_f64());
         match answer {

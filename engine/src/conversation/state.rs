@@ -250,6 +250,14 @@ impl Conversation {
             ));
         }
         for owed in &self.owed {
+            timers.push(Effect::Agent(
+                owed.agent.id.clone(),
+                AgentNotice::WrapUpRequired(WrapUpRequired {
+                    conversation_id: self.id.clone(),
+                    reasons: self.wrap_up_reasons.as_ref().clone(),
+                    auto_wrap_up_at: owed.due_at,
+                }),
+            ));
             timers.push(Effect::StartTimer(
                 Timer::AutoWrapUp(owed.agent.id.clone()),
                 remaining(owed.due_at),

@@ -756,11 +756,15 @@ fn failover_restores_a_conversation_from_its_snapshot_and_log_with_its_timers() 
         .unwrap();
     let bytes = rmp_serde::to_vec_named(&ended).unwrap();
     let mut restored: Conversation = rmp_serde::from_slice(&bytes).unwrap();
-    let timers = restored.restore(ended.messages_after(0).to_vec(), Timestamp(500_000));
+    let effects = restored.restore(ended.messages_after(0).to_vec(), Timestamp(500_000));
     assert_eq!(
-        timers,
-        vec![Effect::StartTimer(Timer::AutoWrapUp(agent("alice")), 0)]
+        effects.last(),
+        Some(&Effect::StartTimer(Timer::AutoWrapUp(agent("alice")), 0))
     );
+    assert!(matches!(
+        notices_to(&effects, "alice").as_slice(),
+        [AgentNotice::WrapUpRequired(required)] if required.conversation_id == ended.id
+    ));
     assert_eq!(restored.record(), ended.record());
 
     // A send retried after the failover is still recognised.
