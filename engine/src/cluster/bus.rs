@@ -82,8 +82,18 @@ struct TopicFrameRef<'a> {
 
 enum Outbound {
     Request(Request),
-    Publish { channel: String, payload: Vec<u8> },
+    Publish {
+        channel: String,
+        payload: Vec<u8>,
+    },
+    /// Sends again, in their order, the requests held for an actor.
+    Release(ActorKey),
 }
+
+/// Requests waiting to be sent again, per actor, oldest first: while an
+/// actor's requests wait, newer ones for it wait behind them, so an actor
+/// gets its messages in the order they were sent even across a failover.
+type Held = HashMap<ActorKey, std::collections::VecDeque<Request>>;
 
 enum Subscribing {
     Subscribe(String, Option<oneshot::Sender<()>>),
@@ -297,20 +307,24 @@ impl Bus {
         }
     }
 
-    /// Tries `request` again shortly, until the request timeout has passed
-    /// (plus one lease, for tells: a dead owner's actors need that long to
-    /// be adopted).
-    fn retry(self: &Arc<Self>, mut request: Request, error: EngineError) {
+    /// Counts a failed attempt: `Some(delay)` to try again after, `None`
+    /// when the request timeout has passed (plus one lease, for tells: a
+    /// dead owner's actors need that long to be adopted) and it failed.
+    fn next_attempt(&self, request: &mut Request) -> Option<Duration> {
         request.attempts += 1;
         let budget = match request.reply_to {
             Some(_) => self.request_timeout,
             None => self.request_timeout + self.placement.ttl(),
         };
-        if request.first_sent.elapsed() >= budget {
-            self.fail(request, error);
-            return;
-        }
-        let delay = Duration::from_millis(50 * u64::from(request.attempts.min(10)));
+        (request.first_sent.elapsed() < budget)
+            .then(|| Duration::from_millis(50 * u64::from(request.attempts.min(10))))
+    }
+
+    /// Tries `request` again shortly (see [`next_attempt`](Self::next_attempt)).
+    fn retry(self: &Arc<Self>, mut request: Request, error: EngineError) {
+        let Some(delay) = self.next_attempt(&mut request) else {
+            return self.fail(request, error);
+        };
         let bus = self.clone();
         actix::spawn(async move {
             tokio::time::sleep(delay).await;
@@ -318,25 +332,54 @@ impl Bus {
         });
     }
 
+    /// Holds `request` to send again after its actor's earlier held ones.
+    fn hold(self: &Arc<Self>, held: &mut Held, mut request: Request, error: EngineError) {
+        let Some(delay) = self.next_attempt(&mut request) else {
+            return self.fail(request, error);
+        };
+        let key = request.key.clone();
+        let waiting = held.entry(key.clone()).or_default();
+        waiting.push_back(request);
+        if waiting.len() == 1 {
+            let bus = self.clone();
+            actix::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = bus.outbound.send(Outbound::Release(key));
+            });
+        }
+    }
+
     /// Sends everything queued, in order, in pipelined batches.
     async fn send_loop(self: Arc<Self>, mut queue: mpsc::UnboundedReceiver<Outbound>) {
         let mut conn = self.placement.connection();
+        let mut held = Held::new();
         while let Some(first) = queue.recv().await {
-            let mut batch = vec![first];
+            let mut batch = std::collections::VecDeque::from([first]);
             while batch.len() < BATCH {
                 match queue.try_recv() {
-                    Ok(next) => batch.push(next),
+                    Ok(next) => batch.push_back(next),
                     Err(_) => break,
                 }
             }
             tracing::trace!(batch = batch.len(), "sending");
             let mut pipe = redis::pipe();
             let mut sent: Vec<Option<Request>> = Vec::new();
-            for item in batch {
+            while let Some(item) = batch.pop_front() {
                 match item {
                     Outbound::Publish { channel, payload } => {
                         pipe.cmd("PUBLISH").arg(channel).arg(payload);
                         sent.push(None);
+                    }
+                    Outbound::Release(key) => {
+                        // The held requests go first, in their order.
+                        for request in held.remove(&key).into_iter().flatten().rev() {
+                            batch.push_front(Outbound::Request(request));
+                        }
+                    }
+                    Outbound::Request(request) if held.contains_key(&request.key) => {
+                        if let Some(waiting) = held.get_mut(&request.key) {
+                            waiting.push_back(request);
+                        }
                     }
                     Outbound::Request(request) => {
                         let owner = match self.placement.cached_owner(&request.key) {
@@ -349,10 +392,8 @@ impl Bus {
                                     continue;
                                 }
                                 Err(error) => {
-                                    self.retry(
-                                        request,
-                                        EngineError::Unavailable(error.to_string()),
-                                    );
+                                    let error = EngineError::Unavailable(error.to_string());
+                                    self.hold(&mut held, request, error);
                                     continue;
                                 }
                             },
@@ -384,10 +425,9 @@ impl Bus {
                         if let (Some(request), 0) = (request, receivers) {
                             // Nobody listens on that inbox: the owner died.
                             self.placement.forget_owner(&request.key);
-                            self.retry(
-                                request,
-                                EngineError::Unavailable("the actor's node is gone; retry".into()),
-                            );
+                            let error =
+                                EngineError::Unavailable("the actor's node is gone; retry".into());
+                            self.hold(&mut held, request, error);
                         }
                     }
                 }
@@ -395,7 +435,8 @@ impl Bus {
                     metrics::counter!("switchboard_redis_errors_total").increment(1);
                     tracing::warn!(%error, "bus publish failed");
                     for request in sent.into_iter().flatten() {
-                        self.retry(request, EngineError::Unavailable(error.to_string()));
+                        let error = EngineError::Unavailable(error.to_string());
+                        self.hold(&mut held, request, error);
                     }
                 }
             }
