@@ -277,3 +277,63 @@ async fn draining_a_node_hands_its_actors_over() {
     })
     .await;
 }
+
+/// The conversation's timers live in its actor: when its node dies they
+/// run on the node that adopts it. An offer nobody accepts still expires
+/// (RONA), and a wrap-up nobody gives is still given automatically.
+#[actix_rt::test]
+async fn timers_fire_after_the_conversation_owner_dies() {
+    let options = crate::harness::NodeOptions {
+        rona_timeout_ms: 3000,
+        auto_wrap_up_ms: 3000,
+        ..crate::harness::NodeOptions::default()
+    };
+    let mut cluster = Cluster::start_with(3, options, &[]).await;
+    bounded(LIMIT, async {
+        let nodes = cluster.urls();
+        let mut bob = Party::available_agent(&nodes, 1, "bob").await;
+        let (id, _) = start_chat(&nodes[0], "sales", "Ada", "Hello").await;
+        bob.event_where("offer", |offer| offer["conversation_id"] == id.as_str())
+            .await;
+        let (victim, _) = cluster.wait_owner("conv", &id, SEEN).await;
+        assert_ne!(victim, 1, "the chat started on n1; bob is on n2");
+
+        // Bob lets the offer run out while its conversation's node is dead.
+        cluster.nodes[victim].kill9();
+        let withdrawn = bob
+            .event_where("offer_withdrawn", |event| {
+                event["conversation_id"] == id.as_str()
+            })
+            .await;
+        assert_eq!(withdrawn["reason"], "rona");
+        bob.event_where("agent_state", |event| event["state"] == "rona")
+            .await;
+        cluster.nodes[victim].restart().await;
+
+        // Back to available: offered again, accepted, ended; then the
+        // owner dies again before bob wraps up.
+        bob.set_available().await;
+        bob.event_where("offer", |offer| offer["conversation_id"] == id.as_str())
+            .await;
+        bob.accept(&id).await;
+        bob.ok(json!({"type": "end", "conversation_id": id})).await;
+        let (victim, _) = cluster.wait_owner("conv", &id, takeover()).await;
+        cluster.nodes[victim].kill9();
+        let survivor = &nodes[(victim + 1) % nodes.len()];
+        let start = Instant::now();
+        let record = loop {
+            let (status, record) = crate::client::record(survivor, &id).await;
+            if status == 200 && record["state"] == "closed" {
+                break record;
+            }
+            assert!(
+                start.elapsed() < takeover() + Duration::from_secs(15),
+                "not wrapped up automatically: {status} {record}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(record["wrap_ups"][0]["automatic"], true);
+        assert_eq!(record["wrap_ups"][0]["agent"]["id"], "bob");
+    })
+    .await;
+}
