@@ -18,7 +18,7 @@ use crate::cluster::hub::{Subscription, Topic};
 use crate::cluster::key::ActorKey;
 use crate::cluster::node;
 use crate::cluster::routed::{self, Routed};
-use crate::cluster::store::{MemoryStore, StateWrite, Store};
+use crate::cluster::store::{MemoryStore, Store};
 use crate::config::{ClusterConfig, EngineConfig};
 use crate::context::EngineContext;
 use crate::conversation::actor::{self as conversation, ConversationActor, Party};
@@ -168,38 +168,19 @@ impl Engine {
             .ok_or_else(|| EngineError::not_found("agent", id))?;
         if self.inner.directory.is_clustered() {
             // Its snapshot is created unless it exists (logged in on another
-            // node or tab); the ask starts its actor on its owner.
-            let fresh = agent::logged_in(config);
-            let bytes = routed::encode(&fresh)?;
+            // node or tab); the ask below starts its actor on its owner.
+            let bytes = routed::encode(&agent::logged_in(config))?;
             let key = ActorKey::Agent(id.clone());
-            let created = self.inner.store.create_state(&key, bytes).await;
-            created?;
-            self.agent(id)?.ask(agent::Snapshot).await?;
+            self.inner.store.create_state(&key, bytes).await?;
         } else {
-            let mut started = None;
-            self.inner.directory.agent_or_start(id, || {
-                let addr = agent::start(&self.inner, config);
-                started = Some(addr.clone());
-                addr
-            });
-            if started.is_some() {
-                // Listed at once: a directory lookup right after the login
-                // answers with the agent, idle.
-                self.list_presence(id).await?;
-            }
+            self.inner
+                .directory
+                .agent_or_start(id, || agent::start(&self.inner, config));
         }
+        // Answered once the actor has started, and so has listed itself in
+        // the directory: a lookup right after the login finds it, idle.
+        self.agent(id)?.ask(agent::Snapshot).await?;
         Ok(profile)
-    }
-
-    async fn list_presence(&self, id: &AgentId) -> Result<(), EngineError> {
-        let snapshot = self.agent(id)?.ask(agent::Snapshot).await?;
-        let mut write = StateWrite::new(ActorKey::Agent(id.clone()));
-        write.presence = Some((id.clone(), Some(snapshot.view)));
-        self.inner
-            .store
-            .write(write)
-            .await
-            .map_err(EngineError::from)
     }
 
     /// Is the agent logged in (its actor running, here or on another node)?

@@ -439,8 +439,6 @@ impl Handler<FromConversation> for AgentActor {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AgentSnapshot {
     pub state: AgentStateEvent,
-    /// The agent's directory row.
-    pub view: AgentView,
     pub offers: Vec<Offer>,
     /// Conversations the agent is in or owes a wrap-up for.
     pub conversations: Vec<ConversationId>,
@@ -464,7 +462,6 @@ impl Handler<Snapshot> for AgentActor {
             .collect();
         MessageResult(AgentSnapshot {
             state: self.agent.state_event(),
-            view: self.view(),
             offers: self.agent.pending_offers(),
             conversations,
             wrap_ups: self.agent.wrap_ups_owed(),

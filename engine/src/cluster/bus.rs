@@ -535,8 +535,9 @@ impl Bus {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 continue;
             }
-            // Pending subscribe requests are served below; topics already
-            // followed here are subscribed again now.
+            // Topics are not subscribed again here: after a lost connection
+            // every session is told to reconnect (events may have been
+            // missed), and each subscribes anew.
             if connected_before {
                 if let Some(engine) = self.engine.get() {
                     tracing::warn!("pub/sub reconnected; sessions will resume");

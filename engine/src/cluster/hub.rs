@@ -102,12 +102,6 @@ impl Hub {
         }
     }
 
-    /// Topics with a session on this node (to subscribe again after the
-    /// cluster connection was lost).
-    pub fn topics(&self) -> Vec<Topic> {
-        self.topics.lock().keys().cloned().collect()
-    }
-
     /// Tells every session to reconnect and resume, and ends it: events may
     /// have been missed (the cluster connection dropped, or this node lost
     /// its lease).

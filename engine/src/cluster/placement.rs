@@ -307,13 +307,4 @@ impl Placement {
             .map_err(unavailable)?;
         Ok(forgotten == 1)
     }
-
-    /// Is Redis answering?
-    pub async fn ping(&self) -> bool {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .is_ok()
-    }
 }
