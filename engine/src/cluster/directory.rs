@@ -121,6 +121,20 @@ where
     })
 }
 
+/// The actor running under `id`, or the one `start` starts, listed under
+/// the same write lock: one actor per id, found from its first moment.
+fn running_or_start<Id, A>(
+    map: &RwLock<HashMap<Id, Addr<A>>>,
+    id: Id,
+    start: impl FnOnce() -> Addr<A>,
+) -> Addr<A>
+where
+    Id: std::hash::Hash + Eq,
+    A: Actor,
+{
+    map.write().entry(id).or_insert_with(start).clone()
+}
+
 impl Directory {
     /// `workers` arbiters (threads) host the actors.
     pub fn new(workers: usize) -> Self {
@@ -170,8 +184,7 @@ impl Directory {
         id: &AgentId,
         start: impl FnOnce() -> Addr<AgentActor>,
     ) -> ActorRef<AgentActor> {
-        let mut agents = self.agents.write();
-        ActorRef::new(agents.entry(id.clone()).or_insert_with(start).clone())
+        ActorRef::new(running_or_start(&self.agents, id.clone(), start))
     }
 
     pub fn remove_agent(&self, id: &AgentId) {
@@ -195,11 +208,7 @@ impl Directory {
         id: &QueueId,
         start: impl FnOnce() -> Addr<QueueActor>,
     ) -> Addr<QueueActor> {
-        self.queues
-            .write()
-            .entry(id.clone())
-            .or_insert_with(start)
-            .clone()
+        running_or_start(&self.queues, id.clone(), start)
     }
 
     pub fn remove_queue(&self, id: &QueueId) {
@@ -225,8 +234,7 @@ impl Directory {
         id: ConversationId,
         start: impl FnOnce() -> Addr<ConversationActor>,
     ) -> ActorRef<ConversationActor> {
-        let mut conversations = self.conversations.write();
-        ActorRef::new(conversations.entry(id).or_insert_with(start).clone())
+        ActorRef::new(running_or_start(&self.conversations, id, start))
     }
 
     pub fn remove_conversation(&self, id: &ConversationId) {
