@@ -116,7 +116,12 @@ async fn echo_floor(
     for index in 0..connections.max(1) {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/ws"), stream).await?;
+        let (ws, _) = tokio_tungstenite::client_async_with_config(
+            format!("ws://{addr}/ws"),
+            stream,
+            Some(crate::client::ws_config()),
+        )
+        .await?;
         let (mut sink, mut source) = ws.split();
         let hist = hist.clone();
         let payload = payload.clone();
