@@ -288,7 +288,7 @@ impl Engine {
         let shared = self.inner.clone();
         let directory = &self.inner.directory;
         let actor = directory.start_conversation(id.clone(), || {
-            ConversationActor::start_in_arbiter(directory.arbiter(), move |_| {
+            ConversationActor::start_in_arbiter(&directory.arbiter_of_caller(), move |_| {
                 ConversationActor::new(state, opening, shared)
             })
         });

@@ -105,21 +105,11 @@ impl Default for StartOptions {
     fn default() -> Self {
         let limits = SessionLimits::default();
         Self {
-            workers: default_threads(),
+            workers: crate::settings::auto_workers(),
             ping_interval: limits.ping_interval,
             client_timeout: limits.client_timeout,
         }
     }
-}
-
-/// HTTP workers (and engine arbiters) by default: half the cores, at least
-/// one. Every message hops between a session's worker and its
-/// conversation's arbiter; on a small machine more threads only add context
-/// switches (see docs/benchmarks.md).
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, |cores| cores.get() / 2)
-        .max(1)
 }
 
 /// Starts a node. Must run inside an actix `System` (the engine's actors

@@ -84,7 +84,13 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
-    let running = app::start(&settings, StartOptions::default()).await?;
+    let running = app::start(
+        &settings,
+        StartOptions {
+            workers: settings.server.workers,
+            ..StartOptions::default()
+        },
+    ).await?;
     tracing::info!(
         addr = %running.addr,
         node_id = %settings.server.node_id,

@@ -119,6 +119,9 @@ pub struct ServerSettings {
     /// Behind a reverse proxy: take the client's address from
     /// `Forwarded` / `X-Forwarded-For` (only safe when the proxy sets it).
     pub trust_forwarded_for: bool,
+    /// HTTP worker threads, and as many engine arbiters. Already resolved:
+    /// `0` in the file (the default) becomes [`auto_workers`] at load.
+    pub workers: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -464,6 +467,7 @@ struct RawServer {
     listen: Option<String>,
     node_id: Option<String>,
     trust_forwarded_for: Option<bool>,
+    workers: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -561,6 +565,7 @@ struct RawTemplate {
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const AUTO_NODE_ID: &str = "auto";
 const DEFAULT_KEY_PREFIX: &str = "sb";
+const MAX_WORKERS: u64 = 256;
 const DEFAULT_HEARTBEAT_TTL_MS: u64 = 3000;
 const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 2000;
 const DEFAULT_RONA_TIMEOUT_MS: u64 = 30_000;
@@ -595,6 +600,17 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
     } else {
         check_id("server.node_id", &node_id_text)?;
         NodeId::new(node_id_text)
+    };
+
+    let workers = match raw.server.workers.unwrap_or(0) {
+        0 => auto_workers(),
+        n if n > MAX_WORKERS => {
+            return Err(SettingsError::invalid(
+                "server.workers",
+                format!("at most {MAX_WORKERS} (0: half the cores)"),
+            ))
+        }
+        n => n as usize,
     };
 
     let redis_url = raw.cluster.redis_url.filter(|url| !url.is_empty());
@@ -747,6 +763,7 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             listen,
             node_id,
             trust_forwarded_for: raw.server.trust_forwarded_for.unwrap_or(false),
+            workers,
         },
         cluster: ClusterSettings {
             redis_url,
@@ -1050,6 +1067,16 @@ fn required_text(
         return Err(SettingsError::invalid(key, "must not be empty"));
     }
     Ok(text)
+}
+
+/// HTTP workers (and engine arbiters) when the file says `0` or nothing:
+/// half the cores, at least one. A conversation lives on the worker that
+/// created it; more threads than that only add context switches on a small
+/// machine (see docs/benchmarks.md).
+pub fn auto_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |cores| cores.get() / 2)
+        .max(1)
 }
 
 fn positive_u32(key: &str, value: u64) -> Result<std::num::NonZeroU32, SettingsError> {

@@ -160,6 +160,15 @@ impl Directory {
         self.bus.get().is_some()
     }
 
+    /// The caller's own arbiter when it runs on one (a request handler on
+    /// an HTTP worker), else the next, round robin. A conversation started
+    /// here shares its thread with the sessions that worker serves: a chat
+    /// message between them then wakes no other thread, which on a small
+    /// machine is most of a message's cost.
+    pub fn arbiter_of_caller(&self) -> ArbiterHandle {
+        Arbiter::try_current().unwrap_or_else(|| self.arbiter().clone())
+    }
+
     /// The next arbiter, round robin.
     pub fn arbiter(&self) -> &ArbiterHandle {
         let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();
