@@ -90,7 +90,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             workers: settings.server.workers,
             ..StartOptions::default()
         },
-    ).await?;
+    )
+    .await?;
     tracing::info!(
         addr = %running.addr,
         node_id = %settings.server.node_id,

@@ -1178,6 +1178,13 @@ default_reason = "done"
         }
     }
 
+    fn load_env(toml: &str, env: &[(&str, &str)]) -> Settings {
+        match Settings::from_toml_str(toml, env.iter().copied()) {
+            Ok(settings) => settings,
+            Err(error) => panic!("config should load: {error}"),
+        }
+    }
+
     fn load_err_env(toml: &str, env: &[(&str, &str)]) -> String {
         match Settings::from_toml_str(toml, env.iter().copied()) {
             Ok(_) => panic!("config should have been refused"),
@@ -1557,6 +1564,20 @@ default_reason = "done"
             &[("SWITCHBOARD__CLUSTER__REQUEST_TIMEOUT_MS", "0")],
         );
         assert_starts_with(&message, "cluster.request_timeout_ms: ");
+    }
+
+    #[test]
+    fn workers_default_to_half_the_cores_and_are_bounded() {
+        let settings = load_env(MINIMAL, &[]);
+        assert_eq!(settings.server.workers, auto_workers());
+        let settings = load_env(MINIMAL, &[("SWITCHBOARD__SERVER__WORKERS", "0")]);
+        assert_eq!(settings.server.workers, auto_workers());
+        let settings = load_env(MINIMAL, &[("SWITCHBOARD__SERVER__WORKERS", "3")]);
+        assert_eq!(settings.server.workers, 3);
+        let message = load_err_env(MINIMAL, &[("SWITCHBOARD__SERVER__WORKERS", "100000")]);
+        assert_starts_with(&message, "server.workers: ");
+        let message = load_err_env(MINIMAL, &[("SWITCHBOARD__SERVER__WORKERS", "-1")]);
+        assert!(message.contains("server.workers"), "{message}");
     }
 
     #[test]
