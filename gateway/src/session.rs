@@ -115,6 +115,28 @@ pub async fn connect(
     Ok(response)
 }
 
+/// Pings leave on a grid shared by every session of the process: sessions
+/// whose turn falls in the same slot are pinged in one wake-up of their
+/// worker instead of one wake-up each. On an idle node with 18,000 sessions
+/// those wake-ups were most of its CPU.
+const PING_GRID: Duration = Duration::from_millis(250);
+
+/// The session's ping timer: first tick one period from now, on the grid.
+fn heartbeat(period: Duration) -> tokio::time::Interval {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let due = tokio::time::Instant::now() + period;
+    let grid = PING_GRID.as_nanos().max(1);
+    let slots = due
+        .saturating_duration_since(epoch)
+        .as_nanos()
+        .div_ceil(grid);
+    let start = epoch + Duration::from_nanos(u64::try_from(slots * grid).unwrap_or(u64::MAX));
+    let mut interval = tokio::time::interval_at(start, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
 /// How long a closing session waits for the client's close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
@@ -159,8 +181,7 @@ impl Session {
             }
         }
         let mut drain = self.state.drain_signal();
-        let mut heartbeat = tokio::time::interval(limits.ping_interval);
-        heartbeat.tick().await;
+        let mut heartbeat = heartbeat(limits.ping_interval);
         let mut last_heard = Instant::now();
         let ending: Ending = loop {
             tokio::select! {

@@ -102,16 +102,17 @@ impl AgentActor {
     /// their offer (it came, or the slot went another way).
     fn cancel_settled_reservations(&mut self, ctx: &mut Context<Self>) {
         let agent = &self.agent;
-        self.reservation_timers.retain(|conversation_id, (offer_id, handle)| {
-            let waiting = matches!(
-                agent.slots.get(conversation_id),
-                Some(Slot::Offered { offer_id: held, offer: None }) if held == offer_id
-            );
-            if !waiting {
-                ctx.cancel_future(*handle);
-            }
-            waiting
-        });
+        self.reservation_timers
+            .retain(|conversation_id, (offer_id, handle)| {
+                let waiting = matches!(
+                    agent.slots.get(conversation_id),
+                    Some(Slot::Offered { offer_id: held, offer: None }) if held == offer_id
+                );
+                if !waiting {
+                    ctx.cancel_future(*handle);
+                }
+                waiting
+            });
     }
 
     /// Frees wrap-up slots whose conversation has finished (its `Released`
