@@ -489,3 +489,32 @@ impl Command {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn pings_of_sessions_opened_together_leave_together() {
+        let period = Duration::from_secs(15);
+        let opened = tokio::time::Instant::now();
+        let mut timers = Vec::new();
+        for _ in 0..10 {
+            timers.push(heartbeat(period));
+            tokio::time::advance(Duration::from_millis(20)).await;
+        }
+        let mut first_pings = std::collections::BTreeSet::new();
+        for timer in &mut timers {
+            first_pings.insert(timer.tick().await);
+        }
+        // Ten sessions opened within 200 ms: at most two slots of the grid.
+        assert!(first_pings.len() <= 2, "{first_pings:?}");
+        for ping in &first_pings {
+            assert!(*ping >= opened + period);
+            assert!(*ping <= opened + period + Duration::from_millis(200) + PING_GRID);
+        }
+        // Later pings keep the period.
+        let next = timers[0].tick().await;
+        assert_eq!(next - *first_pings.first().unwrap_or(&next), period);
+    }
+}
