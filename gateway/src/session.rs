@@ -163,22 +163,13 @@ impl Session {
         limits: SessionLimits,
     ) {
         let mut events = opened.events;
-        for conversation in &opened.hello.conversations {
-            self.seen
-                .insert(conversation.conversation_id.clone(), conversation.last_seq);
-        }
-        for offer in &opened.hello.offers {
-            if let Some(last) = offer.messages.last() {
-                self.seen.insert(offer.conversation_id.clone(), last.seq);
-            }
-        }
-        if self.send(&ServerFrame::Hello(opened.hello)).await.is_err() {
+        // Boxed, like every rare path here: an idle session's future is
+        // then only as large as its loop (docs/benchmarks.md, memory).
+        if Box::pin(self.greet(opened.hello, opened.followups))
+            .await
+            .is_err()
+        {
             return;
-        }
-        for frame in &opened.followups {
-            if self.send(frame).await.is_err() {
-                return;
-            }
         }
         let mut drain = self.state.drain_signal();
         let mut heartbeat = heartbeat(limits.ping_interval);
@@ -216,7 +207,7 @@ impl Session {
                         }),
                         Ok(false) => {}
                     },
-                    None => break Some(self.events_ended().await),
+                    None => break Some(Box::pin(self.events_ended()).await),
                 },
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > limits.client_timeout {
@@ -240,19 +231,50 @@ impl Session {
         drop(events);
         tracing::debug!(?ending, "session ends");
         if let Some(reason) = ending {
-            let _ = self.ws.close(Some(reason)).await;
-            // Finish the close handshake (bounded): reading on until the
-            // client answers the close lets the connection end now, rather
-            // than linger while the client keeps sending into it.
-            let handshake = async {
-                while let Some(Ok(message)) = stream.recv().await {
-                    if matches!(message, AggregatedMessage::Close(_)) {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, handshake).await;
+            Box::pin(Self::close(self.ws, stream, reason)).await;
         }
+    }
+
+    /// `hello`, then what the engine had queued behind it; notes the last
+    /// `seq` the client holds of each conversation.
+    async fn greet(
+        &mut self,
+        hello: switchboard_proto::event::Hello,
+        followups: Vec<ServerFrame>,
+    ) -> Result<(), actix_ws::Closed> {
+        for conversation in &hello.conversations {
+            self.seen
+                .insert(conversation.conversation_id.clone(), conversation.last_seq);
+        }
+        for offer in &hello.offers {
+            if let Some(last) = offer.messages.last() {
+                self.seen.insert(offer.conversation_id.clone(), last.seq);
+            }
+        }
+        self.send(&ServerFrame::Hello(hello)).await?;
+        for frame in &followups {
+            self.send(frame).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the close, then finishes the handshake (bounded): reading on
+    /// until the client answers the close lets the connection end now,
+    /// rather than linger while the client keeps sending into it.
+    async fn close(
+        ws: actix_ws::Session,
+        mut stream: actix_ws::AggregatedMessageStream,
+        reason: CloseReason,
+    ) {
+        let _ = ws.close(Some(reason)).await;
+        let handshake = async {
+            while let Some(Ok(message)) = stream.recv().await {
+                if matches!(message, AggregatedMessage::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE, handshake).await;
     }
 
     /// Why the engine stopped this session's events: the agent logged out
@@ -289,7 +311,9 @@ impl Session {
                     }
                     // A gap that stays ends the session: the client
                     // reconnects and resumes from what it holds.
-                    if message.seq > last + 1 && !self.fill_gap(message, last).await? {
+                    // Boxed: rare, and its log read would otherwise size
+                    // every idle session's future.
+                    if message.seq > last + 1 && !Box::pin(self.fill_gap(message, last)).await? {
                         return Ok(true);
                     }
                 }
