@@ -104,10 +104,7 @@ impl AgentActor {
         let agent = &self.agent;
         self.reservation_timers
             .retain(|conversation_id, (offer_id, handle)| {
-                let waiting = matches!(
-                    agent.slots.get(conversation_id),
-                    Some(Slot::Offered { offer_id: held, offer: None }) if held == offer_id
-                );
+                let waiting = agent.awaits_offer(conversation_id, offer_id);
                 if !waiting {
                     ctx.cancel_future(*handle);
                 }

@@ -221,6 +221,14 @@ impl Agent {
         }
     }
 
+    /// Is a slot reserved for `offer_id` still waiting for its offer?
+    pub fn awaits_offer(&self, conversation_id: &ConversationId, offer_id: &OfferId) -> bool {
+        matches!(
+            self.slots.get(conversation_id),
+            Some(Slot::Offered { offer_id: held, offer: None }) if held == offer_id
+        )
+    }
+
     /// A reservation whose offer never came (the conversation stopped, or
     /// its answer was lost) frees its slot; one with its offer is kept.
     pub fn drop_unoffered(
@@ -228,11 +236,7 @@ impl Agent {
         conversation_id: &ConversationId,
         offer_id: &OfferId,
     ) -> Vec<AgentEffect> {
-        let unoffered = matches!(
-            self.slots.get(conversation_id),
-            Some(Slot::Offered { offer_id: held, offer: None }) if held == offer_id
-        );
-        if !unoffered {
+        if !self.awaits_offer(conversation_id, offer_id) {
             return Vec::new();
         }
         self.slots.remove(conversation_id);
@@ -483,6 +487,19 @@ mod tests {
             .drop_unoffered(&ConversationId::new("c2"), &OfferId::new("o2"))
             .is_empty());
         assert_eq!(alice.load(), 1);
+    }
+
+    #[test]
+    fn a_reservation_awaits_its_offer_until_the_offer_comes() {
+        let mut alice = agent(2);
+        alice.set_available(Timestamp(1));
+        let (c1, o1) = (ConversationId::new("c1"), OfferId::new("o1"));
+        alice.reserve(c1.clone(), o1.clone()).unwrap();
+        assert!(alice.awaits_offer(&c1, &o1));
+        assert!(!alice.awaits_offer(&c1, &OfferId::new("other")));
+        offered(&mut alice, "c2", "o2");
+        assert!(!alice.awaits_offer(&ConversationId::new("c2"), &OfferId::new("o2")));
+        assert!(!alice.awaits_offer(&ConversationId::new("c3"), &o1));
     }
 
     #[test]
