@@ -73,15 +73,6 @@ struct TopicFrame {
     frame: Option<switchboard_proto::ServerFrame>,
 }
 
-/// Only the sender of a [`TopicFrame`]: a node hears its own publishes back
-/// on the topics it has sessions for, and skips them without decoding the
-/// frame.
-#[derive(Deserialize)]
-struct TopicOrigin<'a> {
-    #[serde(borrow)]
-    origin: &'a str,
-}
-
 /// [`TopicFrame`] as sent: borrowed, so publishing copies nothing.
 #[derive(Serialize)]
 struct TopicFrameRef<'a> {
@@ -591,11 +582,6 @@ impl Bus {
         tracing::trace!(channel, bytes = payload.len(), "bus message");
         let keys = self.placement.keys();
         if let Some(topic) = keys.topic_of(channel) {
-            let own = rmp_serde::from_slice::<TopicOrigin>(payload)
-                .is_ok_and(|peek| peek.origin == self.placement.me());
-            if own {
-                return;
-            }
             match rmp_serde::from_slice::<TopicFrame>(payload) {
                 Ok(event) if event.origin != self.placement.me() => {
                     if let Some(engine) = self.engine.get() {
@@ -649,27 +635,4 @@ fn current_trace_context() -> HashMap<String, String> {
 
 fn parent_context(carrier: &HashMap<String, String>) -> opentelemetry::Context {
     opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(carrier))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use switchboard_proto::event::{Reconnect, ServerFrame};
-
-    #[test]
-    fn a_topic_frames_origin_is_read_without_its_frame() {
-        let frame = ServerFrame::Reconnect(Reconnect { after_ms: 7 });
-        for frame in [Some(&frame), None] {
-            let payload = rmp_serde::to_vec_named(&TopicFrameRef {
-                origin: "node-a",
-                frame,
-            })
-            .unwrap();
-            let peek: TopicOrigin = rmp_serde::from_slice(&payload).unwrap();
-            assert_eq!(peek.origin, "node-a");
-            let whole: TopicFrame = rmp_serde::from_slice(&payload).unwrap();
-            assert_eq!(whole.origin, "node-a");
-            assert_eq!(whole.frame.as_ref(), frame);
-        }
-    }
 }
