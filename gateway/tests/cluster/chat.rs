@@ -1,10 +1,7 @@
 //! Chats across nodes: the customer, the agents and the conversation's
 //! actor each on a different node, talking over the Redis bus.
 
-use crate::client::{
-    assert_acked_delivered, assert_clean, assert_same_thread, check_stream, record, start_chat,
-    Party,
-};
+use crate::client::{assert_clean, assert_same_thread, record, start_chat, Party};
 use crate::harness::{bounded, Cluster, NodeOptions};
 use serde_json::json;
 use std::time::Duration;
@@ -34,12 +31,7 @@ async fn customer_and_agent_on_different_nodes_see_one_gapless_thread() {
         }
         ada.wait_seq(&id, last, SEEN).await;
         bob.wait_seq(&id, last, SEEN).await;
-        assert_same_thread(&id, last, &[&ada, &bob]);
-        assert_acked_delivered(&id, &[&ada, &bob], &[&ada, &bob]);
-        assert_eq!(
-            check_stream(&cluster.redis.stream(&format!("sb:log:{id}")), &id),
-            Ok(last)
-        );
+        cluster.assert_chat_intact(&id, last, &[&ada, &bob]);
 
         bob.ok(json!({"type": "end", "conversation_id": id})).await;
         ada.event_where("conversation", |e| e["state"] == "ended")

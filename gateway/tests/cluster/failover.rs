@@ -2,9 +2,7 @@
 //! from Redis, clients move and resume, and a node that was paused past
 //! its heartbeat writes nothing once it wakes.
 
-use crate::client::{
-    assert_acked_delivered, assert_clean, assert_same_thread, check_stream, start_chat, Party,
-};
+use crate::client::{assert_clean, assert_same_thread, check_stream, start_chat, Party};
 use crate::harness::{bounded, eventually, Cluster, HEARTBEAT_TTL_MS};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -52,12 +50,7 @@ async fn killing_the_conversation_owner_loses_nothing() {
         );
         ada.wait_seq(&id, last, SEEN).await;
         bob.wait_seq(&id, last, SEEN).await;
-        assert_same_thread(&id, last, &[&ada, &bob]);
-        assert_acked_delivered(&id, &[&ada, &bob], &[&ada, &bob]);
-        assert_eq!(
-            check_stream(&cluster.redis.stream(&format!("sb:log:{id}")), &id),
-            Ok(last)
-        );
+        cluster.assert_chat_intact(&id, last, &[&ada, &bob]);
         assert_eq!(
             cluster.owner("conv", &id).as_deref(),
             Some(new_owner.as_str())
@@ -267,12 +260,7 @@ async fn draining_a_node_hands_its_actors_over() {
         assert_ne!(new_owner_index, victim);
         ada.wait_seq(&id, last, SEEN).await;
         bob.wait_seq(&id, last, SEEN).await;
-        assert_same_thread(&id, last, &[&ada, &bob]);
-        assert_acked_delivered(&id, &[&ada, &bob], &[&ada, &bob]);
-        assert_eq!(
-            check_stream(&cluster.redis.stream(&format!("sb:log:{id}")), &id),
-            Ok(last)
-        );
+        cluster.assert_chat_intact(&id, last, &[&ada, &bob]);
         assert_clean(&[&ada, &bob]);
     })
     .await;

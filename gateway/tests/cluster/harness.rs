@@ -20,6 +20,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::api_support::CONFIG;
+use crate::client::{assert_acked_delivered, assert_same_thread, check_stream, Party};
 
 /// The shared token secret of the test config (api/support.rs).
 pub const TOKEN_SECRET: &str = "test-secret-test-secret-test-secret-0123";
@@ -695,6 +696,18 @@ impl Cluster {
             redis,
             _slot: slot,
         }
+    }
+
+    /// The chat is whole up to `last`: every party holds the same thread,
+    /// everything acknowledged reached every party, and the Stream in Redis
+    /// holds `1..=last` with no gap.
+    pub fn assert_chat_intact(&self, id: &str, last: u64, parties: &[&Party]) {
+        assert_same_thread(id, last, parties);
+        assert_acked_delivered(id, parties, parties);
+        assert_eq!(
+            check_stream(&self.redis.stream(&format!("sb:log:{id}")), id),
+            Ok(last)
+        );
     }
 
     pub fn urls(&self) -> Vec<String> {

@@ -3,9 +3,7 @@
 //! say they are unavailable meanwhile, recover without a restart, and
 //! clients must end up with every acknowledged message exactly once.
 
-use crate::client::{
-    assert_acked_delivered, assert_clean, assert_same_thread, check_stream, get, start_chat, Party,
-};
+use crate::client::{assert_clean, get, start_chat, Party};
 use crate::harness::{bounded, eventually, Cluster, NodeOptions};
 use serde_json::json;
 use std::time::Duration;
@@ -39,12 +37,7 @@ async fn talk(id: &str, ada: &mut Party, bob: &mut Party, label: &str, rounds: u
 }
 
 fn final_checks(cluster: &Cluster, id: &str, last: u64, ada: &Party, bob: &Party) {
-    assert_same_thread(id, last, &[ada, bob]);
-    assert_acked_delivered(id, &[ada, bob], &[ada, bob]);
-    assert_eq!(
-        check_stream(&cluster.redis.stream(&format!("sb:log:{id}")), id),
-        Ok(last)
-    );
+    cluster.assert_chat_intact(id, last, &[ada, bob]);
     assert_clean(&[ada, bob]);
 }
 
