@@ -15,6 +15,7 @@
 # fails (KEEP=1: always). BIN=<dir>: binaries from there, not target/release.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. loadtest/tools/common.sh
 nodes=3 agents=200 max_chats=10 heartbeat_ms=3000 restart=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,7 +32,6 @@ done
 scenario=${1:?scenario}
 bin=${BIN:-$PWD/target/release}
 work=$(mktemp -d /tmp/sb-cluster.XXXXXX)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 pids=()
 redis_pid=""
 cleanup() {
@@ -48,13 +48,7 @@ cleanup() {
   pids=()
 }
 trap cleanup EXIT
-# Wait (at most 20 minutes) for 10 quiet seconds: no compiler running.
-quiet=0
-for _ in $(seq 1 1200); do
-  if pgrep -x rustc >/dev/null || pgrep -x cc1 >/dev/null; then quiet=0; else quiet=$((quiet + 1)); fi
-  [ "$quiet" -ge 10 ] && break
-  sleep 1
-done
+wait_for_quiet_machine
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$work" >"$work/redis.log" 2>&1 &

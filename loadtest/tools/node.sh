@@ -15,6 +15,7 @@
 #                 engine arbiter), then its threads may use both cores
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+. loadtest/tools/common.sh
 nodelay=0 one_worker=0 agents=200 max_chats=10 rona_ms=3000
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,7 +32,7 @@ done
 bin=target/release
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$bin/switchboard-loadtest" gen-config --listen "127.0.0.1:$port" --agents "$agents" \
   --max-chats "$max_chats" --rona-timeout-ms "$rona_ms" --out "$work/node.toml"
 preload=""
@@ -39,13 +40,7 @@ if [ "$nodelay" = 1 ]; then
   gcc -shared -fPIC -O2 -o "$work/nodelay.so" loadtest/tools/nodelay.c -ldl
   preload="$work/nodelay.so"
 fi
-# Wait (at most 20 minutes) for 10 quiet seconds: no compiler running.
-quiet=0
-for _ in $(seq 1 1200); do
-  if pgrep -x rustc >/dev/null || pgrep -x cc1 >/dev/null; then quiet=0; else quiet=$((quiet + 1)); fi
-  [ "$quiet" -ge 10 ] && break
-  sleep 1
-done
+wait_for_quiet_machine
 if [ "$one_worker" = 1 ]; then
   LD_PRELOAD="$preload" taskset -c 0 "$bin/switchboard" --config "$work/node.toml" >"$work/node.log" 2>&1 &
   pid=$!
