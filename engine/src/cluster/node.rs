@@ -58,13 +58,20 @@ pub async fn join(
     Ok(Joined { bus, store })
 }
 
+/// The pace of the heartbeat and of adoption: three ticks per TTL, so one
+/// late tick never lets a lease lapse; a tick that is late is not made up.
+fn third_of_ttl(placement: &Placement) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(placement.ttl() / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// Keeps the heartbeat, every third of the TTL, until the node resigns;
 /// adoption runs beside it, so a long adoption never lets the lease lapse.
 pub async fn keep_membership(engine: Arc<EngineContext>, bus: Arc<Bus>, node_id: String) {
     let placement = bus.placement().clone();
     actix::spawn(adopt_orphans(engine.clone(), placement.clone()));
-    let mut tick = tokio::time::interval(placement.ttl() / 3);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = third_of_ttl(&placement);
     loop {
         tick.tick().await;
         if engine.is_resigned() {
@@ -99,8 +106,7 @@ pub async fn keep_membership(engine: Arc<EngineContext>, bus: Arc<Bus>, node_id:
 /// Every third of the TTL, adopts the actors of nodes whose heartbeat is
 /// gone (dead, or drained).
 async fn adopt_orphans(engine: Arc<EngineContext>, placement: Arc<Placement>) {
-    let mut tick = tokio::time::interval(placement.ttl() / 3);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = third_of_ttl(&placement);
     loop {
         tick.tick().await;
         if engine.is_resigned() {
