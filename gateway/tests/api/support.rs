@@ -257,6 +257,24 @@ impl Node {
         body
     }
 
+    /// `GET path` as the supervisor, until `done` holds (bounded). The
+    /// supervisor's views follow the actors: an agent lists its freed slot
+    /// a moment after the conversation that freed it has told its sessions.
+    pub async fn supervised_until(&self, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let limit = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let body = self.supervised(path).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < limit,
+                "GET {path}: still {body} after 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// One queue's row of `GET /api/v1/queues`.
     pub async fn queue(&self, id: &str) -> Value {
         let rows = self.supervised("/api/v1/queues").await;

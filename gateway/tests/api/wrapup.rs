@@ -200,7 +200,9 @@ async fn missing_wrap_up_is_given_automatically_with_the_default_reason(codec: C
     )
     .await;
     // The slot is free again.
-    let rows = node.supervised("/api/v1/agents?q=bob").await;
+    let rows = node
+        .supervised_until("/api/v1/agents?q=bob", |rows| rows[0]["active_chats"] == 0)
+        .await;
     assert_eq!(rows[0]["active_chats"], 0, "{rows}");
 }
 
