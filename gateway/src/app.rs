@@ -3,7 +3,7 @@
 //! servers on free loopback ports.
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
 use switchboard_engine::Engine;
@@ -150,26 +150,20 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         drain,
     });
     let shared = state.clone();
-    let listen = settings.server.listen;
-    let http = HttpServer::new(move || {
+    let listen = crate::server::Listen {
+        addr: settings.server.listen,
+        workers,
+    };
+    let app = move || {
         App::new()
             .wrap(cors())
             .app_data(shared.clone())
             .configure(routes)
-    })
-    .workers(options.workers.max(1))
-    // Chat frames are small and latency-bound: without this, Nagle's
-    // algorithm holds a frame for up to 40 ms behind an unacked one.
-    .tcp_nodelay(true)
-    .disable_signals()
-    .shutdown_timeout(5)
-    .bind(listen)
-    .map_err(|source| StartError::Bind {
-        addr: listen,
+    };
+    let (server, addr) = crate::server::bind(&listen, app).map_err(|source| StartError::Bind {
+        addr: listen.addr,
         source,
     })?;
-    let addr = http.addrs().first().copied().unwrap_or(listen);
-    let server = http.run();
     let handle = server.handle();
     actix_web::rt::spawn(server);
     Ok(Running {

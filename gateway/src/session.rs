@@ -4,9 +4,11 @@
 //! and resumes by `seq`), logs out, or the node drains.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
+use bytes::Bytes;
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,15 +18,19 @@ use switchboard_proto::codec::{Codec, DecodeError, Encoded};
 use switchboard_proto::event::{ErrorFrame, Reconnect, ServerFrame};
 use switchboard_proto::model::Message;
 use switchboard_proto::{AgentCommand, ConversationId, CustomerCommand, ErrorCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tracing::Instrument;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::auth::Subject;
 use crate::identity::subject_of;
+use crate::websocket;
 
-/// Largest frame a client may send (a 4,000-character message is far less).
-const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Live events sent in one write when several are already waiting.
+const MAX_EVENTS_PER_WRITE: usize = 64;
 
 /// How a session is paced. Defaults suit people; the load harness and tests
 /// may raise them.
@@ -51,8 +57,8 @@ impl Default for SessionLimits {
 }
 
 /// The subprotocol: the first one the client asks for that we speak; JSON
-/// when it asks for none.
-fn negotiate(req: &HttpRequest) -> Result<Codec, ApiError> {
+/// when it asks for none (`None`: nothing to name in the answer).
+fn negotiate(req: &HttpRequest) -> Result<(Codec, Option<&'static str>), ApiError> {
     let requested: Vec<String> = req
         .headers()
         .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
@@ -61,11 +67,12 @@ fn negotiate(req: &HttpRequest) -> Result<Codec, ApiError> {
         .filter(|name| !name.is_empty())
         .collect();
     if requested.is_empty() {
-        return Ok(Codec::Json);
+        return Ok((Codec::Json, None));
     }
     requested
         .iter()
         .find_map(|name| Codec::from_subprotocol(name))
+        .map(|codec| (codec, Some(codec.subprotocol())))
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::BadRequest,
@@ -74,11 +81,12 @@ fn negotiate(req: &HttpRequest) -> Result<Codec, ApiError> {
         })
 }
 
-/// `GET /api/v1/ws`: authenticates, opens the engine session (so `hello`
-/// is ready), then upgrades.
+/// `GET /api/v1/ws`: authenticates, checks the handshake, opens the engine
+/// session (so `hello` is ready), then answers `101`; the session runs
+/// once the server hands it the socket. If the client is gone by then, the
+/// engine session is dropped unused.
 pub async fn connect(
     req: HttpRequest,
-    body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if state.is_draining() {
@@ -88,31 +96,29 @@ pub async fn connect(
         ));
     }
     let subject = subject_of(&req)?;
-    let codec = negotiate(&req)?;
+    let (codec, subprotocol) = negotiate(&req)?;
+    let mut answer = websocket::handshake(&req, subprotocol)
+        .map_err(|error| ApiError::new(ErrorCode::BadRequest, error.to_string()))?;
     let opened = match &subject {
         Subject::Agent(agent) => state.engine.open_agent_session(agent).await?,
         Subject::Customer(conversation) => state.engine.open_customer_session(conversation).await?,
     };
-    let (response, ws, stream) =
-        actix_ws::handle_with_protocols(&req, body, &[codec.subprotocol()])
-            .map_err(|error| ApiError::new(ErrorCode::BadRequest, error.to_string()))?;
-    let stream = stream
-        .max_frame_size(MAX_FRAME_BYTES)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_FRAME_BYTES);
     let state = state.into_inner();
-    let limits = state.limits.clone();
-    let quota = Quota::per_second(limits.commands_per_second).allow_burst(limits.command_burst);
-    let session = Session {
-        state,
-        subject,
-        codec,
-        ws,
-        limiter: RateLimiter::direct(quota),
-        seen: HashMap::new(),
-    };
-    actix_web::rt::spawn(session.run(opened, stream, limits));
-    Ok(response)
+    websocket::hand_over(&mut answer, move |ws| {
+        let limits = state.limits.clone();
+        let quota = Quota::per_second(limits.commands_per_second).allow_burst(limits.command_burst);
+        let session = Session {
+            state,
+            subject,
+            codec,
+            ws,
+            stall_limit: limits.client_timeout,
+            limiter: RateLimiter::direct(quota),
+            seen: HashMap::new(),
+        };
+        session.run(Box::new(opened), limits)
+    });
+    Ok(answer)
 }
 
 /// Pings leave on a grid shared by every session of the process: sessions
@@ -144,7 +150,9 @@ struct Session {
     state: Arc<AppState>,
     subject: Subject,
     codec: Codec,
-    ws: actix_ws::Session,
+    ws: websocket::Socket,
+    /// How long a write may wait for a client that does not read.
+    stall_limit: Duration,
     limiter: DefaultDirectRateLimiter,
     /// The last `seq` sent to this client, per conversation: a message seen
     /// twice is dropped, and a gap (an event lost between nodes) is filled
@@ -152,87 +160,152 @@ struct Session {
     seen: HashMap<ConversationId, u64>,
 }
 
+/// The client is gone (or stopped reading): nothing more can be sent.
+#[derive(Debug)]
+struct Gone;
+
 /// Why the loop ended: send this close, or nothing if the socket is gone.
-type Ending = Option<CloseReason>;
+type Ending = Option<CloseFrame>;
+
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.to_owned().into(),
+    }
+}
+
+/// Awaits a write, bounded by `limit`: nearly always done at once, so the
+/// timer is only made when the socket is full.
+async fn bounded<F>(limit: Duration, write: F) -> Result<(), Gone>
+where
+    F: Future<Output = Result<(), WsError>>,
+{
+    let mut write = std::pin::pin!(write);
+    let written = match write.as_mut().now_or_never() {
+        Some(written) => written,
+        // Boxed: the timer would otherwise size every session's future.
+        None => Box::pin(tokio::time::timeout(limit, write))
+            .await
+            .map_err(|_| Gone)?,
+    };
+    written.map_err(|_| Gone)
+}
 
 impl Session {
-    async fn run(
-        mut self,
-        opened: switchboard_engine::Session,
-        mut stream: actix_ws::AggregatedMessageStream,
-        limits: SessionLimits,
-    ) {
-        let mut events = opened.events;
+    /// `opened` comes boxed: a future keeps its arguments for its whole
+    /// life, and `hello` is only needed at the start.
+    async fn run(mut self, opened: Box<switchboard_engine::Session>, limits: SessionLimits) {
+        // Unboxed inside a block, so the box is freed now: an argument
+        // otherwise lives as long as the future.
+        let switchboard_engine::Session {
+            hello,
+            followups,
+            mut events,
+        } = {
+            let opened = opened;
+            *opened
+        };
         // Boxed, like every rare path here: an idle session's future is
         // then only as large as its loop (docs/benchmarks.md, memory).
-        if Box::pin(self.greet(opened.hello, opened.followups))
-            .await
-            .is_err()
-        {
+        if Box::pin(self.greet(hello, followups)).await.is_err() || self.flush().await.is_err() {
             return;
         }
         let mut drain = self.state.drain_signal();
         let mut heartbeat = heartbeat(limits.ping_interval);
         let mut last_heard = Instant::now();
         let ending: Ending = loop {
-            tokio::select! {
-                incoming = stream.recv() => {
+            let step: Option<Ending> = tokio::select! {
+                incoming = self.ws.next() => {
                     last_heard = Instant::now();
                     match incoming {
-                        None => break None,
-                        Some(Err(error)) => break Some(CloseReason {
-                            code: CloseCode::Protocol,
-                            description: Some(error.to_string()),
-                        }),
-                        Some(Ok(AggregatedMessage::Text(text))) => {
-                            // Boxed: an idle session then keeps no command's state.
-                            if let Some(ending) = Box::pin(self.command(text.as_bytes(), Codec::Json)).await { break ending; }
+                        None => Some(None),
+                        Some(Err(error)) => Some(Self::read_failed(error)),
+                        // Boxed: an idle session then keeps no command's state.
+                        Some(Ok(WsMessage::Text(text))) => {
+                            Box::pin(self.command(text.as_bytes(), Codec::Json)).await
                         }
-                        Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                            if let Some(ending) = Box::pin(self.command(&bytes, Codec::MsgPack)).await { break ending; }
+                        Some(Ok(WsMessage::Binary(bytes))) => {
+                            Box::pin(self.command(&bytes, Codec::MsgPack)).await
                         }
-                        Some(Ok(AggregatedMessage::Ping(payload))) => {
-                            if self.ws.pong(&payload).await.is_err() { break None; }
+                        // The WebSocket answers it (sent by the flush below).
+                        Some(Ok(WsMessage::Close(_))) => {
+                            let _ = self.flush().await;
+                            Some(None)
                         }
-                        Some(Ok(AggregatedMessage::Pong(_))) => {}
-                        Some(Ok(AggregatedMessage::Close(reason))) => break reason,
+                        // Pings are answered by the WebSocket on the flush.
+                        Some(Ok(_)) => None,
                     }
                 }
                 frame = events.frames.recv() => match frame {
-                    Some(frame) => match self.forward(&frame).await {
-                        Err(_) => break None,
-                        Ok(true) => break Some(CloseReason {
-                            code: CloseCode::Restart,
-                            description: Some("reconnect and resume".into()),
-                        }),
-                        Ok(false) => {}
-                    },
-                    None => break Some(Box::pin(self.events_ended()).await),
+                    Some(frame) => self.forward_live(&frame).await,
+                    None => Some(Some(Box::pin(self.events_ended()).await)),
                 },
                 _ = heartbeat.tick() => {
                     if last_heard.elapsed() > limits.client_timeout {
-                        break Some(CloseReason {
-                            code: CloseCode::Policy,
-                            description: Some("no answer to pings".into()),
-                        });
+                        Some(Some(close_frame(CloseCode::Policy, "no answer to pings")))
+                    } else {
+                        self.queue(WsMessage::Ping(Bytes::new())).await.err().map(|Gone| None)
                     }
-                    if self.ws.ping(b"").await.is_err() { break None; }
                 }
                 _ = drain.changed() => {
                     let after_ms = 250 + rand::random::<u64>() % 1750;
                     let _ = self.send(&ServerFrame::Reconnect(Reconnect { after_ms })).await;
-                    break Some(CloseReason {
-                        code: CloseCode::Restart,
-                        description: Some("node draining: reconnect to another node".into()),
-                    });
+                    Some(Some(close_frame(CloseCode::Restart, "node draining: reconnect to another node")))
                 }
+            };
+            if let Some(ending) = step {
+                break ending;
+            }
+            // Events already waiting go out in the same write.
+            if let Some(ending) = self.forward_waiting(&mut events.frames).await {
+                break ending;
+            }
+            if self.flush().await.is_err() {
+                break None;
             }
         };
         drop(events);
         tracing::debug!(?ending, "session ends");
         if let Some(reason) = ending {
-            Box::pin(Self::close(self.ws, stream, reason)).await;
+            Box::pin(Self::close(self.ws, reason)).await;
         }
+    }
+
+    /// What to tell a client whose frame could not be read.
+    fn read_failed(error: WsError) -> Ending {
+        match error {
+            WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
+            WsError::Capacity(error) => Some(close_frame(CloseCode::Size, &error.to_string())),
+            error => Some(close_frame(CloseCode::Protocol, &error.to_string())),
+        }
+    }
+
+    /// Sends one live event. `Some(ending)` ends the session.
+    async fn forward_live(&mut self, frame: &ServerFrame) -> Option<Ending> {
+        match self.forward(frame).await {
+            Err(Gone) => Some(None),
+            Ok(true) => Some(Some(close_frame(
+                CloseCode::Restart,
+                "reconnect and resume",
+            ))),
+            Ok(false) => None,
+        }
+    }
+
+    /// Queues the live events already waiting (a bounded batch).
+    async fn forward_waiting(
+        &mut self,
+        frames: &mut tokio::sync::mpsc::Receiver<switchboard_engine::cluster::hub::Frame>,
+    ) -> Option<Ending> {
+        for _ in 0..MAX_EVENTS_PER_WRITE {
+            let Ok(frame) = frames.try_recv() else {
+                return None;
+            };
+            if let Some(ending) = self.forward_live(&frame).await {
+                return Some(ending);
+            }
+        }
+        None
     }
 
     /// `hello`, then what the engine had queued behind it; notes the last
@@ -241,7 +314,7 @@ impl Session {
         &mut self,
         hello: switchboard_proto::event::Hello,
         followups: Vec<ServerFrame>,
-    ) -> Result<(), actix_ws::Closed> {
+    ) -> Result<(), Gone> {
         for conversation in &hello.conversations {
             self.seen
                 .insert(conversation.conversation_id.clone(), conversation.last_seq);
@@ -261,17 +334,10 @@ impl Session {
     /// Sends the close, then finishes the handshake (bounded): reading on
     /// until the client answers the close lets the connection end now,
     /// rather than linger while the client keeps sending into it.
-    async fn close(
-        ws: actix_ws::Session,
-        mut stream: actix_ws::AggregatedMessageStream,
-        reason: CloseReason,
-    ) {
-        let _ = ws.close(Some(reason)).await;
+    async fn close(mut ws: websocket::Socket, reason: CloseFrame) {
         let handshake = async {
-            while let Some(Ok(message)) = stream.recv().await {
-                if matches!(message, AggregatedMessage::Close(_)) {
-                    break;
-                }
+            if ws.close(Some(reason)).await.is_ok() {
+                while let Some(Ok(_)) = ws.next().await {}
             }
         };
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE, handshake).await;
@@ -279,26 +345,20 @@ impl Session {
 
     /// Why the engine stopped this session's events: the agent logged out
     /// (in another tab), or the session fell too far behind.
-    async fn events_ended(&self) -> CloseReason {
+    async fn events_ended(&self) -> CloseFrame {
         let logged_out = match &self.subject {
             Subject::Agent(agent) => !self.state.engine.is_logged_in(agent).await,
             Subject::Customer(_) => false,
         };
         match &self.subject {
-            Subject::Agent(_) if logged_out => CloseReason {
-                code: CloseCode::Normal,
-                description: Some("logged out".into()),
-            },
-            _ => CloseReason {
-                code: CloseCode::Again,
-                description: Some("too far behind: reconnect and resume".into()),
-            },
+            Subject::Agent(_) if logged_out => close_frame(CloseCode::Normal, "logged out"),
+            _ => close_frame(CloseCode::Again, "too far behind: reconnect and resume"),
         }
     }
 
     /// Sends a live event. `Ok(true)`: it told the client to reconnect, so
     /// the session ends.
-    async fn forward(&mut self, frame: &ServerFrame) -> Result<bool, actix_ws::Closed> {
+    async fn forward(&mut self, frame: &ServerFrame) -> Result<bool, Gone> {
         match frame {
             ServerFrame::Reconnect(_) => {
                 self.send(frame).await?;
@@ -335,7 +395,7 @@ impl Session {
 
     /// Sends the messages between `last` and `message` from the log;
     /// `Ok(false)` when the log could not be read.
-    async fn fill_gap(&mut self, message: &Message, last: u64) -> Result<bool, actix_ws::Closed> {
+    async fn fill_gap(&mut self, message: &Message, last: u64) -> Result<bool, Gone> {
         let party = match &self.subject {
             Subject::Agent(agent) => Party::Agent(agent.clone()),
             Subject::Customer(_) => Party::Customer,
@@ -359,10 +419,12 @@ impl Session {
         }
     }
 
-    async fn send(&mut self, frame: &ServerFrame) -> Result<(), actix_ws::Closed> {
+    /// Queues a frame for the next flush (written before it when the
+    /// queue is long).
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
         match self.codec.encode(frame) {
-            Ok(Encoded::Text(text)) => self.ws.text(text).await,
-            Ok(Encoded::Binary(bytes)) => self.ws.binary(bytes).await,
+            Ok(Encoded::Text(text)) => self.queue(WsMessage::Text(text.into())).await,
+            Ok(Encoded::Binary(bytes)) => self.queue(WsMessage::Binary(bytes.into())).await,
             Err(error) => {
                 tracing::error!(%error, "could not encode a frame");
                 Ok(())
@@ -370,12 +432,21 @@ impl Session {
         }
     }
 
+    async fn queue(&mut self, message: WsMessage) -> Result<(), Gone> {
+        bounded(self.stall_limit, self.ws.feed(message)).await
+    }
+
+    /// Writes what is queued (one write for the whole batch).
+    async fn flush(&mut self) -> Result<(), Gone> {
+        bounded(self.stall_limit, self.ws.flush()).await
+    }
+
     async fn send_error(
         &mut self,
         request_id: Option<String>,
         code: ErrorCode,
         message: String,
-    ) -> Result<(), actix_ws::Closed> {
+    ) -> Result<(), Gone> {
         metrics::counter!("switchboard_command_errors_total", "code" => code.as_str()).increment(1);
         self.send(&ServerFrame::Error(ErrorFrame {
             request_id,
@@ -476,17 +547,14 @@ impl Session {
         };
         match sent {
             Err(_) => Some(None),
-            Ok(true) => Some(Some(CloseReason {
-                code: CloseCode::Normal,
-                description: Some("logged out".into()),
-            })),
+            Ok(true) => Some(Some(close_frame(CloseCode::Normal, "logged out"))),
             Ok(false) => None,
         }
     }
 
     /// Sends a command's replay (resume), then its ack. `Ok(true)` when the
     /// session should end.
-    async fn reply(&mut self, outcome: Outcome) -> Result<bool, actix_ws::Closed> {
+    async fn reply(&mut self, outcome: Outcome) -> Result<bool, Gone> {
         for message in outcome.replay {
             let seen = self
                 .seen

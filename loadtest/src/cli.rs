@@ -38,7 +38,7 @@ pub enum Command {
     /// (and optionally start it again): clients reconnect elsewhere and
     /// resume; time to recovery, nothing lost or doubled.
     Failover(FailoverArgs),
-    /// The floors alone: WebSocket echo through actix-web + actix-ws, and a
+    /// The floors alone: WebSocket echo through the node's server stack, and a
     /// Redis PUBLISH round trip.
     Floor(FloorArgs),
     /// Serve a plain WebSocket echo at /ws (the floor's server).

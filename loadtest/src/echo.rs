@@ -1,44 +1,44 @@
 //! `echo-server`: a plain WebSocket echo through the same stack the node
-//! uses (actix-web 4 + actix-ws, the same frame limits, HTTP workers as
-//! configured), so its latency is the floor a chat message's two hops sit on.
+//! uses (the gateway's server and WebSocket layer: actix-http, the socket
+//! taken over after the `101`, the same frame limits and buffers; HTTP
+//! workers as configured), so its latency is the floor a chat message's
+//! two hops sit on.
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use actix_ws::AggregatedMessage;
+use actix_web::{web, App, HttpRequest, HttpResponse};
+use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
+use switchboard_gateway::server::{self, Listen};
+use switchboard_gateway::websocket;
+use tokio_tungstenite::tungstenite::Message;
 
-const MAX_FRAME_BYTES: usize = 64 * 1024;
-
-async fn echo(req: HttpRequest, body: web::Payload) -> actix_web::Result<HttpResponse> {
-    let (response, mut session, stream) = actix_ws::handle(&req, body)?;
-    let mut stream = stream
-        .max_frame_size(MAX_FRAME_BYTES)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_FRAME_BYTES);
-    actix_web::rt::spawn(async move {
-        while let Some(Ok(message)) = stream.recv().await {
-            let sent = match message {
-                AggregatedMessage::Text(text) => session.text(text).await,
-                AggregatedMessage::Binary(bytes) => session.binary(bytes).await,
-                AggregatedMessage::Ping(payload) => session.pong(&payload).await,
-                AggregatedMessage::Pong(_) => Ok(()),
-                AggregatedMessage::Close(_) => break,
+async fn echo(req: HttpRequest) -> actix_web::Result<HttpResponse> {
+    let mut answer = websocket::handshake(&req, None)
+        .map_err(|error| actix_web::error::ErrorBadRequest(error.to_string()))?;
+    websocket::hand_over(&mut answer, |mut socket| async move {
+        while let Some(Ok(message)) = socket.next().await {
+            let echoed = match message {
+                Message::Text(_) | Message::Binary(_) => socket.send(message).await,
+                // Pings are answered by the WebSocket as it reads.
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => socket.flush().await,
+                Message::Close(_) => break,
             };
-            if sent.is_err() {
+            if echoed.is_err() {
                 break;
             }
         }
-        let _ = session.close(None).await;
+        let _ = socket.close(None).await;
     });
-    Ok(response)
+    Ok(answer)
 }
 
 /// Serves `/ws` on `listen` until the process is killed.
 pub fn serve(listen: SocketAddr, workers: usize) -> std::io::Result<()> {
     actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(|| App::new().route("/ws", web::get().to(echo)))
-            .workers(workers.max(1))
-            .bind(listen)?
-            .run()
-            .await
+        let listen = Listen {
+            addr: listen,
+            workers,
+        };
+        let (server, _) = server::bind(&listen, || App::new().route("/ws", web::get().to(echo)))?;
+        server.await
     })
 }

@@ -1,6 +1,6 @@
 //! Floors, measured on the same machine in the same run, so the figures
 //! read as ratios:
-//! - a plain WebSocket echo through the same actix-web + actix-ws stack
+//! - a plain WebSocket echo through the same server and WebSocket layer
 //!   (`echo-server`, a child process like the node): client -> server ->
 //!   client, the same two hops a chat message takes from sender to receiver;
 //! - a Redis PUBLISH round trip (publisher -> redis-server -> subscriber) on

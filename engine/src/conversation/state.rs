@@ -442,6 +442,9 @@ impl Conversation {
             offered_at: now,
             expires_at: now.plus_millis(self.timing.rona_timeout_ms),
         };
+        // Exactly one more: most conversations see one or two offers, and
+        // `push` would reserve four records (1 KiB) on the first.
+        self.offers.reserve_exact(1);
         self.offers.push(OfferRecord {
             offer_id: offer_id.clone(),
             kind,

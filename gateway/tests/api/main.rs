@@ -14,6 +14,7 @@ mod messages;
 mod resume;
 mod rona;
 mod routing;
+mod socket;
 mod telemetry;
 mod transfer;
 mod wrapup;

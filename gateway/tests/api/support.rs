@@ -117,15 +117,21 @@ impl Node {
     /// A node with the test config; `env` overrides keys the way
     /// `SWITCHBOARD__ROUTING__RONA_TIMEOUT_MS` does.
     pub async fn start(env: &[(&str, &str)]) -> Node {
+        let options = StartOptions {
+            workers: 1,
+            ..StartOptions::default()
+        };
+        Node::start_with(env, options).await
+    }
+
+    /// A node with the test config and these start options (a short
+    /// heartbeat, say).
+    pub async fn start_with(env: &[(&str, &str)], options: StartOptions) -> Node {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect();
         let settings = Settings::from_toml_str(CONFIG, env).expect("test config is valid");
-        let options = StartOptions {
-            workers: 1,
-            ..StartOptions::default()
-        };
         let running = app::start(&settings, options).await.expect("node starts");
         Node {
             base: format!("http://{}", running.addr),
