@@ -9,6 +9,9 @@
 //! - [`auth`]: agent credentials (argon2) and HMAC-signed tokens.
 //! - [`identity`]: who a request is, from its token.
 //! - [`rest`]: the REST handlers; [`openapi`]: their OpenAPI document.
+//! - [`server`]: the HTTP server; a WebSocket's socket leaves the HTTP/1
+//!   dispatcher after its `101` ([`server::Takeover`]).
+//! - [`websocket`]: the WebSocket on that socket (handshake, framing, limits).
 //! - [`session`]: one WebSocket session (frames <-> engine).
 //! - [`api_error`]: protocol error codes as HTTP answers.
 //! - [`observability`]: logs and Prometheus metrics.

@@ -5,10 +5,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt, StreamExt};
+use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashMap;
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,10 +17,10 @@ use switchboard_proto::codec::{Codec, DecodeError, Encoded};
 use switchboard_proto::event::{ErrorFrame, Reconnect, ServerFrame};
 use switchboard_proto::model::Message;
 use switchboard_proto::{AgentCommand, ConversationId, CustomerCommand, ErrorCode};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 use tracing::Instrument;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
@@ -174,23 +173,6 @@ fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
     }
 }
 
-/// Awaits a write, bounded by `limit`: nearly always done at once, so the
-/// timer is only made when the socket is full.
-async fn bounded<F>(limit: Duration, write: F) -> Result<(), Gone>
-where
-    F: Future<Output = Result<(), WsError>>,
-{
-    let mut write = std::pin::pin!(write);
-    let written = match write.as_mut().now_or_never() {
-        Some(written) => written,
-        // Boxed: the timer would otherwise size every session's future.
-        None => Box::pin(tokio::time::timeout(limit, write))
-            .await
-            .map_err(|_| Gone)?,
-    };
-    written.map_err(|_| Gone)
-}
-
 impl Session {
     /// `opened` comes boxed: a future keeps its arguments for its whole
     /// life, and `hello` is only needed at the start.
@@ -205,9 +187,7 @@ impl Session {
             let opened = opened;
             *opened
         };
-        // Boxed, like every rare path here: an idle session's future is
-        // then only as large as its loop (docs/benchmarks.md, memory).
-        if Box::pin(self.greet(hello, followups)).await.is_err() || self.flush().await.is_err() {
+        if self.greet(hello, followups).is_err() || self.flush().await.is_err() {
             return;
         }
         let mut drain = self.state.drain_signal();
@@ -244,12 +224,12 @@ impl Session {
                     if last_heard.elapsed() > limits.client_timeout {
                         Some(Some(close_frame(CloseCode::Policy, "no answer to pings")))
                     } else {
-                        self.queue(WsMessage::Ping(Bytes::new())).await.err().map(|Gone| None)
+                        self.buffer(WsMessage::Ping(Bytes::new())).err().map(|Gone| None)
                     }
                 }
                 _ = drain.changed() => {
                     let after_ms = 250 + rand::random::<u64>() % 1750;
-                    let _ = self.send(&ServerFrame::Reconnect(Reconnect { after_ms })).await;
+                    let _ = self.send(&ServerFrame::Reconnect(Reconnect { after_ms }));
                     Some(Some(close_frame(CloseCode::Restart, "node draining: reconnect to another node")))
                 }
             };
@@ -310,7 +290,7 @@ impl Session {
 
     /// `hello`, then what the engine had queued behind it; notes the last
     /// `seq` the client holds of each conversation.
-    async fn greet(
+    fn greet(
         &mut self,
         hello: switchboard_proto::event::Hello,
         followups: Vec<ServerFrame>,
@@ -324,9 +304,9 @@ impl Session {
                 self.seen.insert(offer.conversation_id.clone(), last.seq);
             }
         }
-        self.send(&ServerFrame::Hello(hello)).await?;
+        self.send(&ServerFrame::Hello(hello))?;
         for frame in &followups {
-            self.send(frame).await?;
+            self.send(frame)?;
         }
         Ok(())
     }
@@ -361,7 +341,7 @@ impl Session {
     async fn forward(&mut self, frame: &ServerFrame) -> Result<bool, Gone> {
         match frame {
             ServerFrame::Reconnect(_) => {
-                self.send(frame).await?;
+                self.send(frame)?;
                 return Ok(true);
             }
             ServerFrame::Message(message) => {
@@ -390,7 +370,7 @@ impl Session {
             }
             _ => {}
         }
-        self.send(frame).await.map(|()| false)
+        self.send(frame).map(|()| false)
     }
 
     /// Sends the messages between `last` and `message` from the log;
@@ -408,7 +388,7 @@ impl Session {
             Ok(missed) => {
                 metrics::counter!("switchboard_session_gaps_filled_total").increment(1);
                 for missed in missed.iter().filter(|missed| missed.seq < message.seq) {
-                    self.send(&ServerFrame::Message((**missed).clone())).await?;
+                    self.send(&ServerFrame::Message((**missed).clone()))?;
                 }
                 Ok(true)
             }
@@ -421,10 +401,10 @@ impl Session {
 
     /// Queues a frame for the next flush (written before it when the
     /// queue is long).
-    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
+    fn send(&mut self, frame: &ServerFrame) -> Result<(), Gone> {
         match self.codec.encode(frame) {
-            Ok(Encoded::Text(text)) => self.queue(WsMessage::Text(text.into())).await,
-            Ok(Encoded::Binary(bytes)) => self.queue(WsMessage::Binary(bytes.into())).await,
+            Ok(Encoded::Text(text)) => self.buffer(WsMessage::Text(text.into())),
+            Ok(Encoded::Binary(bytes)) => self.buffer(WsMessage::Binary(bytes.into())),
             Err(error) => {
                 tracing::error!(%error, "could not encode a frame");
                 Ok(())
@@ -432,16 +412,25 @@ impl Session {
         }
     }
 
-    async fn queue(&mut self, message: WsMessage) -> Result<(), Gone> {
-        bounded(self.stall_limit, self.ws.feed(message)).await
+    fn buffer(&mut self, message: WsMessage) -> Result<(), Gone> {
+        self.ws.buffer(message).map_err(|_| Gone)
     }
 
-    /// Writes what is queued (one write for the whole batch).
+    /// Writes what is queued, in one write when the socket takes it. A
+    /// client that does not read gets `stall_limit` to start again.
     async fn flush(&mut self) -> Result<(), Gone> {
-        bounded(self.stall_limit, self.ws.flush()).await
+        let mut flush = std::pin::pin!(self.ws.flush());
+        let flushed = match flush.as_mut().now_or_never() {
+            Some(flushed) => flushed,
+            // Boxed: the timer would otherwise size every session's future.
+            None => Box::pin(tokio::time::timeout(self.stall_limit, flush))
+                .await
+                .map_err(|_| Gone)?,
+        };
+        flushed.map_err(|_| Gone)
     }
 
-    async fn send_error(
+    fn send_error(
         &mut self,
         request_id: Option<String>,
         code: ErrorCode,
@@ -453,7 +442,6 @@ impl Session {
             code,
             message,
         }))
-        .await
     }
 
     /// Handles one client frame. `Some(ending)` ends the session.
@@ -488,13 +476,11 @@ impl Session {
                 Ok((request_id, _)) => Some(request_id.clone()),
                 Err(error) => error.request_id.clone(),
             };
-            let sent = self
-                .send_error(
-                    request_id,
-                    ErrorCode::RateLimited,
-                    "too many commands: slow down".into(),
-                )
-                .await;
+            let sent = self.send_error(
+                request_id,
+                ErrorCode::RateLimited,
+                "too many commands: slow down".into(),
+            );
             return sent.is_err().then_some(None);
         }
         let (request_id, command) = match decoded {
@@ -503,9 +489,7 @@ impl Session {
                 request_id,
                 message,
             }) => {
-                let sent = self
-                    .send_error(request_id, ErrorCode::BadRequest, message)
-                    .await;
+                let sent = self.send_error(request_id, ErrorCode::BadRequest, message);
                 return sent.is_err().then_some(None);
             }
         };
@@ -539,10 +523,9 @@ impl Session {
         .instrument(span)
         .await;
         let sent = match result {
-            Ok(outcome) => self.reply(outcome).await,
+            Ok(outcome) => self.reply(outcome),
             Err(error) => self
                 .send_error(Some(request_id), error.code(), error.to_string())
-                .await
                 .map(|()| false),
         };
         match sent {
@@ -554,16 +537,16 @@ impl Session {
 
     /// Sends a command's replay (resume), then its ack. `Ok(true)` when the
     /// session should end.
-    async fn reply(&mut self, outcome: Outcome) -> Result<bool, Gone> {
+    fn reply(&mut self, outcome: Outcome) -> Result<bool, Gone> {
         for message in outcome.replay {
             let seen = self
                 .seen
                 .entry(message.conversation_id.clone())
                 .or_default();
             *seen = (*seen).max(message.seq);
-            self.send(&ServerFrame::Message((*message).clone())).await?;
+            self.send(&ServerFrame::Message((*message).clone()))?;
         }
-        self.send(&ServerFrame::Ack(outcome.ack)).await?;
+        self.send(&ServerFrame::Ack(outcome.ack))?;
         Ok(outcome.close_session)
     }
 }

@@ -4,18 +4,15 @@
 //! harness's echo floor runs exactly this layer.
 
 use actix_web::{HttpRequest, HttpResponse};
-use futures_util::FutureExt;
 use std::future::Future;
+use std::io::{self, Read, Write};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::WebSocketStream;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
+use tungstenite::{Error, Message};
 
 use crate::server::Takeover;
 
 pub use actix_http::ws::HandshakeError;
-
-/// A server-side WebSocket on a taken-over socket.
-pub type Socket = WebSocketStream<TcpStream>;
 
 /// Largest frame a client may send (a 4,000-character message is far less).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -28,12 +25,118 @@ const READ_BUFFER_BYTES: usize = 1024;
 /// Frames queued for one write: above this, writing starts before the flush.
 const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
+/// Most a socket may hold unwritten (a client that stops reading): past
+/// it, sending fails and the session ends. An agent's `hello` with all its
+/// conversations is far less.
+const MAX_UNWRITTEN_BYTES: usize = 8 * 1024 * 1024;
+
 fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BATCH_BYTES)
+        .max_write_buffer_size(MAX_UNWRITTEN_BYTES)
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES))
+}
+
+/// A server-side WebSocket on a taken-over socket: tungstenite's protocol
+/// over the tokio socket. Frames are buffered without waiting
+/// ([`Socket::buffer`]); only reading and flushing wait, for readiness. A
+/// session's future then carries no write futures, and a burst of frames
+/// leaves in one write.
+pub struct Socket {
+    io: TcpStream,
+    protocol: WebSocketContext,
+}
+
+/// The socket as tungstenite sees it: reads and writes that never wait
+/// (`WouldBlock` when the socket is not ready).
+struct Nonblocking<'a>(&'a TcpStream);
+
+impl Read for Nonblocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.try_read(buf)
+    }
+}
+
+impl Write for Nonblocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.try_write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn would_block(error: &Error) -> bool {
+    matches!(error, Error::Io(error) if error.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// A message that cannot be sent: the socket is closed, or holds too much
+/// unwritten already.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot send: {0}")]
+pub struct Unsendable(Box<Error>);
+
+impl Socket {
+    /// `read`: what the client sent behind its handshake, already read.
+    fn new(io: TcpStream, read: Vec<u8>) -> Self {
+        Self {
+            io,
+            protocol: WebSocketContext::from_partially_read(read, Role::Server, Some(config())),
+        }
+    }
+
+    /// The next message; `None` once the connection is closed. Pings and
+    /// closes are answered as they are read. Cancel-safe: a partial frame
+    /// stays buffered.
+    pub async fn next(&mut self) -> Option<Result<Message, Error>> {
+        loop {
+            match self.protocol.read(&mut Nonblocking(&self.io)) {
+                Ok(message) => return Some(Ok(message)),
+                Err(error) if would_block(&error) => {
+                    if let Err(error) = self.io.readable().await {
+                        return Some(Err(Error::Io(error)));
+                    }
+                }
+                Err(Error::ConnectionClosed | Error::AlreadyClosed) => return None,
+                Err(error) => return Some(Err(error)),
+            }
+        }
+    }
+
+    /// Queues a message for the next [`Socket::flush`] (written at once
+    /// when the queue is long). Fails when the socket is closed or holds
+    /// [`MAX_UNWRITTEN_BYTES`] already.
+    pub fn buffer(&mut self, message: Message) -> Result<(), Unsendable> {
+        match self.protocol.write(&mut Nonblocking(&self.io), message) {
+            // Queued; the socket is full for now.
+            Err(error) if would_block(&error) => Ok(()),
+            written => written.map_err(|error| Unsendable(Box::new(error))),
+        }
+    }
+
+    /// Writes everything queued (and pending pongs).
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        loop {
+            match self.protocol.flush(&mut Nonblocking(&self.io)) {
+                Err(error) if would_block(&error) => self.io.writable().await?,
+                Ok(()) | Err(Error::ConnectionClosed) => return Ok(()),
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Sends a close frame (once) and writes it out; the client's answer
+    /// comes through [`Socket::next`].
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
+        match self.protocol.close(&mut Nonblocking(&self.io), frame) {
+            Err(error) if would_block(&error) => self.flush().await,
+            Ok(()) | Err(Error::ConnectionClosed) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
 }
 
 /// Checks the handshake of `req`; the `101` answer (naming `subprotocol`,
@@ -59,24 +162,6 @@ where
     answer
         .extensions_mut()
         .insert(Takeover::new(move |io, read| {
-            // What the client sent right behind its handshake was read with
-            // it: the WebSocket starts from there.
-            let mut opening = Box::pin(WebSocketStream::from_partially_read(
-                io,
-                read.to_vec(),
-                Role::Server,
-                Some(config()),
-            ));
-            // Opening waits for nothing, so it is done here: the task then
-            // holds the session alone, not the opening beside it
-            // (docs/benchmarks.md, memory).
-            match (&mut opening).now_or_never() {
-                Some(socket) => {
-                    actix_web::rt::spawn(run(socket));
-                }
-                None => {
-                    actix_web::rt::spawn(async move { run(opening.await).await });
-                }
-            }
+            actix_web::rt::spawn(run(Socket::new(io, read.to_vec())));
         }));
 }

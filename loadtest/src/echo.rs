@@ -5,7 +5,6 @@
 //! two hops sit on.
 
 use actix_web::{web, App, HttpRequest, HttpResponse};
-use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use switchboard_gateway::server::{self, Listen};
 use switchboard_gateway::websocket;
@@ -17,12 +16,12 @@ async fn echo(req: HttpRequest) -> actix_web::Result<HttpResponse> {
     websocket::hand_over(&mut answer, |mut socket| async move {
         while let Some(Ok(message)) = socket.next().await {
             let echoed = match message {
-                Message::Text(_) | Message::Binary(_) => socket.send(message).await,
+                Message::Text(_) | Message::Binary(_) => socket.buffer(message),
                 // Pings are answered by the WebSocket as it reads.
-                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => socket.flush().await,
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
                 Message::Close(_) => break,
             };
-            if echoed.is_err() {
+            if echoed.is_err() || socket.flush().await.is_err() {
                 break;
             }
         }

@@ -14,8 +14,8 @@
 //!   double offers) and message latency by `client_msg_id`.
 //! - [`stats`]: HDR histograms, counters, errors by code, `/proc` samples.
 //! - [`client`]: REST and WebSocket plumbing over the protocol crate's codec.
-//! - [`floor`] and [`echo`]: the floors (WebSocket echo on actix-web +
-//!   actix-ws, Redis PUBLISH round trip).
+//! - [`floor`] and [`echo`]: the floors (WebSocket echo on the gateway's own
+//!   server and WebSocket layer, Redis PUBLISH round trip).
 //! - [`config`]: `gen-config`, a node config with the load-test agents.
 //!
 //! Invariants: the harness only targets loopback addresses; every loop is
