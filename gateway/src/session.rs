@@ -159,6 +159,14 @@ struct Session {
     seen: HashMap<ConversationId, u64>,
 }
 
+/// What woke a session's loop.
+enum Wake {
+    Incoming(Option<Result<WsMessage, WsError>>),
+    Event(Option<switchboard_engine::cluster::hub::Frame>),
+    Heartbeat,
+    Drain,
+}
+
 /// The client is gone (or stopped reading): nothing more can be sent.
 #[derive(Debug)]
 struct Gone;
@@ -194,8 +202,17 @@ impl Session {
         let mut heartbeat = heartbeat(limits.ping_interval);
         let mut last_heard = Instant::now();
         let ending: Ending = loop {
-            let step: Option<Ending> = tokio::select! {
-                incoming = self.ws.next() => {
+            // What woke the session is taken out of the `select!` and
+            // handled after it, so the waits and the handling never share
+            // the future's memory (docs/benchmarks.md, memory).
+            let wake = tokio::select! {
+                incoming = self.ws.receive() => Wake::Incoming(incoming),
+                frame = events.frames.recv() => Wake::Event(frame),
+                _ = heartbeat.tick() => Wake::Heartbeat,
+                _ = drain.changed() => Wake::Drain,
+            };
+            let step: Option<Ending> = match wake {
+                Wake::Incoming(incoming) => {
                     last_heard = Instant::now();
                     match incoming {
                         None => Some(None),
@@ -216,21 +233,24 @@ impl Session {
                         Some(Ok(_)) => None,
                     }
                 }
-                frame = events.frames.recv() => match frame {
-                    Some(frame) => self.forward_live(&frame).await,
-                    None => Some(Some(Box::pin(self.events_ended()).await)),
-                },
-                _ = heartbeat.tick() => {
+                Wake::Event(Some(frame)) => self.forward_live(&frame).await,
+                Wake::Event(None) => Some(Some(Box::pin(self.events_ended()).await)),
+                Wake::Heartbeat => {
                     if last_heard.elapsed() > limits.client_timeout {
                         Some(Some(close_frame(CloseCode::Policy, "no answer to pings")))
                     } else {
-                        self.buffer(WsMessage::Ping(Bytes::new())).err().map(|Gone| None)
+                        self.buffer(WsMessage::Ping(Bytes::new()))
+                            .err()
+                            .map(|Gone| None)
                     }
                 }
-                _ = drain.changed() => {
+                Wake::Drain => {
                     let after_ms = 250 + rand::random::<u64>() % 1750;
                     let _ = self.send(&ServerFrame::Reconnect(Reconnect { after_ms }));
-                    Some(Some(close_frame(CloseCode::Restart, "node draining: reconnect to another node")))
+                    Some(Some(close_frame(
+                        CloseCode::Restart,
+                        "node draining: reconnect to another node",
+                    )))
                 }
             };
             if let Some(ending) = step {
@@ -317,7 +337,7 @@ impl Session {
     async fn close(mut ws: websocket::Socket, reason: CloseFrame) {
         let handshake = async {
             if ws.close(Some(reason)).await.is_ok() {
-                while let Some(Ok(_)) = ws.next().await {}
+                while let Some(Ok(_)) = ws.receive().await {}
             }
         };
         let _ = tokio::time::timeout(CLOSE_HANDSHAKE, handshake).await;

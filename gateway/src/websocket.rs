@@ -6,6 +6,7 @@
 use actix_web::{HttpRequest, HttpResponse};
 use std::future::Future;
 use std::io::{self, Read, Write};
+use std::task::{ready, Context, Poll};
 use tokio::net::TcpStream;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error, Message};
@@ -91,17 +92,25 @@ impl Socket {
     /// The next message; `None` once the connection is closed. Pings and
     /// closes are answered as they are read. Cancel-safe: a partial frame
     /// stays buffered.
-    pub async fn next(&mut self) -> Option<Result<Message, Error>> {
+    pub fn receive(&mut self) -> impl Future<Output = Option<Result<Message, Error>>> + '_ {
+        // A poll function rather than an `async fn` awaiting `readable()`:
+        // the future is then one pointer, not a readiness waiter, in every
+        // idle session (docs/benchmarks.md, memory).
+        std::future::poll_fn(move |cx| self.poll_next(cx))
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             match self.protocol.read(&mut Nonblocking(&self.io)) {
-                Ok(message) => return Some(Ok(message)),
+                Ok(message) => return Poll::Ready(Some(Ok(message))),
+                // Read readiness is cleared by the `WouldBlock`; wait for more.
                 Err(error) if would_block(&error) => {
-                    if let Err(error) = self.io.readable().await {
-                        return Some(Err(Error::Io(error)));
+                    if let Err(error) = ready!(self.io.poll_read_ready(cx)) {
+                        return Poll::Ready(Some(Err(Error::Io(error))));
                     }
                 }
-                Err(Error::ConnectionClosed | Error::AlreadyClosed) => return None,
-                Err(error) => return Some(Err(error)),
+                Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Poll::Ready(None),
+                Err(error) => return Poll::Ready(Some(Err(error))),
             }
         }
     }
@@ -118,18 +127,22 @@ impl Socket {
     }
 
     /// Writes everything queued (and pending pongs).
-    pub async fn flush(&mut self) -> Result<(), Error> {
+    pub fn flush(&mut self) -> impl Future<Output = Result<(), Error>> + '_ {
+        std::future::poll_fn(move |cx| self.poll_flush(cx))
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             match self.protocol.flush(&mut Nonblocking(&self.io)) {
-                Err(error) if would_block(&error) => self.io.writable().await?,
-                Ok(()) | Err(Error::ConnectionClosed) => return Ok(()),
-                Err(error) => return Err(error),
+                Err(error) if would_block(&error) => ready!(self.io.poll_write_ready(cx))?,
+                Ok(()) | Err(Error::ConnectionClosed) => return Poll::Ready(Ok(())),
+                Err(error) => return Poll::Ready(Err(error)),
             }
         }
     }
 
     /// Sends a close frame (once) and writes it out; the client's answer
-    /// comes through [`Socket::next`].
+    /// comes through [`Socket::receive`].
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
         match self.protocol.close(&mut Nonblocking(&self.io), frame) {
             Err(error) if would_block(&error) => self.flush().await,

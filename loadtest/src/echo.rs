@@ -14,7 +14,7 @@ async fn echo(req: HttpRequest) -> actix_web::Result<HttpResponse> {
     let mut answer = websocket::handshake(&req, None)
         .map_err(|error| actix_web::error::ErrorBadRequest(error.to_string()))?;
     websocket::hand_over(&mut answer, |mut socket| async move {
-        while let Some(Ok(message)) = socket.next().await {
+        while let Some(Ok(message)) = socket.receive().await {
             let echoed = match message {
                 Message::Text(_) | Message::Binary(_) => socket.buffer(message),
                 // Pings are answered by the WebSocket as it reads.
