@@ -13,6 +13,7 @@
 #                 built from loadtest/tools/nodelay.c)
 #   --one-worker  the node starts with one visible core (1 HTTP worker, 1
 #                 engine arbiter), then its threads may use both cores
+# BIN=<dir>: binaries from there, not target/release (A/B of two builds).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . loadtest/tools/common.sh
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-bin=target/release
+bin=${BIN:-target/release}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 port=$(free_port)
