@@ -9,6 +9,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::time::Duration;
 use switchboard_gateway::app::StartOptions;
+use switchboard_proto::codec::Codec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -302,4 +303,58 @@ async fn session_that_stops_answering_pings_is_closed() {
     let (last, reason) = frames.last().expect("frames");
     assert_eq!(*last, 0x8, "a close last: {opcodes:?}");
     assert_eq!(reason[..2], 1008u16.to_be_bytes(), "policy close");
+}
+
+#[actix_rt::test]
+async fn client_that_stops_reading_is_dropped_after_the_client_timeout() {
+    // Pings far apart: only a stalled write can end the session here.
+    let options = StartOptions {
+        workers: 1,
+        ping_interval: Duration::from_secs(60),
+        client_timeout: Duration::from_millis(500),
+    };
+    let node = Node::start_with(
+        &[("SWITCHBOARD__LIMITS__MAX_MESSAGE_CHARS", "4000")],
+        options,
+    )
+    .await;
+    let mut carol = node.available_agent("carol", Codec::Json).await;
+    let (id, token) = node.start_chat("support", "Ada", "Hello").await;
+    carol.accept(&id).await;
+
+    // The customer's socket reads its `101` and nothing after; its small
+    // receive buffer fills after a few frames.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let mut customer = socket.connect(node.running.addr).await.expect("connect");
+    let request = upgrade_request(&node, &format!("/api/v1/ws?token={token}"), "");
+    customer.write_all(request.as_bytes()).await.expect("write");
+    let (head, _) = read_head(&mut customer).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+
+    // Carol writes (4 MB at most) until the server drops the customer's
+    // socket; once it has, the customer's writes fail (the server reset the
+    // connection).
+    let text = "x".repeat(4000);
+    let started = std::time::Instant::now();
+    let mut dropped = false;
+    for n in 0..1000 {
+        carol.say(&id, &text, &format!("m{n}")).await;
+        if customer.write_all(&client_frame(0x9, b"")).await.is_err() {
+            dropped = true;
+            break;
+        }
+    }
+    // A reset is only seen by writing: probe (bounded) until it comes.
+    while !dropped && started.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        dropped = customer.write_all(&client_frame(0x9, b"")).await.is_err();
+    }
+    assert!(
+        dropped,
+        "a client that never reads was kept for {:?}",
+        started.elapsed()
+    );
+    // Carol's own session is unharmed.
+    carol.say(&id, "still here", "last").await;
 }
