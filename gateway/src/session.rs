@@ -18,6 +18,7 @@ use switchboard_proto::event::{ErrorFrame, Reconnect, ServerFrame};
 use switchboard_proto::model::Message;
 use switchboard_proto::{AgentCommand, ConversationId, CustomerCommand, ErrorCode};
 use tracing::Instrument;
+use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Error as WsError, Message as WsMessage};
@@ -274,7 +275,11 @@ impl Session {
     /// What to tell a client whose frame could not be read.
     fn read_failed(error: WsError) -> Ending {
         match error {
-            WsError::ConnectionClosed | WsError::AlreadyClosed | WsError::Io(_) => None,
+            // The client went away (without a close): nothing to tell it.
+            WsError::ConnectionClosed
+            | WsError::AlreadyClosed
+            | WsError::Io(_)
+            | WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
             WsError::Capacity(error) => Some(close_frame(CloseCode::Size, &error.to_string())),
             error => Some(close_frame(CloseCode::Protocol, &error.to_string())),
         }
