@@ -241,6 +241,13 @@ impl Engine {
             Err(error) if error.code() == ErrorCode::NotFound && self.inner.bus.is_some() => {
                 Err(self.finished_or_unknown(id).await)
             }
+            // Its actor stopped as it was asked: if the conversation just
+            // finished, say so (a customer connecting then still gets its
+            // `hello`); if it moved to another node, retry.
+            Err(EngineError::ActorGone) => match self.finished_or_unknown(id).await {
+                finished @ EngineError::InvalidState(_) => Err(finished),
+                _ => Err(EngineError::ActorGone),
+            },
             other => other,
         }
     }

@@ -27,6 +27,11 @@ pub enum EngineError {
     NoOffer(ConversationId),
     #[error("{0}")]
     Unavailable(String),
+    /// The actor stopped between being found and being asked (it finished,
+    /// or moved to another node). Answered `unavailable` unless the caller
+    /// can tell it finished.
+    #[error("the actor is gone; retry")]
+    ActorGone,
     #[error("{0}")]
     Internal(String),
     /// An error raised on another node of a cluster.
@@ -83,7 +88,7 @@ impl EngineError {
             EngineError::MissingTemplateParams(_) => ErrorCode::MissingTemplateParams,
             EngineError::AgentUnavailable(_) => ErrorCode::AgentUnavailable,
             EngineError::NoOffer(_) => ErrorCode::NoOffer,
-            EngineError::Unavailable(_) => ErrorCode::Unavailable,
+            EngineError::Unavailable(_) | EngineError::ActorGone => ErrorCode::Unavailable,
             EngineError::Internal(_) => ErrorCode::Internal,
             EngineError::Remote { code, .. } => *code,
         }
@@ -113,9 +118,7 @@ impl From<actix::MailboxError> for EngineError {
             actix::MailboxError::Timeout => {
                 EngineError::Unavailable("the engine did not answer in time; retry".into())
             }
-            actix::MailboxError::Closed => {
-                EngineError::Unavailable("the actor is gone; retry".into())
-            }
+            actix::MailboxError::Closed => EngineError::ActorGone,
         }
     }
 }
