@@ -70,6 +70,23 @@ async fn read_head(socket: &mut TcpStream) -> (String, Vec<u8>) {
     }
 }
 
+/// Upgrades `socket` (connected to `node`) to a WebSocket for `token`:
+/// returns it with whatever the server sent behind its `101`.
+async fn upgrade(node: &Node, mut socket: TcpStream, token: &str) -> (TcpStream, Vec<u8>) {
+    let request = upgrade_request(node, &format!("/api/v1/ws?token={token}"), "");
+    socket.write_all(request.as_bytes()).await.expect("write");
+    let (head, rest) = read_head(&mut socket).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    (socket, rest)
+}
+
+/// A connection to `node`.
+async fn connect(node: &Node) -> TcpStream {
+    TcpStream::connect(node.running.addr)
+        .await
+        .expect("connect")
+}
+
 /// Everything the server sends until it closes the connection (bounded).
 async fn read_to_end(socket: &mut TcpStream) -> Vec<u8> {
     let mut read = Vec::new();
@@ -125,9 +142,7 @@ async fn next_json(ws: &mut WebSocketStream<TcpStream>) -> Value {
 async fn frames_sent_with_the_handshake_are_read() {
     let node = Node::start(&[]).await;
     let token = node.token_for("bob");
-    let mut socket = TcpStream::connect(node.running.addr)
-        .await
-        .expect("connect");
+    let mut socket = connect(&node).await;
     // The handshake and a first command in one write: the command reaches
     // the server before its `101` is written.
     let mut bytes = upgrade_request(&node, &format!("/api/v1/ws?token={token}"), "").into_bytes();
@@ -187,9 +202,7 @@ async fn refused_upgrades_get_an_error_body_and_the_connection_closes() {
         ),
     ];
     for (what, request, status, code) in cases {
-        let mut socket = TcpStream::connect(node.running.addr)
-            .await
-            .expect("connect");
+        let mut socket = connect(&node).await;
         socket.write_all(request.as_bytes()).await.expect("write");
         let answer = read_to_end(&mut socket).await;
         let answer = String::from_utf8_lossy(&answer);
@@ -218,13 +231,7 @@ async fn refused_upgrades_get_an_error_body_and_the_connection_closes() {
 async fn oversize_frame_closes_the_socket_as_too_big() {
     let node = Node::start(&[]).await;
     let token = node.token_for("bob");
-    let mut socket = TcpStream::connect(node.running.addr)
-        .await
-        .expect("connect");
-    let request = upgrade_request(&node, &format!("/api/v1/ws?token={token}"), "");
-    socket.write_all(request.as_bytes()).await.expect("write");
-    let (head, rest) = read_head(&mut socket).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (socket, rest) = upgrade(&node, connect(&node).await, &token).await;
     let mut ws = client(socket, rest).await;
     assert_eq!(next_json(&mut ws).await["type"], "hello");
     let padding = "x".repeat(70 * 1024);
@@ -258,12 +265,7 @@ async fn session_that_stops_answering_pings_is_closed() {
     let token = node.token_for("bob");
 
     // A client that reads and answers pings stays open for many timeouts.
-    let mut socket = TcpStream::connect(node.running.addr)
-        .await
-        .expect("connect");
-    let request = upgrade_request(&node, &format!("/api/v1/ws?token={token}"), "");
-    socket.write_all(request.as_bytes()).await.expect("write");
-    let (_, rest) = read_head(&mut socket).await;
+    let (socket, rest) = upgrade(&node, connect(&node).await, &token).await;
     let mut alive = client(socket, rest).await;
     assert_eq!(next_json(&mut alive).await["type"], "hello");
     let mut pings = 0;
@@ -287,13 +289,7 @@ async fn session_that_stops_answering_pings_is_closed() {
     drop(alive);
 
     // A client that never answers is pinged, then closed with a policy close.
-    let mut silent = TcpStream::connect(node.running.addr)
-        .await
-        .expect("connect");
-    let request = upgrade_request(&node, &format!("/api/v1/ws?token={token}"), "");
-    silent.write_all(request.as_bytes()).await.expect("write");
-    let (head, rest) = read_head(&mut silent).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let (mut silent, rest) = upgrade(&node, connect(&node).await, &token).await;
     let mut wire = rest;
     wire.extend(read_to_end(&mut silent).await);
     let frames = server_frames(&wire);
@@ -326,11 +322,8 @@ async fn client_that_stops_reading_is_dropped_after_the_client_timeout() {
     // receive buffer fills after a few frames.
     let socket = tokio::net::TcpSocket::new_v4().expect("socket");
     socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let mut customer = socket.connect(node.running.addr).await.expect("connect");
-    let request = upgrade_request(&node, &format!("/api/v1/ws?token={token}"), "");
-    customer.write_all(request.as_bytes()).await.expect("write");
-    let (head, _) = read_head(&mut customer).await;
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let connected = socket.connect(node.running.addr).await.expect("connect");
+    let (mut customer, _) = upgrade(&node, connected, &token).await;
 
     // Carol writes (4 MB at most) until the server drops the customer's
     // socket; once it has, the customer's writes fail (the server reset the
