@@ -68,7 +68,6 @@ where
     let addr = listener.local_addr()?;
     let server = Server::build()
         .workers(listen.workers.max(1))
-        .backlog(BACKLOG)
         .disable_signals()
         .shutdown_timeout(5)
         .listen("switchboard-http", listener, move || {
@@ -93,6 +92,8 @@ where
                         }))
                     }
                 }))
+                // The default `AppConfig` only names a host for URL
+                // generation, which no route uses.
                 .finish(map_config(plain, |()| AppConfig::default()))
                 .tcp()
         })?
