@@ -1,7 +1,8 @@
 //! One WebSocket session: frames in, engine commands out, engine events
 //! back as frames. Holds no domain state. A session ends when the client
-//! closes, stops answering pings, falls too far behind (it then reconnects
-//! and resumes by `seq`), logs out, or the node drains.
+//! closes, stops answering pings, stops reading (a write waits past the
+//! client timeout), falls too far behind (it then reconnects and resumes by
+//! `seq`), logs out, or the node drains.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
