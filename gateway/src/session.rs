@@ -57,9 +57,10 @@ impl Default for SessionLimits {
     }
 }
 
-/// The subprotocol: the first one the client asks for that we speak; JSON
-/// when it asks for none (`None`: nothing to name in the answer).
-fn negotiate(req: &HttpRequest) -> Result<(Codec, Option<&'static str>), ApiError> {
+/// The subprotocol: the first one the client asks for that we speak;
+/// `None` when it asks for none (the session then speaks JSON, and the
+/// answer names no subprotocol).
+fn negotiate(req: &HttpRequest) -> Result<Option<Codec>, ApiError> {
     let requested: Vec<String> = req
         .headers()
         .get_all(actix_web::http::header::SEC_WEBSOCKET_PROTOCOL)
@@ -68,12 +69,12 @@ fn negotiate(req: &HttpRequest) -> Result<(Codec, Option<&'static str>), ApiErro
         .filter(|name| !name.is_empty())
         .collect();
     if requested.is_empty() {
-        return Ok((Codec::Json, None));
+        return Ok(None);
     }
     requested
         .iter()
         .find_map(|name| Codec::from_subprotocol(name))
-        .map(|codec| (codec, Some(codec.subprotocol())))
+        .map(Some)
         .ok_or_else(|| {
             ApiError::new(
                 ErrorCode::BadRequest,
@@ -97,8 +98,9 @@ pub async fn connect(
         ));
     }
     let subject = subject_of(&req)?;
-    let (codec, subprotocol) = negotiate(&req)?;
-    let mut answer = websocket::handshake(&req, subprotocol)
+    let requested = negotiate(&req)?;
+    let codec = requested.unwrap_or(Codec::Json);
+    let mut answer = websocket::handshake(&req, requested.map(Codec::subprotocol))
         .map_err(|error| ApiError::new(ErrorCode::BadRequest, error.to_string()))?;
     let opened = match &subject {
         Subject::Agent(agent) => state.engine.open_agent_session(agent).await?,
@@ -106,18 +108,17 @@ pub async fn connect(
     };
     let state = state.into_inner();
     websocket::hand_over(&mut answer, move |ws| {
-        let limits = state.limits.clone();
+        let limits = &state.limits;
         let quota = Quota::per_second(limits.commands_per_second).allow_burst(limits.command_burst);
         let session = Session {
+            limiter: RateLimiter::direct(quota),
             state,
             subject,
             codec,
             ws,
-            stall_limit: limits.client_timeout,
-            limiter: RateLimiter::direct(quota),
             seen: HashMap::new(),
         };
-        session.run(Box::new(opened), limits)
+        session.run(Box::new(opened))
     });
     Ok(answer)
 }
@@ -152,8 +153,6 @@ struct Session {
     subject: Subject,
     codec: Codec,
     ws: websocket::Socket,
-    /// How long a write may wait for a client that does not read.
-    stall_limit: Duration,
     limiter: DefaultDirectRateLimiter,
     /// The last `seq` sent to this client, per conversation: a message seen
     /// twice is dropped, and a gap (an event lost between nodes) is filled
@@ -186,7 +185,7 @@ fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
 impl Session {
     /// `opened` comes boxed: a future keeps its arguments for its whole
     /// life, and `hello` is only needed at the start.
-    async fn run(mut self, opened: Box<switchboard_engine::Session>, limits: SessionLimits) {
+    async fn run(mut self, opened: Box<switchboard_engine::Session>) {
         // Unboxed inside a block, so the box is freed now: an argument
         // otherwise lives as long as the future.
         let switchboard_engine::Session {
@@ -201,7 +200,7 @@ impl Session {
             return;
         }
         let mut drain = self.state.drain_signal();
-        let mut heartbeat = heartbeat(limits.ping_interval);
+        let mut heartbeat = heartbeat(self.state.limits.ping_interval);
         let mut last_heard = Instant::now();
         let ending: Ending = loop {
             // What woke the session is taken out of the `select!` and
@@ -238,7 +237,7 @@ impl Session {
                 Wake::Event(Some(frame)) => self.forward_live(&frame).await,
                 Wake::Event(None) => Some(Some(Box::pin(self.events_ended()).await)),
                 Wake::Heartbeat => {
-                    if last_heard.elapsed() > limits.client_timeout {
+                    if last_heard.elapsed() > self.state.limits.client_timeout {
                         Some(Some(close_frame(CloseCode::Policy, "no answer to pings")))
                     } else {
                         self.buffer(WsMessage::Ping(Bytes::new()))
@@ -443,15 +442,18 @@ impl Session {
     }
 
     /// Writes what is queued, in one write when the socket takes it. A
-    /// client that does not read gets `stall_limit` to start again.
+    /// client that does not read gets the client timeout to start again.
     async fn flush(&mut self) -> Result<(), Gone> {
         let mut flush = std::pin::pin!(self.ws.flush());
         let flushed = match flush.as_mut().now_or_never() {
             Some(flushed) => flushed,
             // Boxed: the timer would otherwise size every session's future.
-            None => Box::pin(tokio::time::timeout(self.stall_limit, flush))
-                .await
-                .map_err(|_| Gone)?,
+            None => Box::pin(tokio::time::timeout(
+                self.state.limits.client_timeout,
+                flush,
+            ))
+            .await
+            .map_err(|_| Gone)?,
         };
         flushed.map_err(|_| Gone)
     }

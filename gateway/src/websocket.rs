@@ -16,7 +16,7 @@ use crate::server::Takeover;
 pub use actix_http::ws::HandshakeError;
 
 /// Largest frame a client may send (a 4,000-character message is far less).
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+const MAX_FRAME_BYTES: usize = 64 * 1024;
 
 /// Bytes read from the socket at a time. A chat frame is a few hundred
 /// bytes; the buffer stays allocated for the socket's life, so it is kept

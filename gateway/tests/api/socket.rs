@@ -220,7 +220,7 @@ async fn refused_upgrades_get_an_error_body_and_the_connection_closes() {
             assert_eq!(body["error"]["code"], code, "{what}: {body}");
         }
     }
-    // Nothing logged bob in.
+    // Refused before the engine session opens (opening it logs bob in).
     assert!(node
         .agent_ids("state=offline")
         .await
