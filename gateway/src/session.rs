@@ -239,10 +239,10 @@ impl Session {
                 Wake::Heartbeat => {
                     if last_heard.elapsed() > self.state.limits.client_timeout {
                         Some(Some(close_frame(CloseCode::Policy, "no answer to pings")))
+                    } else if self.buffer(WsMessage::Ping(Bytes::new())).is_err() {
+                        Some(None)
                     } else {
-                        self.buffer(WsMessage::Ping(Bytes::new()))
-                            .err()
-                            .map(|Gone| None)
+                        None
                     }
                 }
                 Wake::Drain => {

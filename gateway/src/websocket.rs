@@ -96,10 +96,10 @@ impl Socket {
         // A poll function rather than an `async fn` awaiting `readable()`:
         // the future is then one pointer, not a readiness waiter, in every
         // idle session (docs/benchmarks.md, memory).
-        std::future::poll_fn(move |cx| self.poll_next(cx))
+        std::future::poll_fn(move |cx| self.poll_receive(cx))
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             match self.protocol.read(&mut Nonblocking(&self.io)) {
                 Ok(message) => return Poll::Ready(Some(Ok(message))),
