@@ -6,7 +6,9 @@
 use actix_web::{HttpRequest, HttpResponse};
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::task::{ready, Context, Poll};
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error, Message};
@@ -51,18 +53,31 @@ pub struct Socket {
 }
 
 /// The socket as tungstenite sees it: reads and writes that never wait
-/// (`WouldBlock` when the socket is not ready).
-struct Nonblocking<'a>(&'a TcpStream);
+/// (`WouldBlock` when the socket is not ready, with `cx` woken once it is).
+/// Through tokio's `poll_read`, a read shorter than the buffer marks the
+/// socket drained, so the next read waits for readiness rather than
+/// making a system call that would only say `EAGAIN` (one per frame read).
+struct Polled<'a, 'b> {
+    io: &'a mut TcpStream,
+    cx: &'a mut Context<'b>,
+}
 
-impl Read for Nonblocking<'_> {
+impl Read for Polled<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.try_read(buf)
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut *self.io).poll_read(self.cx, &mut buf) {
+            Poll::Ready(read) => read.map(|()| buf.filled().len()),
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 }
 
-impl Write for Nonblocking<'_> {
+impl Write for Polled<'_, '_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.try_write(buf)
+        match Pin::new(&mut *self.io).poll_write(self.cx, buf) {
+            Poll::Ready(written) => written,
+            Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -100,18 +115,13 @@ impl Socket {
     }
 
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        loop {
-            match self.protocol.read(&mut Nonblocking(&self.io)) {
-                Ok(message) => return Poll::Ready(Some(Ok(message))),
-                // Read readiness is cleared by the `WouldBlock`; wait for more.
-                Err(error) if would_block(&error) => {
-                    if let Err(error) = ready!(self.io.poll_read_ready(cx)) {
-                        return Poll::Ready(Some(Err(Error::Io(error))));
-                    }
-                }
-                Err(Error::ConnectionClosed | Error::AlreadyClosed) => return Poll::Ready(None),
-                Err(error) => return Poll::Ready(Some(Err(error))),
-            }
+        let io = &mut self.io;
+        match self.protocol.read(&mut Polled { io, cx }) {
+            Ok(message) => Poll::Ready(Some(Ok(message))),
+            // `cx` is woken when there is more to read.
+            Err(error) if would_block(&error) => Poll::Pending,
+            Err(Error::ConnectionClosed | Error::AlreadyClosed) => Poll::Ready(None),
+            Err(error) => Poll::Ready(Some(Err(error))),
         }
     }
 
@@ -119,7 +129,10 @@ impl Socket {
     /// when the queue is long). Fails when the socket is closed or holds
     /// [`MAX_UNWRITTEN_BYTES`] already.
     pub fn buffer(&mut self, message: Message) -> Result<(), Unsendable> {
-        match self.protocol.write(&mut Nonblocking(&self.io), message) {
+        // Nothing waits on this write: a full socket is left to the flush.
+        let cx = &mut Context::from_waker(Waker::noop());
+        let io = &mut self.io;
+        match self.protocol.write(&mut Polled { io, cx }, message) {
             // Queued; the socket is full for now.
             Err(error) if would_block(&error) => Ok(()),
             written => written.map_err(|error| Unsendable(Box::new(error))),
@@ -132,19 +145,21 @@ impl Socket {
     }
 
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        loop {
-            match self.protocol.flush(&mut Nonblocking(&self.io)) {
-                Err(error) if would_block(&error) => ready!(self.io.poll_write_ready(cx))?,
-                Ok(()) | Err(Error::ConnectionClosed) => return Poll::Ready(Ok(())),
-                Err(error) => return Poll::Ready(Err(error)),
-            }
+        let io = &mut self.io;
+        match self.protocol.flush(&mut Polled { io, cx }) {
+            // `cx` is woken when the socket takes more.
+            Err(error) if would_block(&error) => Poll::Pending,
+            Ok(()) | Err(Error::ConnectionClosed) => Poll::Ready(Ok(())),
+            Err(error) => Poll::Ready(Err(error)),
         }
     }
 
     /// Sends a close frame (once) and writes it out; the client's answer
     /// comes through [`Socket::receive`].
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), Error> {
-        match self.protocol.close(&mut Nonblocking(&self.io), frame) {
+        let cx = &mut Context::from_waker(Waker::noop());
+        let io = &mut self.io;
+        match self.protocol.close(&mut Polled { io, cx }, frame) {
             Err(error) if would_block(&error) => self.flush().await,
             Ok(()) | Err(Error::ConnectionClosed) => Ok(()),
             Err(error) => Err(error),
