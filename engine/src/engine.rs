@@ -183,6 +183,24 @@ impl Engine {
         Ok(profile)
     }
 
+    /// Refuses an agent's token issued at or before its last logout
+    /// (`issued_at_ms`, unix ms): logging out ends what the tokens handed
+    /// out so far can do, on every node, while a new login's token works.
+    pub async fn check_agent_token(
+        &self,
+        id: &AgentId,
+        issued_at_ms: u64,
+    ) -> Result<(), EngineError> {
+        match self.inner.store.logged_out_at(id).await? {
+            Some(at) if i64::try_from(issued_at_ms).unwrap_or(i64::MAX) <= at.millis() => {
+                Err(EngineError::Unauthorized(
+                    "the agent logged out since this token was issued: log in again".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Is the agent logged in (its actor running, here or on another node)?
     pub async fn is_logged_in(&self, id: &AgentId) -> bool {
         if !self.inner.directory.is_clustered() {

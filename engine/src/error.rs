@@ -17,6 +17,9 @@ pub enum EngineError {
     NotOwner(&'static str),
     #[error("{0}")]
     Forbidden(String),
+    /// Not who it says: a credential that no longer counts.
+    #[error("{0}")]
+    Unauthorized(String),
     #[error(transparent)]
     Text(#[from] TextError),
     #[error("template slots could not be filled: {}", .0.join(", "))]
@@ -84,6 +87,7 @@ impl EngineError {
             EngineError::InvalidState(_) => ErrorCode::InvalidState,
             EngineError::NotOwner(_) => ErrorCode::NotOwner,
             EngineError::Forbidden(_) => ErrorCode::Forbidden,
+            EngineError::Unauthorized(_) => ErrorCode::Unauthorized,
             EngineError::Text(error) => error.code(),
             EngineError::MissingTemplateParams(_) => ErrorCode::MissingTemplateParams,
             EngineError::AgentUnavailable(_) => ErrorCode::AgentUnavailable,

@@ -219,7 +219,7 @@ pub enum TokenRole {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     subject: Subject,
-    issued_at: u64,
+    issued_at_ms: u64,
     expires_at: u64,
 }
 
@@ -253,7 +253,16 @@ impl Claims {
 
     /// `iat`, unix seconds.
     pub fn issued_at(&self) -> u64 {
-        self.issued_at
+        self.issued_at_ms / 1000
+    }
+
+    /// When the token was issued, unix milliseconds: an agent's logout
+    /// revokes the tokens issued up to it ([`Engine::check_agent_token`]),
+    /// and a login in the same second must not be caught by that.
+    ///
+    /// [`Engine::check_agent_token`]: switchboard_engine::Engine::check_agent_token
+    pub fn issued_at_ms(&self) -> u64 {
+        self.issued_at_ms
     }
 
     /// `exp`, unix seconds; the token is refused from this second on.
@@ -268,6 +277,10 @@ struct WireClaims {
     role: TokenRole,
     sub: String,
     iat: u64,
+    /// `iat` to the millisecond (absent in tokens issued before it was
+    /// added: `iat` then stands for it).
+    #[serde(default)]
+    iat_ms: u64,
     exp: u64,
 }
 
@@ -314,15 +327,20 @@ impl TokenSigner {
     }
 
     pub fn issue_agent(&self, agent_id: &AgentId) -> String {
-        self.issue_at(&Subject::Agent(agent_id.clone()), unix_now())
+        self.issue_at_ms(&Subject::Agent(agent_id.clone()), unix_now_ms())
     }
 
     pub fn issue_customer(&self, conversation_id: &ConversationId) -> String {
-        self.issue_at(&Subject::Customer(conversation_id.clone()), unix_now())
+        self.issue_at_ms(&Subject::Customer(conversation_id.clone()), unix_now_ms())
     }
 
     /// Issues a token as if the clock read `now` (unix seconds); for tests.
     pub fn issue_at(&self, subject: &Subject, now: u64) -> String {
+        self.issue_at_ms(subject, now.saturating_mul(1000))
+    }
+
+    fn issue_at_ms(&self, subject: &Subject, now_ms: u64) -> String {
+        let now = now_ms / 1000;
         let (role, sub) = match subject {
             Subject::Agent(agent_id) => (TokenRole::Agent, agent_id.as_str()),
             Subject::Customer(conversation_id) => (TokenRole::Customer, conversation_id.as_str()),
@@ -331,6 +349,7 @@ impl TokenSigner {
             role,
             sub: sub.to_owned(),
             iat: now,
+            iat_ms: now_ms,
             exp: now.saturating_add(self.ttl_s),
         };
         // Serializing a struct of strings and integers cannot fail.
@@ -343,7 +362,7 @@ impl TokenSigner {
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.verify_at(token, unix_now())
+        self.verify_at(token, unix_now_ms() / 1000)
     }
 
     /// Verifies as if the clock read `now` (unix seconds). The signature is
@@ -380,20 +399,24 @@ impl TokenSigner {
             TokenRole::Agent => Subject::Agent(AgentId::new(claims.sub)),
             TokenRole::Customer => Subject::Customer(ConversationId::new(claims.sub)),
         };
+        let issued_at_ms = match claims.iat_ms {
+            0 => claims.iat.saturating_mul(1000),
+            ms => ms,
+        };
         Ok(Claims {
             subject,
-            issued_at: claims.iat,
+            issued_at_ms,
             expires_at: claims.exp,
         })
     }
 }
 
-/// Unix seconds. A clock before 1970 reads as 0, which makes every token
-/// look fresh rather than panicking; such a host has bigger problems.
-fn unix_now() -> u64 {
+/// Unix milliseconds. A clock before 1970 reads as 0, which makes every
+/// token look fresh rather than panicking; such a host has bigger problems.
+fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
+        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
@@ -581,7 +604,38 @@ mod tests {
         assert_eq!(claims.agent_id(), Some(&AgentId::new("alice")));
         assert_eq!(claims.conversation_id(), None);
         assert_eq!(claims.issued_at(), NOW);
+        assert_eq!(claims.issued_at_ms(), NOW * 1000);
         assert_eq!(claims.expires_at(), NOW + 3600);
+    }
+
+    #[test]
+    fn tokens_carry_their_issue_time_to_the_millisecond() {
+        let signer = signer();
+        let at_ms = NOW * 1000 + 437;
+        let token = signer.issue_at_ms(&Subject::Agent(AgentId::new("alice")), at_ms);
+        let claims = match signer.verify_at(&token, NOW) {
+            Ok(claims) => claims,
+            Err(error) => panic!("{error}"),
+        };
+        assert_eq!(claims.issued_at_ms(), at_ms);
+        assert_eq!(claims.issued_at(), NOW);
+    }
+
+    #[test]
+    fn a_token_without_iat_ms_is_issued_at_its_iat() {
+        let signer = signer();
+        let payload = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"role":"agent","sub":"alice","iat":{NOW},"exp":{}}}"#,
+            NOW + 60
+        ));
+        let mut mac = signer.keyed_mac.clone();
+        mac.update(payload.as_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let claims = match signer.verify_at(&format!("{payload}.{signature}"), NOW) {
+            Ok(claims) => claims,
+            Err(error) => panic!("{error}"),
+        };
+        assert_eq!(claims.issued_at_ms(), NOW * 1000);
     }
 
     #[test]

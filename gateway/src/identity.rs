@@ -3,7 +3,7 @@
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
-use futures_util::future::{ready, Ready};
+use futures_util::future::LocalBoxFuture;
 use switchboard_proto::{AgentId, ErrorCode};
 
 use crate::api_error::ApiError;
@@ -27,8 +27,10 @@ struct TokenQuery {
     token: Option<String>,
 }
 
-/// The verified subject of the request's token.
-pub fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
+/// The verified subject of the request's token. An agent's token must
+/// still name a configured agent, and must not predate that agent's last
+/// logout (a logout ends what the tokens handed out before it can do).
+pub async fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "application state missing"))?;
@@ -36,14 +38,17 @@ pub fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
     let claims = state.signer.verify(&token).map_err(|error| {
         ApiError::new(ErrorCode::Unauthorized, format!("invalid token: {error}"))
     })?;
-    let subject = claims.subject().clone();
-    // A token outlives config changes: the agent must still exist.
-    if let Subject::Agent(agent) = &subject {
+    if let Subject::Agent(agent) = claims.subject() {
+        // A token outlives config changes: the agent must still exist.
         if state.engine.catalog().agent(agent).is_none() {
             return Err(ApiError::new(ErrorCode::Unauthorized, "unknown agent"));
         }
+        state
+            .engine
+            .check_agent_token(agent, claims.issued_at_ms())
+            .await?;
     }
-    Ok(subject)
+    Ok(claims.subject().clone())
 }
 
 /// An agent's request (customers get 403).
@@ -52,12 +57,9 @@ pub struct AgentIdentity {
     pub supervisor: bool,
 }
 
-impl FromRequest for AgentIdentity {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        ready(subject_of(req).and_then(|subject| match subject {
+impl AgentIdentity {
+    async fn of(req: HttpRequest) -> Result<Self, ApiError> {
+        match subject_of(&req).await? {
             Subject::Agent(agent) => {
                 let supervisor = req
                     .app_data::<web::Data<AppState>>()
@@ -69,7 +71,16 @@ impl FromRequest for AgentIdentity {
                 ErrorCode::Forbidden,
                 "this needs an agent token",
             )),
-        }))
+        }
+    }
+}
+
+impl FromRequest for AgentIdentity {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        Box::pin(Self::of(req.clone()))
     }
 }
 
@@ -78,21 +89,20 @@ pub struct SupervisorIdentity(pub AgentId);
 
 impl FromRequest for SupervisorIdentity {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let result = AgentIdentity::from_request(req, payload)
-            .into_inner()
-            .and_then(|identity| {
-                if identity.supervisor {
-                    Ok(SupervisorIdentity(identity.agent))
-                } else {
-                    Err(ApiError::new(
-                        ErrorCode::Forbidden,
-                        "this needs the supervisor role",
-                    ))
-                }
-            });
-        ready(result)
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let identity = AgentIdentity::of(req.clone());
+        Box::pin(async move {
+            let identity = identity.await?;
+            if identity.supervisor {
+                Ok(SupervisorIdentity(identity.agent))
+            } else {
+                Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "this needs the supervisor role",
+                ))
+            }
+        })
     }
 }

@@ -97,7 +97,7 @@ pub async fn connect(
             "draining: connect to another node",
         ));
     }
-    let subject = subject_of(&req)?;
+    let subject = subject_of(&req).await?;
     let requested = negotiate(&req)?;
     let codec = requested.unwrap_or(Codec::Json);
     let mut answer = websocket::handshake(&req, requested.map(Codec::subprotocol))

@@ -14,7 +14,7 @@ use super::state::{Agent, AgentEffect, Slot};
 use crate::cluster::hub::Topic;
 use crate::cluster::key::ActorKey;
 use crate::cluster::routed::{load_snapshot, wrong_kind, Activate, Retire};
-use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
+use crate::cluster::store::{Presence, Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
 use crate::conversation::actor::{AcceptOffer, Party, Summary};
 use crate::conversation::state::AgentNotice;
@@ -160,7 +160,7 @@ impl AgentActor {
     fn persist(&self, ctx: &mut Context<Self>) {
         let store = &self.engine.store;
         let mut write = StateWrite::new(self.key());
-        write.presence = Some((self.agent.id.clone(), Some(self.view())));
+        write.presence = Some((self.agent.id.clone(), Presence::Listed(self.view())));
         if store.keeps_state() {
             match rmp_serde::to_vec_named(&self.agent) {
                 Ok(bytes) => write.snapshot = Stored::Keep(bytes),
@@ -520,7 +520,7 @@ impl Handler<Logout> for AgentActor {
             return AtomicResponse::new(Box::pin(fut::ready(Err(error))));
         }
         let mut write = StateWrite::new(self.key());
-        write.presence = Some((self.agent.id.clone(), None));
+        write.presence = Some((self.agent.id.clone(), Presence::LoggedOut(Timestamp::now())));
         if self.engine.store.keeps_state() {
             write.snapshot = Stored::Delete;
         }

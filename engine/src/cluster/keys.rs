@@ -68,6 +68,11 @@ impl Keys {
         format!("{}:presence", self.prefix)
     }
 
+    /// When each agent last logged out (hash: agent -> unix ms).
+    pub fn logouts(&self) -> String {
+        format!("{}:logouts", self.prefix)
+    }
+
     /// A node's inbox channel: requests and replies for it.
     pub fn inbox(&self, node: &str) -> String {
         format!("{}:inbox:{node}", self.prefix)

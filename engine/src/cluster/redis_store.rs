@@ -12,18 +12,19 @@ use redis::aio::ConnectionManager;
 use redis::Script;
 use std::sync::{Arc, LazyLock};
 use switchboard_proto::model::{ConversationRecord, Message};
-use switchboard_proto::{ConversationId, QueueId, Timestamp};
+use switchboard_proto::{AgentId, ConversationId, QueueId, Timestamp};
 
 use super::key::ActorKey;
 use super::keys::Keys;
 use super::placement::unavailable;
-use super::store::{Snapshot, StateWrite, Store, StoreError};
+use super::store::{Presence, Snapshot, StateWrite, Store, StoreError};
 use crate::queue::routing::AgentView;
 
 /// KEYS: owner, my heartbeat, state, log, presence, record, my owned set,
-/// queue index, records index.
+/// queue index, records index, logouts.
 /// ARGV: me, snapshot mode ('', 'keep', 'delete'), snapshot, presence op
-/// ('', 'set', 'del'), presence field, presence value, record ('' = none),
+/// ('', 'set', 'del'), presence field, presence value (the row, or the
+/// logout's unix ms for 'del'), record ('' = none),
 /// actor name, queue index op ('', 'add', 'rem'), score, records kept,
 /// record key prefix, then (seq, message) pairs.
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
@@ -39,6 +40,7 @@ if ARGV[4] == 'set' then
   redis.call('HSET', KEYS[5], ARGV[5], ARGV[6])
 elseif ARGV[4] == 'del' then
   redis.call('HDEL', KEYS[5], ARGV[5])
+  redis.call('HSET', KEYS[10], ARGV[5], ARGV[6])
 end
 if ARGV[9] == 'add' then
   redis.call('ZADD', KEYS[8], ARGV[10], string.sub(ARGV[8], 6))
@@ -133,6 +135,7 @@ impl Store for RedisStore {
                 .key(keys.owned(&me))
                 .key(waiting_key)
                 .key(keys.records())
+                .key(keys.logouts())
                 .arg(&me);
             match &write.snapshot {
                 Snapshot::Unchanged => invocation.arg("").arg(""),
@@ -141,10 +144,12 @@ impl Store for RedisStore {
             };
             match &write.presence {
                 None => invocation.arg("").arg("").arg(""),
-                Some((agent, Some(row))) => {
+                Some((agent, Presence::Listed(row))) => {
                     invocation.arg("set").arg(agent.as_str()).arg(encoded(row)?)
                 }
-                Some((agent, None)) => invocation.arg("del").arg(agent.as_str()).arg(""),
+                Some((agent, Presence::LoggedOut(at))) => {
+                    invocation.arg("del").arg(agent.as_str()).arg(at.millis())
+                }
             };
             match &write.record {
                 Some(record) => invocation.arg(encoded(record)?),
@@ -285,6 +290,24 @@ impl Store for RedisStore {
                 .await
                 .map_err(unavailable)?;
             rows.iter().map(|row| decoded(row)).collect()
+        })
+    }
+
+    fn logged_out_at(
+        &self,
+        agent: &AgentId,
+    ) -> BoxFuture<'static, Result<Option<Timestamp>, StoreError>> {
+        let mut conn = self.conn.clone();
+        let logouts = self.keys.logouts();
+        let agent = agent.as_str().to_owned();
+        Box::pin(async move {
+            let at: Option<i64> = redis::cmd("HGET")
+                .arg(logouts)
+                .arg(agent)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            Ok(at.map(Timestamp))
         })
     }
 }

@@ -43,8 +43,8 @@ pub struct StateWrite {
     /// Appended to the conversation's log. A message is acknowledged to its
     /// sender only after the write that carries it completes.
     pub messages: Vec<Arc<Message>>,
-    /// An agent's directory row, or `None` at logout.
-    pub presence: Option<(AgentId, Option<AgentView>)>,
+    /// An agent's directory row.
+    pub presence: Option<(AgentId, Presence)>,
     /// The record of a conversation that changes no more.
     pub record: Option<ConversationRecord>,
     /// A conversation's place in its queue's index: `Some(since)` while it
@@ -52,6 +52,16 @@ pub struct StateWrite {
     /// rebuilds its waiting list from this index, so a conversation that
     /// was told to wait just before the queue's node died still waits.
     pub waiting: Option<(QueueId, Option<Timestamp>)>,
+}
+
+/// What a write says of an agent's presence.
+#[derive(Debug, Clone)]
+pub enum Presence {
+    /// Logged in: its row in the directory, as it is now.
+    Listed(AgentView),
+    /// Logged out at this instant: the row goes, and the agent's tokens
+    /// issued up to now stop working ([`Store::logged_out_at`]).
+    LoggedOut(Timestamp),
 }
 
 impl StateWrite {
@@ -94,6 +104,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>>;
     /// Every logged-in agent's row.
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>>;
+    /// When the agent last logged out, if ever (kept after a new login:
+    /// tokens issued before it stay refused).
+    fn logged_out_at(
+        &self,
+        agent: &AgentId,
+    ) -> BoxFuture<'static, Result<Option<Timestamp>, StoreError>>;
     /// The conversations waiting in `queue`, as their own writes say.
     fn waiting(
         &self,
@@ -111,6 +127,8 @@ pub trait Store: Send + Sync + 'static {
 pub struct MemoryStore {
     records: RwLock<Records>,
     presence: RwLock<HashMap<AgentId, AgentView>>,
+    /// One entry per agent that ever logged out (bounded by the catalog).
+    logouts: RwLock<HashMap<AgentId, Timestamp>>,
 }
 
 struct Records {
@@ -129,6 +147,7 @@ impl MemoryStore {
                 kept: records_kept.max(1),
             }),
             presence: RwLock::default(),
+            logouts: RwLock::default(),
         }
     }
 
@@ -154,12 +173,15 @@ impl Store for MemoryStore {
     /// Applied at once (before the future is even polled), so a login is
     /// listed in the directory from the moment it returns.
     fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
-        if let Some((agent, row)) = write.presence {
-            let mut presence = self.presence.write();
-            match row {
-                Some(row) => presence.insert(agent, row),
-                None => presence.remove(&agent),
-            };
+        match write.presence {
+            Some((agent, Presence::Listed(row))) => {
+                self.presence.write().insert(agent, row);
+            }
+            Some((agent, Presence::LoggedOut(at))) => {
+                self.presence.write().remove(&agent);
+                self.logouts.write().insert(agent, at);
+            }
+            None => {}
         }
         if let Some(record) = write.record {
             self.keep_record(record);
@@ -206,6 +228,13 @@ impl Store for MemoryStore {
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
         let rows = self.presence.read().values().cloned().collect();
         Box::pin(ready(Ok(rows)))
+    }
+
+    fn logged_out_at(
+        &self,
+        agent: &AgentId,
+    ) -> BoxFuture<'static, Result<Option<Timestamp>, StoreError>> {
+        Box::pin(ready(Ok(self.logouts.read().get(agent).copied())))
     }
 
     /// The queue actor's own list is the only one in one process.

@@ -1,6 +1,6 @@
 //! Reconnects: `resume` fills the gap by `seq`; `hello` brings back an
 //! agent's offers, conversations and owed wrap-ups; logout only when the
-//! agent holds nothing.
+//! agent holds nothing, and the tokens handed out before it stop working.
 
 use crate::both_codecs;
 use crate::support::{Client, Node};
@@ -208,4 +208,49 @@ async fn logout_is_refused_while_holding_anything(codec: Codec) {
     // Logging in again starts idle.
     let bob = node.agent("bob", codec).await;
     assert_eq!(bob.hello["agent_state"]["state"], "idle");
+}
+
+/// A logout revokes the agent's tokens issued before it: an old token opens
+/// no WebSocket (which would log the agent back in) and reads nothing over
+/// REST, while the token of a new login works.
+#[actix_rt::test]
+async fn a_logout_revokes_the_tokens_issued_before_it() {
+    let node = Node::start(&[]).await;
+    let old = node.login("bob").await;
+    let mut bob = Client::connect(&node, &old, Codec::Json).await;
+    // Another device's login, also before the logout.
+    let other_device = node.login("bob").await;
+    bob.ok(json!({"type": "logout"})).await;
+    bob.closed().await;
+
+    for token in [&old, &other_device] {
+        let refused = Client::try_connect(&node, token, Codec::Json).await;
+        assert!(
+            refused.is_err(),
+            "a token from before the logout opened a WebSocket"
+        );
+        let (status, body) = node.get("/api/v1/queues", Some(token)).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "unauthorized", "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("logged out")),
+            "{body}"
+        );
+    }
+    // The refused tokens logged no one in.
+    assert!(node
+        .agent_ids("state=offline")
+        .await
+        .contains(&"bob".to_owned()));
+
+    // A new login's token works, the old one stays refused.
+    let new = node.login("bob").await;
+    let bob = Client::connect(&node, &new, Codec::Json).await;
+    assert_eq!(bob.hello["agent_state"]["state"], "idle");
+    let (status, _) = node.get("/api/v1/queues", Some(&new)).await;
+    assert_eq!(status, 200);
+    let (status, _) = node.get("/api/v1/queues", Some(&old)).await;
+    assert_eq!(status, 401);
 }

@@ -207,7 +207,8 @@ async fn conference_across_nodes() {
 }
 
 /// An agent with tabs on two nodes logs out in one: the tab on the other
-/// node ends too, and the agent is offline in the directory of every node.
+/// node ends too, the agent is offline in the directory of every node, and
+/// its tokens from before the logout are refused on every node.
 #[actix_rt::test]
 async fn logout_ends_the_agents_tabs_on_every_node() {
     let cluster = Cluster::start(2).await;
@@ -231,7 +232,18 @@ async fn logout_ends_the_agents_tabs_on_every_node() {
                     .is_some_and(|rows| rows.iter().any(|row| row["id"] == "carol")),
                 "carol offline on {node}: {agents}"
             );
+            for token in [&here.token, &there.token] {
+                let (status, body) = crate::client::get(node, "/api/v1/queues", Some(token)).await;
+                assert_eq!(status, 401, "old token on {node}: {body}");
+                assert!(
+                    crate::client::Ws::connect(node, token).await.is_err(),
+                    "old token opened a WebSocket on {node}"
+                );
+            }
         }
+        // A new login's token works on another node than the logout's.
+        let token = crate::client::login(&nodes[1], "carol").await;
+        assert!(crate::client::Ws::connect(&nodes[0], &token).await.is_ok());
     })
     .await;
 }

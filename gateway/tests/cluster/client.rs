@@ -515,7 +515,7 @@ pub struct Acked {
 /// away and resumes its conversations.
 pub struct Party {
     pub role: Role,
-    token: String,
+    pub token: String,
     /// Every node's base URL; `current` is the one connected to.
     nodes: Vec<String>,
     pub current: usize,
