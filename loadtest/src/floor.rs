@@ -111,9 +111,11 @@ async fn echo_floor(
         "{{\"type\":\"message\",\"text\":\"{}\"}}",
         "x".repeat(payload_len)
     );
-    let mut tasks = tokio::task::JoinSet::new();
-    let start = Instant::now() + Duration::from_millis(200);
-    for index in 0..connections.max(1) {
+    // Every connection is open before the schedule starts: the clock counts
+    // from the scheduled send, so a socket still connecting would show as
+    // latency that no message had.
+    let mut sockets = Vec::with_capacity(connections.max(1));
+    for _ in 0..connections.max(1) {
         let stream = tokio::net::TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (ws, _) = tokio_tungstenite::client_async_with_config(
@@ -122,6 +124,11 @@ async fn echo_floor(
             Some(crate::client::ws_config()),
         )
         .await?;
+        sockets.push(ws);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = Instant::now() + Duration::from_millis(200);
+    for (index, ws) in sockets.into_iter().enumerate() {
         let (mut sink, mut source) = ws.split();
         let hist = hist.clone();
         let payload = payload.clone();
