@@ -8,7 +8,7 @@ use switchboard_proto::ServerFrame;
 use crate::catalog::Catalog;
 use crate::cluster::bus::Bus;
 use crate::cluster::directory::Directory;
-use crate::cluster::hub::{Hub, Topic};
+use crate::cluster::hub::{Hub, Published, Topic};
 use crate::cluster::store::Store;
 
 pub struct EngineContext {
@@ -39,7 +39,7 @@ impl EngineContext {
     }
 
     pub fn publish(&self, topic: Topic, frame: ServerFrame) {
-        self.hub.publish(&topic, Arc::new(frame));
+        self.hub.publish(&topic, Published::new(frame));
     }
 
     /// May this node's actors act (and write)? Always in one process; in a

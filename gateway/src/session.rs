@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use switchboard_engine::cluster::hub::{Frame, Published};
 use switchboard_engine::conversation::actor::Party;
 use switchboard_engine::{EngineError, Outcome};
 use switchboard_proto::codec::{Codec, DecodeError, Encoded};
@@ -22,7 +23,7 @@ use tracing::Instrument;
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
-use tungstenite::{Error as WsError, Message as WsMessage};
+use tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
@@ -163,7 +164,7 @@ struct Session {
 /// What woke a session's loop.
 enum Wake {
     Incoming(Option<Result<WsMessage, WsError>>),
-    Event(Option<switchboard_engine::cluster::hub::Frame>),
+    Event(Option<Frame>),
     Heartbeat,
     Drain,
 }
@@ -286,7 +287,7 @@ impl Session {
     }
 
     /// Sends one live event. `Some(ending)` ends the session.
-    async fn forward_live(&mut self, frame: &ServerFrame) -> Option<Ending> {
+    async fn forward_live(&mut self, frame: &Frame) -> Option<Ending> {
         match self.forward(frame).await {
             Err(Gone) => Some(None),
             Ok(true) => Some(Some(close_frame(
@@ -300,7 +301,7 @@ impl Session {
     /// Queues the live events already waiting (a bounded batch).
     async fn forward_waiting(
         &mut self,
-        frames: &mut tokio::sync::mpsc::Receiver<switchboard_engine::cluster::hub::Frame>,
+        frames: &mut tokio::sync::mpsc::Receiver<Frame>,
     ) -> Option<Ending> {
         for _ in 0..MAX_EVENTS_PER_WRITE {
             let Ok(frame) = frames.try_recv() else {
@@ -363,10 +364,10 @@ impl Session {
 
     /// Sends a live event. `Ok(true)`: it told the client to reconnect, so
     /// the session ends.
-    async fn forward(&mut self, frame: &ServerFrame) -> Result<bool, Gone> {
-        match frame {
+    async fn forward(&mut self, frame: &Frame) -> Result<bool, Gone> {
+        match frame.frame() {
             ServerFrame::Reconnect(_) => {
-                self.send(frame)?;
+                self.send_published(frame)?;
                 return Ok(true);
             }
             ServerFrame::Message(message) => {
@@ -382,8 +383,14 @@ impl Session {
                         return Ok(true);
                     }
                 }
-                self.seen
-                    .insert(message.conversation_id.clone(), message.seq);
+                // Updated in place: the key is cloned only the first time.
+                match self.seen.get_mut(&message.conversation_id) {
+                    Some(seen) => *seen = message.seq,
+                    None => {
+                        self.seen
+                            .insert(message.conversation_id.clone(), message.seq);
+                    }
+                }
             }
             // The offer carries the thread so far: live messages go on
             // from its last one (those sent before the accept are filled in).
@@ -395,7 +402,7 @@ impl Session {
             }
             _ => {}
         }
-        self.send(frame).map(|()| false)
+        self.send_published(frame).map(|()| false)
     }
 
     /// Sends the messages between `last` and `message` from the log;
@@ -434,6 +441,24 @@ impl Session {
                 tracing::error!(%error, "could not encode a frame");
                 Ok(())
             }
+        }
+    }
+
+    /// Queues a live event in the encoding its other sessions share.
+    fn send_published(&mut self, frame: &Published) -> Result<(), Gone> {
+        let Some(bytes) = frame.encoded(self.codec) else {
+            return Ok(());
+        };
+        match self.codec {
+            // JSON from the encoder is UTF-8; the check only reads it.
+            Codec::Json => match Utf8Bytes::try_from(bytes) {
+                Ok(text) => self.buffer(WsMessage::Text(text)),
+                Err(error) => {
+                    tracing::error!(%error, "an encoded frame is not UTF-8");
+                    Ok(())
+                }
+            },
+            Codec::MsgPack => self.buffer(WsMessage::Binary(bytes)),
         }
     }
 

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::hub::{Frame, Topic};
+use super::hub::{Frame, Published, Topic};
 use super::key::ActorKey;
 use super::placement::Placement;
 use super::routed::{self, Routed};
@@ -586,7 +586,7 @@ impl Bus {
                 Ok(event) if event.origin != self.placement.me() => {
                     if let Some(engine) = self.engine.get() {
                         match event.frame {
-                            Some(frame) => engine.hub.publish_local(&topic, Arc::new(frame)),
+                            Some(frame) => engine.hub.publish_local(&topic, Published::new(frame)),
                             None => engine.hub.close_local(&topic),
                         }
                     }

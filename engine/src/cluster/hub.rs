@@ -9,17 +9,81 @@
 //! topic rather than slowing the actor: its channel closes, the session
 //! closes its socket, and the client reconnects and resumes by `seq`.
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use switchboard_proto::codec::{Codec, Encoded};
 use switchboard_proto::event::Reconnect;
 use switchboard_proto::{AgentId, ConversationId, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bus::Bus;
 
-pub type Frame = Arc<ServerFrame>;
+pub type Frame = Arc<Published>;
+
+/// A frame on its way to sessions, with its encoding in each codec, made
+/// by the first session that sends it and shared by the rest: a chat
+/// message goes to the sender's sessions (the echo) and to the other
+/// party's, so it is encoded once per codec rather than once per session.
+#[derive(Debug)]
+pub struct Published {
+    frame: ServerFrame,
+    /// Indexed by [`codec_slot`]; `None` inside: the frame did not encode.
+    encoded: [OnceLock<Option<Bytes>>; 2],
+}
+
+impl Published {
+    pub fn new(frame: ServerFrame) -> Frame {
+        Arc::new(Self {
+            frame,
+            encoded: [OnceLock::new(), OnceLock::new()],
+        })
+    }
+
+    pub fn frame(&self) -> &ServerFrame {
+        &self.frame
+    }
+
+    /// The frame in `codec` (JSON text or MessagePack bytes); `None` when
+    /// it cannot be encoded (logged once).
+    pub fn encoded(&self, codec: Codec) -> Option<Bytes> {
+        self.encoded[codec_slot(codec)]
+            .get_or_init(|| match codec.encode(&self.frame) {
+                Ok(Encoded::Text(text)) => Some(Bytes::from(text)),
+                Ok(Encoded::Binary(bytes)) => Some(Bytes::from(bytes)),
+                Err(error) => {
+                    tracing::error!(%error, "could not encode a frame");
+                    None
+                }
+            })
+            .clone()
+    }
+}
+
+fn codec_slot(codec: Codec) -> usize {
+    match codec {
+        Codec::Json => 0,
+        Codec::MsgPack => 1,
+    }
+}
+
+/// Equal when the frames are: the encodings follow from them.
+impl PartialEq for Published {
+    fn eq(&self, other: &Self) -> bool {
+        self.frame == other.frame
+    }
+}
+
+impl Deref for Published {
+    type Target = ServerFrame;
+
+    fn deref(&self) -> &ServerFrame {
+        &self.frame
+    }
+}
 
 /// Whom a frame is for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -106,7 +170,7 @@ impl Hub {
     /// have been missed (the cluster connection dropped, or this node lost
     /// its lease).
     pub fn reset_all(&self, after_ms: u64) {
-        let frame: Frame = Arc::new(ServerFrame::Reconnect(Reconnect { after_ms }));
+        let frame = Published::new(ServerFrame::Reconnect(Reconnect { after_ms }));
         let mut ended = 0;
         // Unsubscribed under the lock, so a session subscribing right after
         // queues its subscribe after these (never before an unsubscribe).
@@ -207,7 +271,23 @@ mod tests {
     use switchboard_proto::event::{Reconnect, ServerFrame};
 
     fn frame(n: u64) -> Frame {
-        Arc::new(ServerFrame::Reconnect(Reconnect { after_ms: n }))
+        Published::new(ServerFrame::Reconnect(Reconnect { after_ms: n }))
+    }
+
+    #[test]
+    fn a_published_frame_is_encoded_once_per_codec() {
+        let published = frame(7);
+        for codec in Codec::ALL {
+            let first = published.encoded(codec).expect("encodes");
+            let again = published.encoded(codec).expect("encodes");
+            // The same buffer, shared: no second encoding.
+            assert_eq!(first.as_ptr(), again.as_ptr());
+            let expected = match codec.encode(published.frame()).expect("encodes") {
+                Encoded::Text(text) => text.into_bytes(),
+                Encoded::Binary(bytes) => bytes,
+            };
+            assert_eq!(first.as_ref(), expected.as_slice());
+        }
     }
 
     #[test]

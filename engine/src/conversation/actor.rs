@@ -17,7 +17,7 @@ use switchboard_proto::{
 
 use super::state::{Conversation, Effect, Seat, Speaker, Timer};
 use crate::agent::actor::{FromConversation as ToAgent, Reserve};
-use crate::cluster::hub::Topic;
+use crate::cluster::hub::{Published, Topic};
 use crate::cluster::key::ActorKey;
 use crate::cluster::node;
 use crate::cluster::routed::{load_snapshot, wrong_kind, Activate, Retire};
@@ -120,7 +120,7 @@ impl ConversationActor {
     }
 
     fn broadcast(&self, frame: ServerFrame) {
-        let frame = Arc::new(frame);
+        let frame = Published::new(frame);
         for topic in self.audience() {
             self.engine.hub.publish(&topic, frame.clone());
         }
@@ -131,7 +131,7 @@ impl ConversationActor {
     /// the chat", "... transferred the chat to ...").
     fn deliver(&self, message: &Message, leavers: &[AgentId]) {
         metrics::counter!("switchboard_messages_total").increment(1);
-        let frame = Arc::new(ServerFrame::Message(message.clone()));
+        let frame = Published::new(ServerFrame::Message(message.clone()));
         let mut audience = self.audience();
         for agent in leavers {
             let topic = Topic::Agent(agent.clone());
@@ -679,7 +679,7 @@ impl Handler<TypingNow> for ConversationActor {
             Party::Customer => Topic::Customer(self.conversation.id.clone()),
             Party::Agent(agent) => Topic::Agent(agent.clone()),
         };
-        let frame = Arc::new(ServerFrame::Typing(Typing {
+        let frame = Published::new(ServerFrame::Typing(Typing {
             conversation_id: self.conversation.id.clone(),
             from,
         }));
