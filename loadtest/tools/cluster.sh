@@ -10,9 +10,9 @@
 # Every node gets the same generated config (gen-config: same agents, same
 # token secret), its own listen port, node_id "auto", and the cluster keys
 # from the environment (SWITCHBOARD__CLUSTER__*). Like node.sh it waits
-# for 10 quiet seconds (no compiler) first. It stops what it started (by
-# PID) at the end; the logs stay in the printed directory when the harness
-# fails (KEEP=1: always). BIN=<dir>: binaries from there, not target/release.
+# for 10 quiet seconds (no compiler) and for TIME_WAIT sockets to clear
+# first. It stops what it started (by PID) at the end; the logs stay in the
+# printed directory when the harness fails (KEEP=1: always). BIN=<dir>: binaries from there, not target/release.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . loadtest/tools/common.sh
@@ -49,6 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 wait_for_quiet_machine
+wait_for_time_wait_to_clear
 redis_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$work" >"$work/redis.log" 2>&1 &

@@ -15,3 +15,14 @@ wait_for_quiet_machine() {
     sleep 1
   done
 }
+
+# Waits (at most 90 s) until fewer than 1,000 TCP sockets are in TIME_WAIT,
+# so a run does not start while a previous 18,000-socket run's ports are
+# still held on the harness's 127.0.0.x source addresses (it binds each
+# client socket to one before connecting).
+wait_for_time_wait_to_clear() {
+  for _ in $(seq 1 90); do
+    [ "$(ss -Htan state time-wait | wc -l)" -lt 1000 ] && return 0
+    sleep 1
+  done
+}

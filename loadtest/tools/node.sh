@@ -7,8 +7,9 @@
 #
 # It generates a load config (gen-config), starts target/release/switchboard
 # on a free loopback port, waits until no compiler runs (the machine is
-# shared), runs the harness with --url and --server-pid filled in, then stops
-# the node. Variants, for experiments only (the node's code is unchanged):
+# shared) and a previous run's TIME_WAIT sockets are gone, runs the harness
+# with --url and --server-pid filled in, then stops the node. Variants, for
+# experiments only (the node's code is unchanged):
 #   --nodelay     TCP_NODELAY on every accepted socket (LD_PRELOAD shim
 #                 built from loadtest/tools/nodelay.c)
 #   --one-worker  the node starts with one visible core (1 HTTP worker, 1
@@ -42,6 +43,7 @@ if [ "$nodelay" = 1 ]; then
   preload="$work/nodelay.so"
 fi
 wait_for_quiet_machine
+wait_for_time_wait_to_clear
 if [ "$one_worker" = 1 ]; then
   LD_PRELOAD="$preload" taskset -c 0 "$bin/switchboard" --config "$work/node.toml" >"$work/node.log" 2>&1 &
   pid=$!
