@@ -135,25 +135,25 @@ impl Codec {
         }
     }
 
-    /// The command and its `request_id` without an intermediate `Value`
+    /// A JSON command and its `request_id` without an intermediate `Value`
     /// (two passes over the bytes, the first allocating nothing); `None`
-    /// when either does not read.
+    /// when either does not read, or the frame is not a JSON object.
+    ///
+    /// Only JSON, and only objects: read straight into the types, serde
+    /// also takes a sequence for a struct (`["logout"]` would be a logout)
+    /// and, in MessagePack, byte strings for strings and integer keys for
+    /// fields, all of which the `Value` path refuses.
     fn decode_well_formed_command<C: DeserializeOwned>(self, bytes: &[u8]) -> Option<(String, C)> {
         #[derive(Deserialize)]
         struct RequestId<'a> {
             #[serde(borrow)]
             request_id: Cow<'a, str>,
         }
-        let (id, command) = match self {
-            Codec::Json => (
-                serde_json::from_slice::<RequestId>(bytes).ok()?,
-                serde_json::from_slice::<C>(bytes).ok()?,
-            ),
-            Codec::MsgPack => (
-                rmp_serde::from_slice::<RequestId>(bytes).ok()?,
-                rmp_serde::from_slice::<C>(bytes).ok()?,
-            ),
-        };
+        if self != Codec::Json || bytes.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
+        let id = serde_json::from_slice::<RequestId>(bytes).ok()?;
+        let command = serde_json::from_slice::<C>(bytes).ok()?;
         (!id.request_id.is_empty()).then(|| (id.request_id.into_owned(), command))
     }
 }
@@ -201,13 +201,33 @@ mod tests {
             json!({"type": "transfer", "request_id": "r4", "conversation_id": "c-1",
                 "to": {"queue": "sales"}, "unknown": [1, 2]}),
         ];
-        for codec in Codec::ALL {
-            for frame in &frames {
-                let bytes = bytes(codec, frame);
-                let direct = codec.decode_well_formed_command::<AgentCommand>(&bytes);
-                let via_value = codec.decode_command_via_value::<AgentCommand>(&bytes).ok();
-                assert!(direct.is_some(), "{codec:?} {frame}");
-                assert_eq!(direct, via_value, "{codec:?} {frame}");
+        for frame in &frames {
+            let bytes = bytes(Codec::Json, frame);
+            let direct = Codec::Json.decode_well_formed_command::<AgentCommand>(&bytes);
+            let via_value = Codec::Json
+                .decode_command_via_value::<AgentCommand>(&bytes)
+                .ok();
+            assert!(direct.is_some(), "{frame}");
+            assert_eq!(direct, via_value, "{frame}");
+        }
+    }
+
+    #[test]
+    fn a_command_that_is_not_an_object_is_refused() {
+        // Serde reads a sequence into a struct: `["logout"]` must not log out.
+        for frame in [json!(["logout"]), json!(["end"]), json!(["typing"])] {
+            for codec in Codec::ALL {
+                let bytes = bytes(codec, &frame);
+                let agent = codec.decode_command::<AgentCommand>(&bytes);
+                let customer = codec.decode_command::<CustomerCommand>(&bytes);
+                for error in [agent.err(), customer.err()] {
+                    let error = error.expect("refused");
+                    assert_eq!(
+                        error.message, "a command must be an object",
+                        "{codec:?} {frame}"
+                    );
+                    assert_eq!(error.request_id, None);
+                }
             }
         }
     }
