@@ -23,6 +23,16 @@ pub enum Encoded {
     Binary(Vec<u8>),
 }
 
+impl Encoded {
+    /// The frame's payload, whichever kind.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Encoded::Text(text) => text.into_bytes(),
+            Encoded::Binary(bytes) => bytes,
+        }
+    }
+}
+
 /// A frame that could not be read. `request_id` is set when one could be
 /// read, so the `bad_request` reply can name the command it answers.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -167,10 +177,7 @@ mod tests {
     use serde_json::json;
 
     fn bytes(codec: Codec, value: &Value) -> Vec<u8> {
-        match codec.encode(value).unwrap() {
-            Encoded::Text(text) => text.into_bytes(),
-            Encoded::Binary(bytes) => bytes,
-        }
+        codec.encode(value).unwrap().into_bytes()
     }
 
     #[test]
@@ -272,10 +279,7 @@ mod tests {
         ack.id = Some(MessageId::new("c-1-7"));
         let frame = ServerFrame::Ack(ack);
         for codec in Codec::ALL {
-            let encoded = match codec.encode(&frame).unwrap() {
-                Encoded::Text(text) => text.into_bytes(),
-                Encoded::Binary(bytes) => bytes,
-            };
+            let encoded = codec.encode(&frame).unwrap().into_bytes();
             let back: ServerFrame = codec.decode(&encoded).unwrap();
             assert_eq!(back, frame);
             let value = codec.decode_value(&encoded).unwrap();

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use switchboard_proto::codec::{Codec, Encoded};
+use switchboard_proto::codec::Codec;
 use switchboard_proto::event::Reconnect;
 use switchboard_proto::{AgentId, ConversationId, ServerFrame};
 use tokio::sync::{mpsc, oneshot};
@@ -52,8 +52,7 @@ impl Published {
     pub fn encoded(&self, codec: Codec) -> Option<Bytes> {
         self.encoded[codec_slot(codec)]
             .get_or_init(|| match codec.encode(&self.frame) {
-                Ok(Encoded::Text(text)) => Some(Bytes::from(text)),
-                Ok(Encoded::Binary(bytes)) => Some(Bytes::from(bytes)),
+                Ok(encoded) => Some(Bytes::from(encoded.into_bytes())),
                 Err(error) => {
                     tracing::error!(%error, "could not encode a frame");
                     None
@@ -282,10 +281,10 @@ mod tests {
             let again = published.encoded(codec).expect("encodes");
             // The same buffer, shared: no second encoding.
             assert_eq!(first.as_ptr(), again.as_ptr());
-            let expected = match codec.encode(published.frame()).expect("encodes") {
-                Encoded::Text(text) => text.into_bytes(),
-                Encoded::Binary(bytes) => bytes,
-            };
+            let expected = codec
+                .encode(published.frame())
+                .expect("encodes")
+                .into_bytes();
             assert_eq!(first.as_ref(), expected.as_slice());
         }
     }

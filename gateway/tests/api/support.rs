@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 use switchboard_gateway::app::{self, Running, StartOptions};
 use switchboard_gateway::settings::Settings;
-use switchboard_proto::codec::{Codec, Encoded};
+use switchboard_proto::codec::Codec;
 use switchboard_proto::AgentId;
 
 /// How long any single wait may take before the test fails.
@@ -404,10 +404,7 @@ impl Client {
     }
 
     pub async fn send_value(&mut self, value: &Value) {
-        let bytes = match self.codec.encode(value).expect("encode") {
-            Encoded::Text(text) => text.into_bytes(),
-            Encoded::Binary(bytes) => bytes,
-        };
+        let bytes = self.codec.encode(value).expect("encode").into_bytes();
         self.send_bytes(bytes).await;
     }
 
