@@ -234,7 +234,7 @@ impl Bus {
 
     /// Sends a session event to the other nodes' sessions on `topic`.
     pub fn publish_topic(&self, topic: &Topic, frame: &Frame) {
-        self.send_topic(topic, Some(frame));
+        self.send_topic(topic, Some(frame.frame()));
     }
 
     /// Ends `topic`'s sessions on the other nodes.

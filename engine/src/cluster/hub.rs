@@ -12,7 +12,6 @@
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use switchboard_proto::codec::Codec;
@@ -73,14 +72,6 @@ fn codec_slot(codec: Codec) -> usize {
 impl PartialEq for Published {
     fn eq(&self, other: &Self) -> bool {
         self.frame == other.frame
-    }
-}
-
-impl Deref for Published {
-    type Target = ServerFrame;
-
-    fn deref(&self) -> &ServerFrame {
-        &self.frame
     }
 }
 
