@@ -13,9 +13,6 @@ pub struct EngineConfig {
     pub routing: RoutingConfig,
     /// Longest message text, in characters.
     pub max_message_chars: usize,
-    /// Closed conversation records kept, the oldest dropped first: in
-    /// memory on an embedded node, in Redis for a whole cluster.
-    pub records_kept: usize,
     /// Conversations accepted within this time count toward service level.
     pub service_level: Duration,
     pub queues: Vec<QueueConfig>,

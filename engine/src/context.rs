@@ -10,12 +10,15 @@ use crate::cluster::bus::Bus;
 use crate::cluster::directory::Directory;
 use crate::cluster::hub::{Hub, Published, Topic};
 use crate::cluster::store::Store;
+use crate::storage::Database;
 
 pub struct EngineContext {
     pub catalog: Catalog,
     pub directory: Directory,
     pub hub: Arc<Hub>,
     pub store: Arc<dyn Store>,
+    /// The system of record: search, export, records of any state.
+    pub database: Database,
     pub bus: Option<Arc<Bus>>,
     /// Set when the node drains: it stops renewing its heartbeat.
     resigned: AtomicBool,
@@ -26,6 +29,7 @@ impl EngineContext {
         catalog: Catalog,
         directory: Directory,
         store: Arc<dyn Store>,
+        database: Database,
         bus: Option<Arc<Bus>>,
     ) -> Self {
         Self {
@@ -33,6 +37,7 @@ impl EngineContext {
             directory,
             hub: Arc::new(Hub::default()),
             store,
+            database,
             bus,
             resigned: AtomicBool::new(false),
         }

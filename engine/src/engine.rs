@@ -19,6 +19,8 @@ use crate::cluster::key::ActorKey;
 use crate::cluster::node;
 use crate::cluster::routed::{self, Routed};
 use crate::cluster::store::{MemoryStore, Store};
+use crate::storage::live::{Recorded, SqlStore};
+use crate::storage::Database;
 use crate::config::{ClusterConfig, EngineConfig};
 use crate::context::EngineContext;
 use crate::conversation::actor::{self as conversation, ConversationActor, Party};
@@ -69,48 +71,63 @@ impl Outcome {
 }
 
 impl Engine {
-    /// Starts an embedded engine: in-memory store, local actors on
-    /// `workers` arbiters. Must run inside an actix `System`.
-    pub fn start_embedded(config: EngineConfig, workers: usize) -> Engine {
-        let store = Arc::new(MemoryStore::new(config.records_kept));
-        Self::start_with(config, store, workers)
-    }
-
-    pub fn start_with(config: EngineConfig, store: Arc<dyn Store>, workers: usize) -> Engine {
+    /// Starts an embedded engine on `database`: a SQLite file keeps every
+    /// actor's state (a restart resumes them all, timers included) and the
+    /// record; `memory:` keeps actors in memory and the record in an
+    /// in-memory database. Must run inside an actix `System`.
+    pub async fn start_embedded(
+        config: EngineConfig,
+        database: Database,
+        workers: usize,
+    ) -> Result<Engine, EngineError> {
+        let store: Arc<dyn Store> = if database.is_memory() {
+            Arc::new(Recorded::new(MemoryStore::default(), database.clone()))
+        } else {
+            Arc::new(SqlStore::new(database.clone()))
+        };
         let inner = Arc::new(EngineContext::new(
             Catalog::new(config),
             Directory::new(workers),
             store,
+            database,
             None,
         ));
-        for queue in &inner.catalog.config.queues {
-            let shared = inner.clone();
-            let (id, name) = (queue.id.clone(), queue.name.clone());
-            let arbiter = inner.directory.arbiter();
-            inner.directory.queue_or_start(&queue.id, || {
-                QueueActor::start_in_arbiter(arbiter, move |_| QueueActor::new(id, name, shared))
-            });
+        if inner.store.keeps_state() {
+            resume(&inner).await?;
+        } else {
+            for queue in &inner.catalog.config.queues {
+                let shared = inner.clone();
+                let (id, name) = (queue.id.clone(), queue.name.clone());
+                let arbiter = inner.directory.arbiter();
+                inner.directory.queue_or_start(&queue.id, || {
+                    QueueActor::start_in_arbiter(arbiter, move |_| QueueActor::new(id, name, shared))
+                });
+            }
         }
-        Engine { inner }
+        Ok(Engine { inner })
     }
 
     /// Starts a cluster node: joins through Redis (state, logs, placement
     /// and the bus live there), then keeps its heartbeat and adopts the
     /// actors of nodes that die. Actors start on first use, wherever they
-    /// are first needed. Fails if Redis cannot be reached.
+    /// are first needed. Records go to `database` (PostgreSQL), each
+    /// before its Redis write. Fails if Redis cannot be reached.
     pub async fn start_cluster(
         config: EngineConfig,
         cluster: ClusterConfig,
+        database: Database,
         workers: usize,
     ) -> Result<Engine, EngineError> {
         let node_id = config.node_id.to_string();
-        let joined = node::join(&cluster, &node_id, config.records_kept).await?;
+        let joined = node::join(&cluster, &node_id).await?;
         let directory = Directory::new(workers);
         directory.connect(joined.bus.clone());
+        let store = Arc::new(Recorded::new(joined.store, database.clone()));
         let inner = Arc::new(EngineContext::new(
             Catalog::new(config),
             directory,
-            joined.store,
+            store,
+            database,
             Some(joined.bus.clone()),
         ));
         inner.hub.connect(joined.bus.clone());
@@ -119,13 +136,46 @@ impl Engine {
         Ok(Engine { inner })
     }
 
-    /// Ready for traffic: always in one process; in a cluster, while this
-    /// node holds its lease and listens on the bus.
+    /// Ready for traffic: the database answers, and in a cluster this node
+    /// holds its lease and listens on the bus.
     pub fn is_ready(&self) -> bool {
-        match &self.inner.bus {
-            None => true,
-            Some(bus) => bus.placement().lease_valid() && bus.is_listening(),
+        self.inner.database.is_healthy()
+            && match &self.inner.bus {
+                None => true,
+                Some(bus) => bus.placement().lease_valid() && bus.is_listening(),
+            }
+    }
+
+    /// Deletes finished conversations older than `retention_days` now and
+    /// then once a day (0: keep for ever). In a cluster every node runs it;
+    /// the deletes are idempotent.
+    pub fn keep_retention(&self, retention_days: u32) {
+        if retention_days == 0 {
+            return;
         }
+        let database = self.inner.database.clone();
+        let engine = Arc::downgrade(&self.inner);
+        actix::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+            loop {
+                tick.tick().await;
+                if engine.upgrade().is_none_or(|engine| engine.is_resigned()) {
+                    return;
+                }
+                let kept_ms = u64::from(retention_days) * 24 * 3600 * 1000;
+                let cutoff = Timestamp(Timestamp::now().millis() - kept_ms as i64);
+                match database.delete_finished_before(cutoff).await {
+                    Ok(0) => {}
+                    Ok(deleted) => tracing::info!(deleted, retention_days, "old records deleted"),
+                    Err(error) => tracing::warn!(%error, "retention: old records not deleted"),
+                }
+            }
+        });
+    }
+
+    /// The system of record: search, export, transcripts.
+    pub fn database(&self) -> &Database {
+        &self.inner.database
     }
 
     /// Drain: stops renewing this node's heartbeat and hands its actors to
@@ -317,9 +367,10 @@ impl Engine {
                 ConversationActor::new(state, opening, shared)
             })
         });
-        if self.inner.bus.is_some() {
-            // Answered only once its first write (message 1, its place in
-            // the queue) is in Redis: the actor reads this after that write.
+        {
+            // Answered only once its first write (its record, message 1,
+            // its place in the queue) is stored: the actor reads this after
+            // that write.
             let party = Party::Customer;
             actor.ask(conversation::Summary { party }).await??;
         }
@@ -680,10 +731,12 @@ impl Engine {
         })
     }
 
+    /// The record as the database has it (a conversation live on another
+    /// node is there too, as of its last write).
     async fn record_for(&self, id: &ConversationId) -> Result<ConversationRecord, EngineError> {
         self.inner
-            .store
-            .load_record(id)
+            .database
+            .record(id)
             .await
             .map_err(EngineError::from)?
             .ok_or_else(|| EngineError::not_found("conversation", id))
@@ -847,4 +900,35 @@ fn summary_of(record: &ConversationRecord) -> ConversationSummary {
         created_at: record.created_at,
         last_seq: record.messages.last().map_or(0, |message| message.seq),
     }
+}
+
+/// An embedded node on its database starts where it stopped: queues with
+/// who waited in them, logged-in agents, and every live conversation, its
+/// timers re-armed from their deadlines (a RONA that fell due while the
+/// node was down fires at once).
+async fn resume(engine: &Arc<EngineContext>) -> Result<(), EngineError> {
+    let stored = engine.store.stored_actors().await?;
+    let mut agents = 0;
+    for key in stored.iter().filter(|key| matches!(key, ActorKey::Agent(_))) {
+        node::activate(engine, key).await?;
+        agents += 1;
+    }
+    for queue in &engine.catalog.config.queues {
+        node::activate(engine, &ActorKey::Queue(queue.id.clone())).await?;
+    }
+    let mut conversations = 0;
+    for key in &stored {
+        if let ActorKey::Conversation(id) = key {
+            match node::activate(engine, key).await {
+                Ok(()) => conversations += 1,
+                Err(error) => {
+                    tracing::error!(conversation_id = %id, %error, "conversation not resumed")
+                }
+            }
+        }
+    }
+    if agents + conversations > 0 {
+        tracing::info!(agents, conversations, "resumed from the database");
+    }
+    Ok(())
 }

@@ -126,3 +126,12 @@ impl From<actix::MailboxError> for EngineError {
         }
     }
 }
+
+impl From<crate::storage::StorageError> for EngineError {
+    fn from(error: crate::storage::StorageError) -> Self {
+        match error {
+            crate::storage::StorageError::Corrupt(what) => EngineError::Internal(what),
+            other => EngineError::Unavailable(other.to_string()),
+        }
+    }
+}

@@ -6,6 +6,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::net::SocketAddr;
+use switchboard_engine::storage::Database;
 use switchboard_engine::Engine;
 use tokio::sync::watch;
 
@@ -72,6 +73,10 @@ pub enum StartError {
     },
     #[error("cannot join the cluster: {0}")]
     Cluster(switchboard_engine::EngineError),
+    #[error("storage.database_url: {0}")]
+    Database(#[from] switchboard_engine::storage::StorageError),
+    #[error("cannot resume from the database: {0}")]
+    Resume(switchboard_engine::EngineError),
 }
 
 /// A running node.
@@ -116,12 +121,17 @@ impl Default for StartOptions {
 /// live on its arbiters). The HTTP server runs until stopped.
 pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running, StartError> {
     let workers = options.workers.max(1);
+    let database = Database::open(settings.database_config()).await?;
+    tracing::info!(database = database.url(), "system of record open");
     let engine = match settings.cluster_config() {
-        None => Engine::start_embedded(settings.engine_config(), workers),
-        Some(cluster) => Engine::start_cluster(settings.engine_config(), cluster, workers)
+        None => Engine::start_embedded(settings.engine_config(), database, workers)
+            .await
+            .map_err(StartError::Resume)?,
+        Some(cluster) => Engine::start_cluster(settings.engine_config(), cluster, database, workers)
             .await
             .map_err(StartError::Cluster)?,
     };
+    engine.keep_retention(settings.storage.retention_days);
     let (drain, _) = watch::channel(false);
     let state = web::Data::new(AppState {
         engine,

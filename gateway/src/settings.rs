@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use argon2::password_hash::PasswordHash;
 use serde::Deserialize;
+use switchboard_engine::storage::DatabaseConfig;
 use switchboard_engine::config::{
     AgentConfig, ClusterConfig, EngineConfig, QueueConfig, RoutingConfig, TemplateConfig,
 };
@@ -94,6 +95,7 @@ pub enum ConfigSource {
 pub struct Settings {
     pub server: ServerSettings,
     pub cluster: ClusterSettings,
+    pub storage: StorageSettings,
     pub routing: RoutingSettings,
     pub limits: LimitSettings,
     pub stats: StatsSettings,
@@ -137,6 +139,20 @@ pub struct ClusterSettings {
     pub request_timeout: Duration,
 }
 
+/// `[storage]`: the system of record.
+#[derive(Clone, Debug)]
+pub struct StorageSettings {
+    /// `sqlite://PATH` (embedded default), `postgres://...` (required in a
+    /// cluster), or `memory:` (nothing kept past the process).
+    pub database_url: String,
+    /// Finished conversations older than this are deleted (0: never).
+    pub retention_days: u32,
+    pub max_connections: u32,
+    /// How long a query waits for a connection (and a start for the
+    /// database to answer).
+    pub acquire_timeout: Duration,
+}
+
 #[derive(Clone, Debug)]
 pub struct RoutingSettings {
     pub rona_timeout: Duration,
@@ -152,9 +168,6 @@ pub struct LimitSettings {
     pub commands_per_second: std::num::NonZeroU32,
     /// Commands a session may send in a burst above that rate.
     pub command_burst: std::num::NonZeroU32,
-    /// Closed conversation records kept, oldest dropped first (in memory
-    /// embedded, in Redis for a whole cluster).
-    pub records_kept: usize,
     /// Chats one client address may start per minute (0: no limit).
     pub chats_per_minute_per_address: u32,
     /// Login attempts one client address may make per minute (0: no limit).
@@ -365,6 +378,15 @@ impl Settings {
         })
     }
 
+    /// Where the system of record is, and how to reach it.
+    pub fn database_config(&self) -> DatabaseConfig {
+        DatabaseConfig {
+            max_connections: self.storage.max_connections,
+            acquire_timeout: self.storage.acquire_timeout,
+            ..DatabaseConfig::new(self.storage.database_url.clone())
+        }
+    }
+
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
             node_id: self.server.node_id.clone(),
@@ -374,7 +396,6 @@ impl Settings {
                 default_max_chats: self.routing.default_max_chats,
             },
             max_message_chars: self.limits.max_message_chars,
-            records_kept: self.limits.records_kept,
             service_level: self.stats.service_level,
             queues: self
                 .queues
@@ -438,6 +459,8 @@ struct RawSettings {
     #[serde(default)]
     cluster: RawCluster,
     #[serde(default)]
+    storage: RawStorage,
+    #[serde(default)]
     routing: RawRouting,
     #[serde(default)]
     limits: RawLimits,
@@ -477,6 +500,15 @@ struct RawCluster {
     key_prefix: Option<String>,
     heartbeat_ttl_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [storage] table")]
+struct RawStorage {
+    database_url: Option<String>,
+    retention_days: Option<u64>,
+    max_connections: Option<u64>,
+    acquire_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -645,6 +677,15 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             .unwrap_or(DEFAULT_REQUEST_TIMEOUT_MS),
     )?;
 
+    let storage = validate_storage(raw.storage, redis_url.is_some())?;
+    if raw.limits.records_kept.is_some() {
+        warnings.push(
+            "limits.records_kept is no longer used: every conversation is kept in the database \
+             for storage.retention_days"
+                .to_owned(),
+        );
+    }
+
     let rona_timeout_ms = positive(
         "routing.rona_timeout_ms",
         raw.routing
@@ -765,6 +806,7 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             trust_forwarded_for: raw.server.trust_forwarded_for.unwrap_or(false),
             workers,
         },
+        storage,
         cluster: ClusterSettings {
             redis_url,
             key_prefix,
@@ -786,11 +828,6 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
                 "limits.command_burst",
                 raw.limits.command_burst.unwrap_or(200),
             )?,
-            records_kept: usize::try_from(positive(
-                "limits.records_kept",
-                raw.limits.records_kept.unwrap_or(50_000),
-            )?)
-            .map_err(|_| SettingsError::invalid("limits.records_kept", "too large"))?,
             chats_per_minute_per_address: u32::try_from(
                 raw.limits.chats_per_minute_per_address.unwrap_or(60),
             )
@@ -823,6 +860,54 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
         templates,
         source,
         warnings,
+    })
+}
+
+/// The embedded default: a SQLite file beside the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchboard-data/switchboard.db";
+
+fn validate_storage(raw: RawStorage, clustered: bool) -> Result<StorageSettings, SettingsError> {
+    const KEY: &str = "storage.database_url";
+    let database_url = match raw.database_url.filter(|url| !url.is_empty()) {
+        Some(url) => url,
+        None if clustered => {
+            return Err(SettingsError::invalid(
+                KEY,
+                "required in a cluster (cluster.redis_url is set): a postgres:// URL",
+            ))
+        }
+        None => DEFAULT_DATABASE_URL.to_owned(),
+    };
+    let postgres = database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+    let sqlite = database_url.starts_with("sqlite://") && database_url.len() > "sqlite://".len();
+    if !(postgres || sqlite || database_url == "memory:") {
+        return Err(SettingsError::invalid(
+            KEY,
+            "must be sqlite://PATH, postgres://... or memory:",
+        ));
+    }
+    if clustered && !postgres {
+        return Err(SettingsError::invalid(
+            KEY,
+            "a cluster (cluster.redis_url is set) keeps its record in PostgreSQL: use a postgres:// URL",
+        ));
+    }
+    let retention_days = u32::try_from(raw.retention_days.unwrap_or(365))
+        .map_err(|_| SettingsError::invalid("storage.retention_days", "too large"))?;
+    let max_connections = u32::try_from(positive(
+        "storage.max_connections",
+        raw.max_connections.unwrap_or(8),
+    )?)
+    .map_err(|_| SettingsError::invalid("storage.max_connections", "too large"))?;
+    let acquire_timeout_ms = positive(
+        "storage.acquire_timeout_ms",
+        raw.acquire_timeout_ms.unwrap_or(5_000),
+    )?;
+    Ok(StorageSettings {
+        database_url,
+        retention_days,
+        max_connections,
+        acquire_timeout: Duration::from_millis(acquire_timeout_ms),
     })
 }
 

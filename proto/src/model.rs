@@ -51,6 +51,36 @@ impl ConversationState {
             ConversationState::Closed | ConversationState::Abandoned
         )
     }
+
+    /// The name on the wire (`conference_requested`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationState::Queued => "queued",
+            ConversationState::Offered => "offered",
+            ConversationState::Active => "active",
+            ConversationState::ConferenceRequested => "conference_requested",
+            ConversationState::Conference => "conference",
+            ConversationState::Ended => "ended",
+            ConversationState::Closed => "closed",
+            ConversationState::Abandoned => "abandoned",
+        }
+    }
+
+    pub const ALL: [ConversationState; 8] = [
+        ConversationState::Queued,
+        ConversationState::Offered,
+        ConversationState::Active,
+        ConversationState::ConferenceRequested,
+        ConversationState::Conference,
+        ConversationState::Ended,
+        ConversationState::Closed,
+        ConversationState::Abandoned,
+    ];
+
+    /// The inverse of [`as_str`](Self::as_str).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == name)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -381,4 +411,63 @@ pub struct Stats {
     pub agents_by_state: AgentStateCounts,
     /// Every configured agent with its state and load.
     pub agents: Vec<AgentInfo>,
+}
+
+/// One conversation in a search (`GET /api/v1/conversations`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationListItem {
+    pub conversation_id: ConversationId,
+    pub state: ConversationState,
+    pub queue: NamedRef,
+    pub customer: CustomerRef,
+    /// Every agent that had a leg, first joined first.
+    pub agents: Vec<AgentId>,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Timestamp>,
+    /// Reason ids, in the order given.
+    pub wrap_ups: Vec<String>,
+    pub message_count: u64,
+}
+
+/// Who a listed conversation was with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CustomerRef {
+    pub name: String,
+}
+
+/// A page of a search, newest first; `next_cursor` is absent on the last page.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationPage {
+    pub items: Vec<ConversationListItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// One row of `GET /api/v1/conversations/export` (NDJSON; CSV has the
+/// same columns). Seconds with three decimals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationExportRow {
+    pub conversation_id: ConversationId,
+    pub state: ConversationState,
+    pub queue_id: String,
+    pub customer_name: String,
+    /// Agent ids with a leg, space-separated.
+    pub agents: String,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_accepted_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<Timestamp>,
+    /// Received -> first accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_s: Option<f64>,
+    /// First accepted -> ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle_s: Option<f64>,
+    /// Reason ids, space-separated.
+    pub wrap_ups: String,
+    pub message_count: u64,
 }

@@ -22,7 +22,7 @@ use crate::queue::actor::QueueActor;
 /// What joining made: the pieces the engine context takes.
 pub struct Joined {
     pub bus: Arc<Bus>,
-    pub store: Arc<RedisStore>,
+    pub store: RedisStore,
 }
 
 /// Connects to Redis and registers this node. Fails when Redis cannot be
@@ -30,7 +30,6 @@ pub struct Joined {
 pub async fn join(
     config: &ClusterConfig,
     node_id: &str,
-    records_kept: usize,
 ) -> Result<Joined, EngineError> {
     let unavailable =
         |error: redis::RedisError| EngineError::Unavailable(format!("cluster.redis_url: {error}"));
@@ -54,7 +53,7 @@ pub async fn join(
     ));
     placement.register(node_id).await?;
     let bus = Bus::start(placement, client, config.request_timeout);
-    let store = Arc::new(RedisStore::new(conn, keys, me, records_kept));
+    let store = RedisStore::new(conn, keys, me);
     Ok(Joined { bus, store })
 }
 
@@ -156,23 +155,34 @@ async fn adopt(engine: &Arc<EngineContext>, placement: &Placement, node: String)
     }
 }
 
-/// Starts an actor again from Redis a little later (its write failed, so
-/// its state here may not match what Redis holds), unless another node
-/// owns it by then or it is gone. Retries while Redis does not answer, so
-/// its timers run again without waiting for a message to wake it.
+/// Starts an actor again from its store a little later (its write failed,
+/// so its state here may not match what the store holds), unless another
+/// node owns it by then or it is gone. Retries while the store does not
+/// answer, so its timers run again without waiting for a message to wake
+/// it. An embedded node (no bus) retries until its database answers.
 pub fn reactivate_later(engine: Arc<EngineContext>, key: ActorKey) {
-    let Some(bus) = engine.bus.clone() else {
-        return;
-    };
     actix::spawn(async move {
-        let placement = bus.placement().clone();
         let mut delay = Duration::from_millis(200);
-        for _ in 0..30 {
+        let mut attempts = 0;
+        loop {
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(placement.ttl());
             if engine.is_resigned() {
                 return;
             }
+            attempts += 1;
+            let Some(bus) = engine.bus.clone() else {
+                delay = (delay * 2).min(Duration::from_secs(5));
+                match activate(&engine, &key).await {
+                    Ok(()) => return,
+                    Err(EngineError::NotFound { .. }) => return,
+                    Err(error) => {
+                        tracing::warn!(actor = %key.name(), %error, "not started again yet");
+                        continue;
+                    }
+                }
+            };
+            let placement = bus.placement().clone();
+            delay = (delay * 2).min(placement.ttl());
             match placement.claim(&key).await {
                 Ok(Some(owner)) if owner == placement.me() => {
                     if activate(&engine, &key).await.is_ok() {
@@ -182,13 +192,16 @@ pub fn reactivate_later(engine: Arc<EngineContext>, key: ActorKey) {
                 Ok(_) => return,
                 Err(_) => {}
             }
+            if attempts >= 30 {
+                tracing::error!(actor = %key.name(), "could not start again from Redis");
+                return;
+            }
         }
-        tracing::error!(actor = %key.name(), "could not start again from Redis");
     });
 }
 
 /// Starts an actor this node owns from its snapshot (timers re-armed).
-async fn activate(engine: &Arc<EngineContext>, key: &ActorKey) -> Result<(), EngineError> {
+pub(crate) async fn activate(engine: &Arc<EngineContext>, key: &ActorKey) -> Result<(), EngineError> {
     match key {
         ActorKey::Agent(_) => AgentActor::activate(engine, key).await.map(drop),
         ActorKey::Queue(_) => QueueActor::activate(engine, key).await.map(drop),

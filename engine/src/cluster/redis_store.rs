@@ -5,7 +5,7 @@
 //! Layout (see `keys.rs`): a snapshot per actor (MessagePack), a Stream per
 //! conversation with one entry per message (id `<seq>-1`, so a retried
 //! append is refused by Redis and changes nothing), a hash of agent
-//! presence, and a record per closed conversation (which replaces its log).
+//! presence. Records are the database's (`storage`), not Redis's.
 
 use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
@@ -20,53 +20,44 @@ use super::placement::unavailable;
 use super::store::{Presence, Snapshot, StateWrite, Store, StoreError};
 use crate::queue::routing::AgentView;
 
-/// KEYS: owner, my heartbeat, state, log, presence, record, my owned set,
-/// queue index, records index, logouts.
+/// KEYS: owner, my heartbeat, state, log, presence, my owned set, queue
+/// index, logouts.
 /// ARGV: me, snapshot mode ('', 'keep', 'delete'), snapshot, presence op
 /// ('', 'set', 'del'), presence field, presence value (the row, or the
-/// logout's unix ms for 'del'), record ('' = none),
-/// actor name, queue index op ('', 'add', 'rem'), score, records kept,
-/// record key prefix, then (seq, message) pairs.
+/// logout's unix ms for 'del'), actor name, queue index op ('', 'add',
+/// 'rem'), score, then (seq, message) pairs.
+///
+/// Deleting a conversation's snapshot (it closed) deletes its log too: its
+/// transcript lives in the database by then.
 static WRITE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
 end
-for i = 13, #ARGV, 2 do
+for i = 10, #ARGV, 2 do
   redis.pcall('XADD', KEYS[4], ARGV[i] .. '-1', 'm', ARGV[i + 1])
 end
 if ARGV[4] == 'set' then
   redis.call('HSET', KEYS[5], ARGV[5], ARGV[6])
 elseif ARGV[4] == 'del' then
   redis.call('HDEL', KEYS[5], ARGV[5])
-  redis.call('HSET', KEYS[10], ARGV[5], ARGV[6])
+  redis.call('HSET', KEYS[8], ARGV[5], ARGV[6])
 end
-if ARGV[9] == 'add' then
-  redis.call('ZADD', KEYS[8], ARGV[10], string.sub(ARGV[8], 6))
-elseif ARGV[9] == 'rem' then
-  redis.call('ZREM', KEYS[8], string.sub(ARGV[8], 6))
-end
-if ARGV[7] ~= '' then
-  redis.call('SET', KEYS[6], ARGV[7])
-  redis.call('DEL', KEYS[4])
-  local id = string.sub(ARGV[8], 6)
-  local order = redis.call('INCR', KEYS[9] .. ':n')
-  redis.call('ZADD', KEYS[9], order, id)
-  local over = redis.call('ZCARD', KEYS[9]) - tonumber(ARGV[11])
-  if over > 0 then
-    local oldest = redis.call('ZPOPMIN', KEYS[9], over)
-    for j = 1, #oldest, 2 do
-      redis.call('DEL', ARGV[12] .. oldest[j])
-    end
-  end
+if ARGV[8] == 'add' then
+  redis.call('ZADD', KEYS[7], ARGV[9], string.sub(ARGV[7], 6))
+elseif ARGV[8] == 'rem' then
+  redis.call('ZREM', KEYS[7], string.sub(ARGV[7], 6))
 end
 if ARGV[2] == 'keep' then
   redis.call('SET', KEYS[3], ARGV[3])
 elseif ARGV[2] == 'delete' then
   redis.call('DEL', KEYS[3])
   redis.call('DEL', KEYS[1])
-  redis.call('SREM', KEYS[7], ARGV[8])
+  redis.call('SREM', KEYS[6], ARGV[7])
+  if string.sub(ARGV[7], 1, 5) == 'conv:' then
+    redis.call('DEL', KEYS[4])
+  end
 end
 return 1
 ",
@@ -77,18 +68,11 @@ pub struct RedisStore {
     conn: ConnectionManager,
     keys: Keys,
     me: String,
-    /// Closed records kept, the oldest deleted first (as in one process).
-    records_kept: usize,
 }
 
 impl RedisStore {
-    pub fn new(conn: ConnectionManager, keys: Keys, me: String, records_kept: usize) -> Self {
-        Self {
-            conn,
-            keys,
-            me,
-            records_kept: records_kept.max(1),
-        }
+    pub fn new(conn: ConnectionManager, keys: Keys, me: String) -> Self {
+        Self { conn, keys, me }
     }
 }
 
@@ -110,15 +94,10 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let keys = self.keys.clone();
         let me = self.me.clone();
-        let records_kept = self.records_kept;
         Box::pin(async move {
             let log = match &write.key {
                 ActorKey::Conversation(id) => keys.log(id),
                 _ => keys.log(&ConversationId::new("-")),
-            };
-            let record_key = match &write.key {
-                ActorKey::Conversation(id) => keys.record(id),
-                _ => keys.record(&ConversationId::new("-")),
             };
             let waiting_key = match &write.waiting {
                 Some((queue, _)) => keys.waiting(queue),
@@ -131,10 +110,8 @@ impl Store for RedisStore {
                 .key(keys.state(&write.key))
                 .key(log)
                 .key(keys.presence())
-                .key(record_key)
                 .key(keys.owned(&me))
                 .key(waiting_key)
-                .key(keys.records())
                 .key(keys.logouts())
                 .arg(&me);
             match &write.snapshot {
@@ -151,19 +128,12 @@ impl Store for RedisStore {
                     invocation.arg("del").arg(agent.as_str()).arg(at.millis())
                 }
             };
-            match &write.record {
-                Some(record) => invocation.arg(encoded(record)?),
-                None => invocation.arg(""),
-            };
             invocation.arg(write.key.name());
             match &write.waiting {
                 None => invocation.arg("").arg(0),
                 Some((_, Some(since))) => invocation.arg("add").arg(since.0),
                 Some((_, None)) => invocation.arg("rem").arg(0),
             };
-            invocation
-                .arg(records_kept)
-                .arg(keys.record(&ConversationId::new("")));
             for message in &write.messages {
                 invocation.arg(message.seq).arg(encoded(message.as_ref())?);
             }
@@ -242,20 +212,12 @@ impl Store for RedisStore {
         })
     }
 
+    /// Records live in the database (`storage::live::Recorded`).
     fn load_record(
         &self,
-        id: &ConversationId,
+        _id: &ConversationId,
     ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
-        let mut conn = self.conn.clone();
-        let record = self.keys.record(id);
-        Box::pin(async move {
-            let bytes: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(record)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            bytes.map(|bytes| decoded(&bytes)).transpose()
-        })
+        Box::pin(futures_util::future::ready(Ok(None)))
     }
 
     fn waiting(

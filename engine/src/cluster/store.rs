@@ -5,7 +5,7 @@
 
 use futures_util::future::{ready, BoxFuture};
 use parking_lot::RwLock;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_proto::model::{ConversationRecord, Message};
 use switchboard_proto::{AgentId, ConversationId, QueueId, Timestamp};
@@ -45,7 +45,9 @@ pub struct StateWrite {
     pub messages: Vec<Arc<Message>>,
     /// An agent's directory row.
     pub presence: Option<(AgentId, Presence)>,
-    /// The record of a conversation that changes no more.
+    /// A conversation's record as it stands after this write (its
+    /// messages are `messages`): set on every transition, so the system of
+    /// record follows a conversation from its first write.
     pub record: Option<ConversationRecord>,
     /// A conversation's place in its queue's index: `Some(since)` while it
     /// waits there, `None` once it does not. A new owner of the queue
@@ -115,54 +117,22 @@ pub trait Store: Send + Sync + 'static {
         &self,
         queue: &QueueId,
     ) -> BoxFuture<'static, Result<Vec<(ConversationId, Timestamp)>, StoreError>>;
+    /// Every actor with a snapshot, for a node that starts again on its own
+    /// store (embedded, on a database). A cluster adopts through placement.
+    fn stored_actors(&self) -> BoxFuture<'static, Result<Vec<ActorKey>, StoreError>> {
+        Box::pin(ready(Ok(Vec::new())))
+    }
 }
 
-/// The embedded node's store. Closed records are kept up to a bound, oldest
-/// dropped first, so a long-running node does not grow without end.
-///
-/// It keeps no snapshots and no message log: in one process the actors'
-/// own state is the state (a conversation's log lives as long as the
-/// conversation, and the record carries the transcript after), so a second
-/// copy would only cost a global lock on every message.
+/// The live state of a `memory:` node: presence and logouts only. In one
+/// process the actors' own state is the state, and the record is kept by
+/// the database beside it (`storage::live::Recorded`), so a second copy
+/// here would only cost a lock on every message.
+#[derive(Default)]
 pub struct MemoryStore {
-    records: RwLock<Records>,
     presence: RwLock<HashMap<AgentId, AgentView>>,
     /// One entry per agent that ever logged out (bounded by the catalog).
     logouts: RwLock<HashMap<AgentId, Timestamp>>,
-}
-
-struct Records {
-    by_id: HashMap<ConversationId, Arc<ConversationRecord>>,
-    /// Oldest first.
-    order: VecDeque<ConversationId>,
-    kept: usize,
-}
-
-impl MemoryStore {
-    pub fn new(records_kept: usize) -> Self {
-        Self {
-            records: RwLock::new(Records {
-                by_id: HashMap::new(),
-                order: VecDeque::new(),
-                kept: records_kept.max(1),
-            }),
-            presence: RwLock::default(),
-            logouts: RwLock::default(),
-        }
-    }
-
-    fn keep_record(&self, record: ConversationRecord) {
-        let mut records = self.records.write();
-        let id = record.conversation_id.clone();
-        if records.by_id.insert(id.clone(), Arc::new(record)).is_none() {
-            records.order.push_back(id);
-        }
-        while records.order.len() > records.kept {
-            if let Some(oldest) = records.order.pop_front() {
-                records.by_id.remove(&oldest);
-            }
-        }
-    }
 }
 
 impl Store for MemoryStore {
@@ -182,9 +152,6 @@ impl Store for MemoryStore {
                 self.logouts.write().insert(agent, at);
             }
             None => {}
-        }
-        if let Some(record) = write.record {
-            self.keep_record(record);
         }
         Box::pin(ready(Ok(())))
     }
@@ -214,15 +181,9 @@ impl Store for MemoryStore {
 
     fn load_record(
         &self,
-        id: &ConversationId,
+        _id: &ConversationId,
     ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
-        let record = self
-            .records
-            .read()
-            .by_id
-            .get(id)
-            .map(|record| (**record).clone());
-        Box::pin(ready(Ok(record)))
+        Box::pin(ready(Ok(None)))
     }
 
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
@@ -243,55 +204,5 @@ impl Store for MemoryStore {
         _queue: &QueueId,
     ) -> BoxFuture<'static, Result<Vec<(ConversationId, Timestamp)>, StoreError>> {
         Box::pin(ready(Ok(Vec::new())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use switchboard_proto::model::{ConversationState, Customer, NamedRef};
-    use switchboard_proto::Timestamp;
-
-    fn record(id: &str) -> ConversationRecord {
-        ConversationRecord {
-            conversation_id: ConversationId::new(id),
-            state: ConversationState::Closed,
-            customer: Customer {
-                name: "Ada".into(),
-                email: None,
-            },
-            attributes: Default::default(),
-            queue: NamedRef::new("sales", "Sales"),
-            created_at: Timestamp(0),
-            first_accepted_at: None,
-            ended_at: None,
-            closed_at: None,
-            participants: Vec::new(),
-            owner: None,
-            legs: Vec::new(),
-            offers: Vec::new(),
-            wrap_ups: Vec::new(),
-            messages: Vec::new(),
-        }
-    }
-
-    fn kept(store: &MemoryStore, id: &str) -> bool {
-        futures_util::FutureExt::now_or_never(store.load_record(&ConversationId::new(id)))
-            .and_then(Result::ok)
-            .flatten()
-            .is_some()
-    }
-
-    #[test]
-    fn embedded_store_keeps_the_newest_records_up_to_its_bound() {
-        let store = MemoryStore::new(2);
-        for id in ["a", "b", "c"] {
-            let mut write = StateWrite::new(ActorKey::Conversation(ConversationId::new(id)));
-            write.record = Some(record(id));
-            let _ = futures_util::FutureExt::now_or_never(store.write(write));
-        }
-        assert!(!kept(&store, "a"));
-        assert!(kept(&store, "b"));
-        assert!(kept(&store, "c"));
     }
 }

@@ -168,9 +168,6 @@ impl ConversationActor {
             for effect in after.drain(..) {
                 self.apply(effect, ctx);
             }
-            if appended.is_empty() && !finished {
-                return;
-            }
         }
         ctx.wait(
             self.store_and_deliver(appended, leavers, finished, after, true)
@@ -222,8 +219,10 @@ impl ConversationActor {
                 self.conversation.waiting_since().filter(|_| !finished),
             ));
         }
+        if transition {
+            write.record = Some(self.conversation.record_head());
+        }
         if finished {
-            write.record = Some(self.conversation.record());
             if store.keeps_state() {
                 write.snapshot = Stored::Delete;
             }

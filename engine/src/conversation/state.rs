@@ -382,6 +382,14 @@ impl Conversation {
     }
 
     pub fn record(&self) -> ConversationRecord {
+        let mut record = self.record_head();
+        record.messages = self.messages.iter().map(|m| (**m).clone()).collect();
+        record
+    }
+
+    /// The record without its messages: what changes at a transition (the
+    /// messages are stored one by one as they come).
+    pub fn record_head(&self) -> ConversationRecord {
         let summary = self.summary();
         ConversationRecord {
             conversation_id: self.id.clone(),
@@ -398,7 +406,7 @@ impl Conversation {
             legs: self.legs.clone(),
             offers: self.offers.clone(),
             wrap_ups: self.wrap_ups.clone(),
-            messages: self.messages.iter().map(|m| (**m).clone()).collect(),
+            messages: Vec::new(),
         }
     }
 

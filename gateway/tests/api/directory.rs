@@ -48,8 +48,9 @@ async fn queues_list_live_waiting_and_available_counts(codec: Codec) {
     assert_eq!(sales["available_agents"], 0, "{sales}");
     assert_eq!(sales["waiting"], 0);
 
-    let _carol = node.available_agent("carol", codec).await;
-    // Carol took the waiting support chat at once.
+    let mut carol = node.available_agent("carol", codec).await;
+    // Carol is offered the waiting support chat at once.
+    carol.event("offer").await;
     let support = node.queue("support").await;
     assert_eq!(support["waiting"], 0, "{support}");
     assert_eq!(support["available_agents"], 1, "{support}");

@@ -106,11 +106,36 @@ name = "Order status"
 text = "Order <orderId> for <customerName> is on its way."
 "#;
 
+pub const DATABASE_URL: &str = "SWITCHBOARD__STORAGE__DATABASE_URL";
+
 /// A running node and an HTTP client for it.
 pub struct Node {
     pub base: String,
     pub running: Running,
     http: awc::Client,
+    /// The node's SQLite file lives here (unless the test chose a database).
+    pub data: DataDir,
+}
+
+/// A temporary folder, removed when dropped.
+pub struct DataDir(pub std::path::PathBuf);
+
+impl DataDir {
+    pub fn new() -> DataDir {
+        let dir = std::env::temp_dir().join(format!("sb-test-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        DataDir(dir)
+    }
+
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}/switchboard.db", self.0.display())
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Node {
@@ -127,16 +152,25 @@ impl Node {
     /// A node with the test config and these start options (a short
     /// heartbeat, say).
     pub async fn start_with(env: &[(&str, &str)], options: StartOptions) -> Node {
-        let env: Vec<(String, String)> = env
+        Node::start_in(DataDir::new(), env, options).await
+    }
+
+    /// A node whose SQLite file is in `data` (a restart passes the same).
+    pub async fn start_in(data: DataDir, env: &[(&str, &str)], options: StartOptions) -> Node {
+        let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
             .collect();
+        if !env.iter().any(|(key, _)| key == DATABASE_URL) {
+            env.push((DATABASE_URL.to_owned(), data.sqlite_url()));
+        }
         let settings = Settings::from_toml_str(CONFIG, env).expect("test config is valid");
         let running = app::start(&settings, options).await.expect("node starts");
         Node {
             base: format!("http://{}", running.addr),
             running,
             http: awc::Client::builder().timeout(WAIT).finish(),
+            data,
         }
     }
 

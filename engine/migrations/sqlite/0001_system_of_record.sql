@@ -1,0 +1,66 @@
+-- The system of record (conversations, their messages, customers) and, for
+-- an embedded node, the live state the actors need after a restart
+-- (snapshots, presence, logouts, queue indexes). Times are unix ms.
+
+CREATE TABLE actor_state (
+    actor TEXT PRIMARY KEY,          -- `kind:id`, as in a cluster's keys
+    snapshot BLOB NOT NULL           -- MessagePack, the actor's own encoding
+);
+
+CREATE TABLE presence (
+    agent_id TEXT PRIMARY KEY,
+    view BLOB NOT NULL
+);
+
+CREATE TABLE logouts (
+    agent_id TEXT PRIMARY KEY,
+    at_ms INTEGER NOT NULL
+);
+
+CREATE TABLE waiting (
+    queue_id TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    since_ms INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, conversation_id)
+);
+
+CREATE TABLE conversations (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    queue_id TEXT NOT NULL,
+    queue_name TEXT NOT NULL,
+    customer_name TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    first_accepted_ms INTEGER,
+    ended_ms INTEGER,
+    closed_ms INTEGER,
+    agents TEXT NOT NULL,            -- ` a b `: every agent with a leg, first joined first
+    wrap_ups TEXT NOT NULL,          -- ` reason reason `: one space around each id
+    message_count INTEGER NOT NULL,
+    record TEXT NOT NULL             -- the record as JSON, without its messages
+);
+CREATE INDEX conversations_by_created ON conversations (created_ms DESC, id DESC);
+CREATE INDEX conversations_by_queue ON conversations (queue_id, created_ms DESC);
+
+CREATE TABLE conversation_agents (
+    conversation_id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    PRIMARY KEY (agent_id, conversation_id)
+);
+CREATE INDEX conversation_agents_by_conversation ON conversation_agents (conversation_id);
+
+CREATE TABLE messages (
+    conversation_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,
+    message TEXT NOT NULL,           -- JSON, as on the wire
+    PRIMARY KEY (conversation_id, seq)
+);
+
+-- Full-text search over message text (`q`): one row per message.
+CREATE VIRTUAL TABLE message_words USING fts5(
+    text,
+    conversation_id UNINDEXED,
+    seq UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2'
+);

@@ -1,0 +1,349 @@
+//! The engine's [`Store`] and the database.
+//!
+//! - [`SqlStore`]: an embedded node keeps everything in its database (SQLite):
+//!   snapshots, logs, presence, queue indexes and records, each write one
+//!   change list in the group commit. A restart finds every actor where it
+//!   was.
+//! - [`Recorded`]: another store (in memory, or Redis in a cluster) keeps
+//!   the live state; every conversation write also goes to the record,
+//!   first, so a message is acknowledged only once the database has it.
+//!   If the node dies between the two, the record is ahead of the live
+//!   state by a write nobody was told of; the conversation's next write
+//!   (from its new owner) brings the record in line.
+
+use futures_util::future::BoxFuture;
+use sqlx::Row;
+use std::sync::Arc;
+use switchboard_proto::model::{ConversationRecord, Message};
+use switchboard_proto::{AgentId, ConversationId, QueueId, Timestamp};
+
+use super::records::RecordRow;
+use super::{Change, Database, StorageError};
+use crate::cluster::key::ActorKey;
+use crate::cluster::store::{Presence, Snapshot, StateWrite, Store, StoreError};
+use crate::queue::routing::AgentView;
+
+impl From<StorageError> for StoreError {
+    fn from(error: StorageError) -> Self {
+        StoreError::Unavailable(error.to_string())
+    }
+}
+
+fn encoded<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(value).map_err(|error| StoreError::Unavailable(error.to_string()))
+}
+
+/// The record part of a write: the conversation's row (first, so its
+/// messages find it) and its new messages.
+fn record_changes(write: &StateWrite) -> Result<Vec<Change>, StoreError> {
+    let mut changes = Vec::with_capacity(write.messages.len() + 1);
+    if let Some(record) = &write.record {
+        changes.push(Change::Record(Box::new(RecordRow::of(record)?)));
+    }
+    changes.extend(write.messages.iter().cloned().map(Change::Message));
+    Ok(changes)
+}
+
+/// Everything an embedded node keeps, in its database.
+pub struct SqlStore {
+    database: Database,
+}
+
+impl SqlStore {
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    fn changes(write: StateWrite) -> Result<Vec<Change>, StoreError> {
+        let mut changes = record_changes(&write)?;
+        let actor = write.key.name();
+        match write.snapshot {
+            Snapshot::Unchanged => {}
+            Snapshot::Keep(bytes) => changes.push(Change::Snapshot {
+                actor,
+                bytes: Some(bytes),
+            }),
+            Snapshot::Delete => changes.push(Change::Snapshot { actor, bytes: None }),
+        }
+        match write.presence {
+            None => {}
+            Some((agent, Presence::Listed(view))) => changes.push(Change::Presence {
+                agent: agent.as_str().to_owned(),
+                view: Some(encoded(&view)?),
+            }),
+            Some((agent, Presence::LoggedOut(at))) => {
+                changes.push(Change::Presence {
+                    agent: agent.as_str().to_owned(),
+                    view: None,
+                });
+                changes.push(Change::Logout {
+                    agent: agent.as_str().to_owned(),
+                    at_ms: at.millis(),
+                });
+            }
+        }
+        if let (Some((queue, since)), ActorKey::Conversation(id)) = (write.waiting, &write.key) {
+            changes.push(Change::Waiting {
+                queue: queue.as_str().to_owned(),
+                conversation: id.as_str().to_owned(),
+                since_ms: since.map(Timestamp::millis),
+            });
+        }
+        Ok(changes)
+    }
+}
+
+impl Store for SqlStore {
+    fn keeps_state(&self) -> bool {
+        true
+    }
+
+    fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
+        let changes = Self::changes(write);
+        let database = self.database.clone();
+        Box::pin(async move { Ok(database.write(changes?).await?) })
+    }
+
+    fn create_state(
+        &self,
+        key: &ActorKey,
+        snapshot: Vec<u8>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let write = self.database.write(vec![Change::CreateSnapshot {
+            actor: key.name(),
+            bytes: snapshot,
+        }]);
+        Box::pin(async move { Ok(write.await?) })
+    }
+
+    fn load_state(
+        &self,
+        key: &ActorKey,
+    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, StoreError>> {
+        let database = self.database.clone();
+        let actor = key.name();
+        Box::pin(async move {
+            let pool = database.pool().clone();
+            let found = database
+                .run(async move {
+                    let row = sqlx::query("SELECT snapshot FROM actor_state WHERE actor = $1")
+                        .bind(actor)
+                        .fetch_optional(&pool)
+                        .await?;
+                    Ok(row.map(|row| row.try_get::<Vec<u8>, _>(0)).transpose()?)
+                })
+                .await?;
+            Ok(found)
+        })
+    }
+
+    fn load_log(
+        &self,
+        id: &ConversationId,
+        after_seq: u64,
+    ) -> BoxFuture<'static, Result<Vec<Arc<Message>>, StoreError>> {
+        let database = self.database.clone();
+        let id = id.clone();
+        Box::pin(async move { Ok(database.messages(&id, after_seq).await?) })
+    }
+
+    fn load_record(
+        &self,
+        id: &ConversationId,
+    ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
+        load_final_record(&self.database, id)
+    }
+
+    fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
+        let database = self.database.clone();
+        Box::pin(async move {
+            let pool = database.pool().clone();
+            let rows = database
+                .run(async move {
+                    let rows = sqlx::query("SELECT view FROM presence").fetch_all(&pool).await?;
+                    rows.iter()
+                        .map(|row| Ok(row.try_get::<Vec<u8>, _>(0)?))
+                        .collect::<Result<Vec<_>, StorageError>>()
+                })
+                .await?;
+            rows.iter()
+                .map(|bytes| {
+                    rmp_serde::from_slice(bytes).map_err(|error| {
+                        StoreError::Unavailable(format!("undecodable presence row: {error}"))
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn logged_out_at(
+        &self,
+        agent: &AgentId,
+    ) -> BoxFuture<'static, Result<Option<Timestamp>, StoreError>> {
+        let database = self.database.clone();
+        let agent = agent.as_str().to_owned();
+        Box::pin(async move {
+            let pool = database.pool().clone();
+            let at = database
+                .run(async move {
+                    let row = sqlx::query("SELECT at_ms FROM logouts WHERE agent_id = $1")
+                        .bind(agent)
+                        .fetch_optional(&pool)
+                        .await?;
+                    Ok(row.map(|row| row.try_get::<i64, _>(0)).transpose()?)
+                })
+                .await?;
+            Ok(at.map(Timestamp))
+        })
+    }
+
+    fn waiting(
+        &self,
+        queue: &QueueId,
+    ) -> BoxFuture<'static, Result<Vec<(ConversationId, Timestamp)>, StoreError>> {
+        let database = self.database.clone();
+        let queue = queue.as_str().to_owned();
+        Box::pin(async move {
+            let pool = database.pool().clone();
+            let rows = database
+                .run(async move {
+                    let rows = sqlx::query(
+                        "SELECT conversation_id, since_ms FROM waiting WHERE queue_id = $1",
+                    )
+                    .bind(queue)
+                    .fetch_all(&pool)
+                    .await?;
+                    rows.iter()
+                        .map(|row| {
+                            Ok((
+                                ConversationId::new(row.try_get::<String, _>(0)?),
+                                Timestamp(row.try_get::<i64, _>(1)?),
+                            ))
+                        })
+                        .collect::<Result<Vec<_>, StorageError>>()
+                })
+                .await?;
+            Ok(rows)
+        })
+    }
+
+    fn stored_actors(&self) -> BoxFuture<'static, Result<Vec<ActorKey>, StoreError>> {
+        let database = self.database.clone();
+        Box::pin(async move {
+            let pool = database.pool().clone();
+            let names = database
+                .run(async move {
+                    let rows = sqlx::query("SELECT actor FROM actor_state")
+                        .fetch_all(&pool)
+                        .await?;
+                    rows.iter()
+                        .map(|row| Ok(row.try_get::<String, _>(0)?))
+                        .collect::<Result<Vec<_>, StorageError>>()
+                })
+                .await?;
+            Ok(names.iter().filter_map(|name| ActorKey::parse(name)).collect())
+        })
+    }
+}
+
+/// The record of a conversation that changes no more, or `None`: a live
+/// one answers from its actor.
+fn load_final_record(
+    database: &Database,
+    id: &ConversationId,
+) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
+    let database = database.clone();
+    let id = id.clone();
+    Box::pin(async move {
+        let record = database.record(&id).await?;
+        Ok(record.filter(|record| record.state.is_final()))
+    })
+}
+
+/// A live store (memory, Redis) whose conversation writes also go to the
+/// record, the record first.
+pub struct Recorded<S> {
+    live: S,
+    database: Database,
+}
+
+impl<S: Store> Recorded<S> {
+    pub fn new(live: S, database: Database) -> Self {
+        Self { live, database }
+    }
+}
+
+impl<S: Store> Store for Recorded<S> {
+    fn keeps_state(&self) -> bool {
+        self.live.keeps_state()
+    }
+
+    fn write(&self, mut write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
+        if write.record.is_none() && write.messages.is_empty() {
+            // Not a conversation's: applied as the live store applies it
+            // (the memory store before the future is even polled).
+            return self.live.write(write);
+        }
+        let recorded = record_changes(&write).map(|changes| self.database.write(changes));
+        write.record = None;
+        // Lazy for Redis (sent when polled, after the record); the memory
+        // store has nothing of a conversation's to apply.
+        let live = self.live.write(write);
+        Box::pin(async move {
+            recorded?.await?;
+            live.await
+        })
+    }
+
+    fn create_state(
+        &self,
+        key: &ActorKey,
+        snapshot: Vec<u8>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        self.live.create_state(key, snapshot)
+    }
+
+    fn load_state(
+        &self,
+        key: &ActorKey,
+    ) -> BoxFuture<'static, Result<Option<Vec<u8>>, StoreError>> {
+        self.live.load_state(key)
+    }
+
+    fn load_log(
+        &self,
+        id: &ConversationId,
+        after_seq: u64,
+    ) -> BoxFuture<'static, Result<Vec<Arc<Message>>, StoreError>> {
+        self.live.load_log(id, after_seq)
+    }
+
+    fn load_record(
+        &self,
+        id: &ConversationId,
+    ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
+        load_final_record(&self.database, id)
+    }
+
+    fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
+        self.live.presence()
+    }
+
+    fn logged_out_at(
+        &self,
+        agent: &AgentId,
+    ) -> BoxFuture<'static, Result<Option<Timestamp>, StoreError>> {
+        self.live.logged_out_at(agent)
+    }
+
+    fn waiting(
+        &self,
+        queue: &QueueId,
+    ) -> BoxFuture<'static, Result<Vec<(ConversationId, Timestamp)>, StoreError>> {
+        self.live.waiting(queue)
+    }
+
+    fn stored_actors(&self) -> BoxFuture<'static, Result<Vec<ActorKey>, StoreError>> {
+        self.live.stored_actors()
+    }
+}

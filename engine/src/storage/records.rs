@@ -1,0 +1,637 @@
+//! Conversation records in the database: how a record is stored (a row of
+//! the fields people filter on, the record itself as JSON, its messages one
+//! row each with their words indexed), and how it is read back: one record,
+//! a search page, export rows, retention.
+
+use base64::Engine as _;
+use sqlx::{Any, AnyPool, Row, Transaction};
+use std::sync::Arc;
+use switchboard_proto::model::{
+    ConversationExportRow, ConversationListItem, ConversationPage, ConversationRecord,
+    ConversationState, CustomerRef, Message, NamedRef,
+};
+use switchboard_proto::{AgentId, ConversationId, Timestamp};
+
+use super::{Database, Dialect, StorageError};
+
+/// A conversation's row: what search filters on, and the record itself.
+#[derive(Debug, Clone)]
+pub struct RecordRow {
+    id: String,
+    state: &'static str,
+    queue_id: String,
+    queue_name: String,
+    customer_name: String,
+    created_ms: i64,
+    first_accepted_ms: Option<i64>,
+    ended_ms: Option<i64>,
+    closed_ms: Option<i64>,
+    /// Every agent that had a leg, first joined first, each once.
+    agents: Vec<String>,
+    wrap_ups: Vec<String>,
+    /// The record as JSON, its messages left out (they have their rows).
+    json: String,
+}
+
+impl RecordRow {
+    /// The row of `record`; its `messages` are not part of it.
+    pub fn of(record: &ConversationRecord) -> Result<RecordRow, StorageError> {
+        let mut agents: Vec<String> = Vec::new();
+        for leg in &record.legs {
+            if !agents.contains(&leg.agent.id) {
+                agents.push(leg.agent.id.clone());
+            }
+        }
+        let json = if record.messages.is_empty() {
+            serde_json::to_string(record)
+        } else {
+            let mut head = record.clone();
+            head.messages.clear();
+            serde_json::to_string(&head)
+        }
+        .map_err(|error| StorageError::Corrupt(error.to_string()))?;
+        Ok(RecordRow {
+            id: record.conversation_id.as_str().to_owned(),
+            state: record.state.as_str(),
+            queue_id: record.queue.id.clone(),
+            queue_name: record.queue.name.clone(),
+            customer_name: record.customer.name.clone(),
+            created_ms: record.created_at.millis(),
+            first_accepted_ms: record.first_accepted_at.map(Timestamp::millis),
+            ended_ms: record.ended_at.map(Timestamp::millis),
+            closed_ms: record.closed_at.map(Timestamp::millis),
+            agents,
+            wrap_ups: record
+                .wrap_ups
+                .iter()
+                .map(|wrap_up| wrap_up.reason.id.clone())
+                .collect(),
+            json,
+        })
+    }
+}
+
+/// ` a b `: a list in one column, each item with a space either side, so
+/// `instr(column, ' a ')` finds an item whole.
+fn spaced(items: &[String]) -> String {
+    let mut out = String::from(" ");
+    for item in items {
+        out.push_str(item);
+        out.push(' ');
+    }
+    out
+}
+
+fn unspaced(column: &str) -> Vec<String> {
+    column.split_whitespace().map(str::to_owned).collect()
+}
+
+pub(super) async fn upsert(
+    tx: &mut Transaction<'static, Any>,
+    row: &RecordRow,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO conversations (id, state, queue_id, queue_name, customer_name, created_ms, \
+           first_accepted_ms, ended_ms, closed_ms, agents, wrap_ups, message_count, record) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12) \
+         ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue_id = excluded.queue_id, \
+           queue_name = excluded.queue_name, customer_name = excluded.customer_name, \
+           first_accepted_ms = excluded.first_accepted_ms, ended_ms = excluded.ended_ms, \
+           closed_ms = excluded.closed_ms, agents = excluded.agents, \
+           wrap_ups = excluded.wrap_ups, record = excluded.record",
+    )
+    .bind(row.id.as_str())
+    .bind(row.state)
+    .bind(row.queue_id.as_str())
+    .bind(row.queue_name.as_str())
+    .bind(row.customer_name.as_str())
+    .bind(row.created_ms)
+    .bind(row.first_accepted_ms)
+    .bind(row.ended_ms)
+    .bind(row.closed_ms)
+    .bind(spaced(&row.agents))
+    .bind(spaced(&row.wrap_ups))
+    .bind(row.json.as_str())
+    .execute(&mut **tx)
+    .await?;
+    for agent in &row.agents {
+        sqlx::query(
+            "INSERT INTO conversation_agents (agent_id, conversation_id) VALUES ($1, $2) \
+             ON CONFLICT (agent_id, conversation_id) DO NOTHING",
+        )
+        .bind(agent.as_str())
+        .bind(row.id.as_str())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_message(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    message: &Message,
+) -> Result<(), sqlx::Error> {
+    let json = serde_json::to_string(message).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    let id = message.conversation_id.as_str();
+    let seq = i64::try_from(message.seq).unwrap_or(i64::MAX);
+    let inserted = match dialect {
+        Dialect::Sqlite => {
+            let done = sqlx::query(
+                "INSERT INTO messages (conversation_id, seq, at_ms, message) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (conversation_id, seq) DO NOTHING",
+            )
+            .bind(id)
+            .bind(seq)
+            .bind(message.ts.millis())
+            .bind(json)
+            .execute(&mut **tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                sqlx::query(
+                    "INSERT INTO message_words (text, conversation_id, seq) VALUES ($1, $2, $3)",
+                )
+                .bind(message.text.as_str())
+                .bind(id)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+            }
+            done.rows_affected()
+        }
+        Dialect::Postgres => sqlx::query(
+            "INSERT INTO messages (conversation_id, seq, at_ms, message, words) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conversation_id, seq) DO NOTHING",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(message.ts.millis())
+        .bind(json)
+        .bind(message.text.as_str())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected(),
+    };
+    if inserted == 1 {
+        sqlx::query("UPDATE conversations SET message_count = $1 WHERE id = $2 AND message_count < $1")
+            .bind(seq)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What a search or an export asks for. Every field narrows it.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// Words of the transcript, each required (any case, whole words).
+    pub words: Vec<String>,
+    pub queue: Option<String>,
+    pub agent: Option<AgentId>,
+    pub state: Option<ConversationState>,
+    pub wrap_up: Option<String>,
+    /// `created_at` at or after.
+    pub from: Option<Timestamp>,
+    /// `created_at` before.
+    pub to: Option<Timestamp>,
+    /// Only conversations this agent had a leg in (an agent searching).
+    pub visible_to: Option<AgentId>,
+}
+
+/// Most words a search takes (each is one index lookup).
+pub const MAX_SEARCH_WORDS: usize = 8;
+
+impl SearchFilter {
+    /// The words of `q`: letters and digits, lowercased; the rest separates
+    /// them. Nothing of `q` reaches SQL but these words, as bound values.
+    pub fn words_of(q: &str) -> Vec<String> {
+        q.split(|c: char| !c.is_alphanumeric())
+            .filter(|word| !word.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    }
+}
+
+/// Where a page starts: after this conversation, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    created_ms: i64,
+    id: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{}:{}", self.created_ms, self.id))
+    }
+
+    /// `None` for anything [`encode`](Self::encode) did not make.
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (created, id) = text.split_once(':')?;
+        let created_ms = created.parse().ok()?;
+        if id.is_empty() {
+            return None;
+        }
+        Some(Cursor {
+            created_ms,
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// A bound value of a query being built.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// A `WHERE` clause built from a filter, with its values bound, never
+/// spliced into the text.
+struct Clause {
+    conditions: Vec<String>,
+    args: Vec<Arg>,
+}
+
+impl Clause {
+    fn arg(&mut self, arg: Arg) -> String {
+        self.args.push(arg);
+        format!("${}", self.args.len())
+    }
+
+    fn of(filter: &SearchFilter, after: Option<&Cursor>, dialect: Dialect) -> Clause {
+        let mut clause = Clause {
+            conditions: Vec::new(),
+            args: Vec::new(),
+        };
+        for word in filter.words.iter().take(MAX_SEARCH_WORDS) {
+            let condition = match dialect {
+                Dialect::Sqlite => {
+                    // One quoted FTS5 term: only a double quote is special.
+                    let term = format!("\"{}\"", word.replace('"', "\"\""));
+                    let n = clause.arg(Arg::Text(term));
+                    format!(
+                        "c.id IN (SELECT conversation_id FROM message_words WHERE message_words MATCH {n})"
+                    )
+                }
+                Dialect::Postgres => {
+                    let n = clause.arg(Arg::Text(word.clone()));
+                    format!(
+                        "c.id IN (SELECT conversation_id FROM messages WHERE search @@ plainto_tsquery('simple', {n}))"
+                    )
+                }
+            };
+            clause.conditions.push(condition);
+        }
+        if let Some(queue) = &filter.queue {
+            let n = clause.arg(Arg::Text(queue.clone()));
+            clause.conditions.push(format!("c.queue_id = {n}"));
+        }
+        for agent in [&filter.agent, &filter.visible_to].into_iter().flatten() {
+            let n = clause.arg(Arg::Text(agent.as_str().to_owned()));
+            clause.conditions.push(format!(
+                "c.id IN (SELECT conversation_id FROM conversation_agents WHERE agent_id = {n})"
+            ));
+        }
+        if let Some(state) = filter.state {
+            let n = clause.arg(Arg::Text(state.as_str().to_owned()));
+            clause.conditions.push(format!("c.state = {n}"));
+        }
+        if let Some(reason) = &filter.wrap_up {
+            let n = clause.arg(Arg::Text(format!(" {reason} ")));
+            clause.conditions.push(match dialect {
+                Dialect::Sqlite => format!("instr(c.wrap_ups, {n}) > 0"),
+                Dialect::Postgres => format!("strpos(c.wrap_ups, {n}) > 0"),
+            });
+        }
+        if let Some(from) = filter.from {
+            let n = clause.arg(Arg::Int(from.millis()));
+            clause.conditions.push(format!("c.created_ms >= {n}"));
+        }
+        if let Some(to) = filter.to {
+            let n = clause.arg(Arg::Int(to.millis()));
+            clause.conditions.push(format!("c.created_ms < {n}"));
+        }
+        if let Some(cursor) = after {
+            let created = clause.arg(Arg::Int(cursor.created_ms));
+            let id = clause.arg(Arg::Text(cursor.id.clone()));
+            clause.conditions.push(format!(
+                "(c.created_ms < {created} OR (c.created_ms = {created} AND c.id < {id}))"
+            ));
+        }
+        clause
+    }
+
+    fn sql(&self) -> String {
+        if self.conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.conditions.join(" AND "))
+        }
+    }
+}
+
+const LIST_COLUMNS: &str = "c.id, c.state, c.queue_id, c.queue_name, c.customer_name, \
+    c.created_ms, c.first_accepted_ms, c.ended_ms, c.closed_ms, c.agents, c.wrap_ups, c.message_count";
+
+/// One listed row, as read.
+struct ListRow {
+    id: String,
+    state: ConversationState,
+    queue_id: String,
+    queue_name: String,
+    customer_name: String,
+    created_ms: i64,
+    first_accepted_ms: Option<i64>,
+    ended_ms: Option<i64>,
+    closed_ms: Option<i64>,
+    agents: String,
+    wrap_ups: String,
+    message_count: i64,
+}
+
+impl ListRow {
+    fn read(row: &sqlx::any::AnyRow) -> Result<ListRow, StorageError> {
+        let state: String = row.try_get(1)?;
+        Ok(ListRow {
+            id: row.try_get(0)?,
+            state: ConversationState::parse(&state)
+                .ok_or_else(|| StorageError::Corrupt(format!("unknown state {state:?}")))?,
+            queue_id: row.try_get(2)?,
+            queue_name: row.try_get(3)?,
+            customer_name: row.try_get(4)?,
+            created_ms: row.try_get(5)?,
+            first_accepted_ms: row.try_get(6)?,
+            ended_ms: row.try_get(7)?,
+            closed_ms: row.try_get(8)?,
+            agents: row.try_get(9)?,
+            wrap_ups: row.try_get(10)?,
+            message_count: row.try_get(11)?,
+        })
+    }
+
+    fn item(self) -> ConversationListItem {
+        ConversationListItem {
+            conversation_id: ConversationId::new(self.id),
+            state: self.state,
+            queue: NamedRef::new(self.queue_id, self.queue_name),
+            customer: CustomerRef {
+                name: self.customer_name,
+            },
+            agents: unspaced(&self.agents).into_iter().map(AgentId::new).collect(),
+            created_at: Timestamp(self.created_ms),
+            closed_at: self.closed_ms.map(Timestamp),
+            wrap_ups: unspaced(&self.wrap_ups),
+            message_count: u64::try_from(self.message_count).unwrap_or(0),
+        }
+    }
+
+    fn export(self) -> ConversationExportRow {
+        let seconds = |from: i64, to: i64| ((to - from).max(0) as f64 / 1000.0 * 1000.0).round() / 1000.0;
+        ConversationExportRow {
+            wait_s: self
+                .first_accepted_ms
+                .map(|accepted| seconds(self.created_ms, accepted)),
+            handle_s: self
+                .first_accepted_ms
+                .zip(self.ended_ms)
+                .map(|(accepted, ended)| seconds(accepted, ended)),
+            conversation_id: ConversationId::new(self.id),
+            state: self.state,
+            queue_id: self.queue_id,
+            customer_name: self.customer_name,
+            agents: self.agents.trim().to_owned(),
+            created_at: Timestamp(self.created_ms),
+            first_accepted_at: self.first_accepted_ms.map(Timestamp),
+            ended_at: self.ended_ms.map(Timestamp),
+            closed_at: self.closed_ms.map(Timestamp),
+            wrap_ups: self.wrap_ups.trim().to_owned(),
+            message_count: u64::try_from(self.message_count).unwrap_or(0),
+        }
+    }
+
+    fn cursor(&self) -> Cursor {
+        Cursor {
+            created_ms: self.created_ms,
+            id: self.id.clone(),
+        }
+    }
+}
+
+async fn list(
+    pool: &AnyPool,
+    dialect: Dialect,
+    filter: &SearchFilter,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<Vec<ListRow>, StorageError> {
+    let clause = Clause::of(filter, after, dialect);
+    let sql = format!(
+        "SELECT {LIST_COLUMNS} FROM conversations c {} ORDER BY c.created_ms DESC, c.id DESC LIMIT {}",
+        clause.sql(),
+        limit
+    );
+    let mut query = sqlx::query(&sql);
+    for arg in clause.args {
+        query = match arg {
+            Arg::Text(text) => query.bind(text),
+            Arg::Int(int) => query.bind(int),
+        };
+    }
+    let rows = query.fetch_all(pool).await?;
+    rows.iter().map(ListRow::read).collect()
+}
+
+impl Database {
+    /// A conversation's record with its whole transcript.
+    pub async fn record(
+        &self,
+        id: &ConversationId,
+    ) -> Result<Option<ConversationRecord>, StorageError> {
+        let pool = self.pool().clone();
+        let id = id.as_str().to_owned();
+        self.run(async move {
+            let Some(row) = sqlx::query("SELECT record FROM conversations WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&pool)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let json: String = row.try_get(0)?;
+            let mut record: ConversationRecord = serde_json::from_str(&json)
+                .map_err(|error| StorageError::Corrupt(error.to_string()))?;
+            record.messages = messages(&pool, &id, 0)
+                .await?
+                .into_iter()
+                .map(Arc::unwrap_or_clone)
+                .collect();
+            Ok(Some(record))
+        })
+        .await
+    }
+
+    /// A conversation's messages after `after_seq`, in order.
+    pub async fn messages(
+        &self,
+        id: &ConversationId,
+        after_seq: u64,
+    ) -> Result<Vec<Arc<Message>>, StorageError> {
+        let pool = self.pool().clone();
+        let id = id.as_str().to_owned();
+        self.run(async move { messages(&pool, &id, after_seq).await })
+            .await
+    }
+
+    /// One page of a search, newest `created_at` first.
+    pub async fn search(
+        &self,
+        filter: SearchFilter,
+        after: Option<Cursor>,
+        limit: usize,
+    ) -> Result<ConversationPage, StorageError> {
+        let pool = self.pool().clone();
+        let dialect = self.dialect();
+        self.run(async move {
+            // One more than asked says whether there is a next page.
+            let mut rows = list(&pool, dialect, &filter, after.as_ref(), limit + 1).await?;
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            let next_cursor = if more {
+                rows.last().map(|row| row.cursor().encode())
+            } else {
+                None
+            };
+            Ok(ConversationPage {
+                items: rows.into_iter().map(ListRow::item).collect(),
+                next_cursor,
+            })
+        })
+        .await
+    }
+
+    /// Every conversation the filter selects, as export rows, newest first,
+    /// read a page at a time: memory stays flat however many there are.
+    /// The receiver ends after the last row, or after an error.
+    pub fn export(
+        &self,
+        filter: SearchFilter,
+    ) -> tokio::sync::mpsc::Receiver<Result<ConversationExportRow, StorageError>> {
+        const PAGE: usize = 500;
+        let (rows_out, rows_in) = tokio::sync::mpsc::channel(PAGE);
+        let pool = self.pool().clone();
+        let dialect = self.dialect();
+        self.inner.runtime.handle().spawn(async move {
+            let mut after: Option<Cursor> = None;
+            loop {
+                let page = match list(&pool, dialect, &filter, after.as_ref(), PAGE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        let _ = rows_out.send(Err(error)).await;
+                        return;
+                    }
+                };
+                let last = page.len() < PAGE;
+                after = page.last().map(ListRow::cursor);
+                for row in page {
+                    if rows_out.send(Ok(row.export())).await.is_err() {
+                        return; // the client went away
+                    }
+                }
+                if last {
+                    return;
+                }
+            }
+        });
+        rows_in
+    }
+
+    /// Deletes the records (and transcripts) of conversations that finished
+    /// before `cutoff`. Returns how many went.
+    pub async fn delete_finished_before(&self, cutoff: Timestamp) -> Result<u64, StorageError> {
+        let pool = self.pool().clone();
+        let dialect = self.dialect();
+        self.run(async move {
+            let mut tx = pool.begin().await?;
+            let old = "SELECT id FROM conversations WHERE state IN ('closed', 'abandoned') \
+                       AND COALESCE(closed_ms, ended_ms, created_ms) < $1";
+            if dialect == Dialect::Sqlite {
+                sqlx::query(&format!(
+                    "DELETE FROM message_words WHERE conversation_id IN ({old})"
+                ))
+                .bind(cutoff.millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+            for table in ["messages", "conversation_agents"] {
+                sqlx::query(&format!(
+                    "DELETE FROM {table} WHERE conversation_id IN ({old})"
+                ))
+                .bind(cutoff.millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+            let gone = sqlx::query(&format!("DELETE FROM conversations WHERE id IN ({old})"))
+                .bind(cutoff.millis())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(gone)
+        })
+        .await
+    }
+}
+
+async fn messages(
+    pool: &AnyPool,
+    id: &str,
+    after_seq: u64,
+) -> Result<Vec<Arc<Message>>, StorageError> {
+    let rows = sqlx::query(
+        "SELECT message FROM messages WHERE conversation_id = $1 AND seq > $2 ORDER BY seq",
+    )
+    .bind(id)
+    .bind(i64::try_from(after_seq).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let json: String = row.try_get(0)?;
+            serde_json::from_str::<Message>(&json)
+                .map(Arc::new)
+                .map_err(|error| StorageError::Corrupt(error.to_string()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_words_are_letters_and_digits_only() {
+        assert_eq!(
+            SearchFilter::words_of("Refund'; DROP TABLE messages; --"),
+            vec!["refund", "drop", "table", "messages"]
+        );
+        assert_eq!(SearchFilter::words_of("Où est ma commande?"), vec!["où", "est", "ma", "commande"]);
+        assert!(SearchFilter::words_of("\" * ( ) :").is_empty());
+    }
+
+    #[test]
+    fn a_cursor_reads_back_and_anything_else_is_refused() {
+        let cursor = Cursor {
+            created_ms: 1_700_000_000_123,
+            id: "c-1".into(),
+        };
+        assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+        for bad in ["", "!!", "bm90LWEtY3Vyc29y", "MTIzOg"] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+}

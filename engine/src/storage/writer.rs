@@ -1,0 +1,258 @@
+//! The database's one write path. Every change goes through one task that
+//! takes what has queued up (at most `batch_max` writes), applies it in one
+//! transaction and answers each write once the transaction is committed:
+//! group commit, so a thousand messages a second cost a few dozen commits,
+//! and a message is acknowledged only after it is durable.
+//!
+//! A batch that fails for a reason other than a lost connection is applied
+//! again one write at a time, so one bad write fails alone.
+
+use sqlx::{Any, AnyPool, Transaction};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use switchboard_proto::model::Message;
+use tokio::sync::{mpsc, oneshot};
+
+use super::records::RecordRow;
+use super::{Dialect, StorageError};
+
+/// One thing to store. A write is a list of them, applied in order, whole.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// An actor's snapshot (`kind:id`): `Some` keeps it, `None` deletes it.
+    Snapshot { actor: String, bytes: Option<Vec<u8>> },
+    /// An actor's first snapshot, unless it has one.
+    CreateSnapshot { actor: String, bytes: Vec<u8> },
+    /// A logged-in agent's directory row; `None` when it logs out.
+    Presence { agent: String, view: Option<Vec<u8>> },
+    /// When the agent last logged out (tokens issued before it are refused).
+    Logout { agent: String, at_ms: i64 },
+    /// A conversation's place in a queue's index; `None` once it left.
+    Waiting {
+        queue: String,
+        conversation: String,
+        since_ms: Option<i64>,
+    },
+    /// The conversation's record as it stands (its messages apart).
+    Record(Box<RecordRow>),
+    /// A message of a conversation's log and transcript. Stored once: a
+    /// second write of the same `seq` changes nothing.
+    Message(Arc<Message>),
+}
+
+struct Job {
+    changes: Vec<Change>,
+    done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Writes waiting for the writer before a new one waits for room.
+const QUEUED_MAX: usize = 65_536;
+
+impl Writer {
+    pub(crate) fn start(
+        runtime: &tokio::runtime::Handle,
+        pool: AnyPool,
+        dialect: Dialect,
+        batch_max: usize,
+        healthy: Arc<AtomicBool>,
+    ) -> Writer {
+        let (jobs, queued) = mpsc::channel(QUEUED_MAX);
+        runtime.spawn(run(queued, pool, dialect, batch_max.max(1), healthy));
+        Writer { jobs }
+    }
+
+    pub(crate) fn submit(
+        &self,
+        changes: Vec<Change>,
+    ) -> impl std::future::Future<Output = Result<(), StorageError>> + Send + 'static {
+        let jobs = self.jobs.clone();
+        async move {
+            if changes.is_empty() {
+                return Ok(());
+            }
+            let (done, answer) = oneshot::channel();
+            jobs.send(Job { changes, done })
+                .await
+                .map_err(|_| StorageError::Unavailable("the database writer stopped".into()))?;
+            answer
+                .await
+                .map_err(|_| StorageError::Unavailable("the database writer stopped".into()))?
+        }
+    }
+}
+
+async fn run(
+    mut queued: mpsc::Receiver<Job>,
+    pool: AnyPool,
+    dialect: Dialect,
+    batch_max: usize,
+    healthy: Arc<AtomicBool>,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
+    while let Some(first) = queued.recv().await {
+        batch.push(first);
+        while batch.len() < batch_max {
+            match queued.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        metrics::histogram!("switchboard_db_batch_writes").record(batch.len() as f64);
+        let started = std::time::Instant::now();
+        let result = apply(&pool, dialect, batch.iter().map(|job| &job.changes)).await;
+        metrics::histogram!("switchboard_db_commit_seconds").record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(()) => {
+                healthy.store(true, Ordering::Release);
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Ok(()));
+                }
+            }
+            Err(error) if batch.len() > 1 && !is_connection_error(&error) => {
+                for job in batch.drain(..) {
+                    let alone = apply(&pool, dialect, std::iter::once(&job.changes)).await;
+                    if let Err(error) = &alone {
+                        tracing::error!(%error, "a write was refused by the database");
+                    }
+                    let _ = job.done.send(alone.map_err(StorageError::from));
+                }
+            }
+            Err(error) => {
+                if is_connection_error(&error) {
+                    healthy.store(false, Ordering::Release);
+                }
+                tracing::error!(%error, writes = batch.len(), "database batch failed");
+                let error = StorageError::from(error);
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+    )
+}
+
+async fn apply<'a>(
+    pool: &AnyPool,
+    dialect: Dialect,
+    writes: impl Iterator<Item = &'a Vec<Change>>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for changes in writes {
+        for change in changes {
+            apply_one(&mut tx, dialect, change).await?;
+        }
+    }
+    tx.commit().await
+}
+
+async fn apply_one(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    change: &Change,
+) -> Result<(), sqlx::Error> {
+    match change {
+        Change::Snapshot {
+            actor,
+            bytes: Some(bytes),
+        } => {
+            sqlx::query(
+                "INSERT INTO actor_state (actor, snapshot) VALUES ($1, $2) \
+                 ON CONFLICT (actor) DO UPDATE SET snapshot = excluded.snapshot",
+            )
+            .bind(actor.as_str())
+            .bind(bytes.as_slice())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Change::Snapshot { actor, bytes: None } => {
+            sqlx::query("DELETE FROM actor_state WHERE actor = $1")
+                .bind(actor.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Change::CreateSnapshot { actor, bytes } => {
+            sqlx::query(
+                "INSERT INTO actor_state (actor, snapshot) VALUES ($1, $2) \
+                 ON CONFLICT (actor) DO NOTHING",
+            )
+            .bind(actor.as_str())
+            .bind(bytes.as_slice())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Change::Presence {
+            agent,
+            view: Some(view),
+        } => {
+            sqlx::query(
+                "INSERT INTO presence (agent_id, view) VALUES ($1, $2) \
+                 ON CONFLICT (agent_id) DO UPDATE SET view = excluded.view",
+            )
+            .bind(agent.as_str())
+            .bind(view.as_slice())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Change::Presence { agent, view: None } => {
+            sqlx::query("DELETE FROM presence WHERE agent_id = $1")
+                .bind(agent.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Change::Logout { agent, at_ms } => {
+            sqlx::query(
+                "INSERT INTO logouts (agent_id, at_ms) VALUES ($1, $2) \
+                 ON CONFLICT (agent_id) DO UPDATE SET at_ms = excluded.at_ms",
+            )
+            .bind(agent.as_str())
+            .bind(*at_ms)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Change::Waiting {
+            queue,
+            conversation,
+            since_ms: Some(since),
+        } => {
+            sqlx::query(
+                "INSERT INTO waiting (queue_id, conversation_id, since_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (queue_id, conversation_id) DO UPDATE SET since_ms = excluded.since_ms",
+            )
+            .bind(queue.as_str())
+            .bind(conversation.as_str())
+            .bind(*since)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Change::Waiting {
+            queue,
+            conversation,
+            since_ms: None,
+        } => {
+            sqlx::query("DELETE FROM waiting WHERE queue_id = $1 AND conversation_id = $2")
+                .bind(queue.as_str())
+                .bind(conversation.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Change::Record(row) => super::records::upsert(tx, row).await?,
+        Change::Message(message) => super::records::insert_message(tx, dialect, message).await?,
+    }
+    Ok(())
+}
