@@ -13,6 +13,7 @@
 //!   transfer, conference, end, wrap-up) and its actor (timers, fan-out).
 //! - [`cluster`]: how actors reach each other (directory), how events reach
 //!   sessions (hub), where state is kept (store). In memory for one node.
+//! - [`records`]: search, export and transcripts, and who may see them.
 //! - [`storage`]: the system of record (SQLite or PostgreSQL): records,
 //!   search, export; on an embedded node, the live state too.
 //! - [`catalog`], [`config`]: the configuration, validated by the gateway.
@@ -30,6 +31,7 @@ pub mod conversation;
 pub mod engine;
 pub mod error;
 pub mod queue;
+pub mod records;
 pub mod storage;
 
 pub use engine::{Engine, Outcome, Session, StartedChat};

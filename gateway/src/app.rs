@@ -15,7 +15,7 @@ use crate::auth::{AuthError, Credentials, TokenSigner};
 use crate::session::SessionLimits;
 use crate::settings::Settings;
 use crate::throttle::AddressThrottle;
-use crate::{observability, rest, session, web as ui};
+use crate::{observability, records, rest, session, web as ui};
 
 /// Largest REST body accepted (a chat start with its first message).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -217,7 +217,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/wrapup-reasons", web::get().to(rest::wrap_up_reasons))
             .route("/idle-reasons", web::get().to(rest::idle_reasons))
             .route("/templates", web::get().to(rest::templates))
+            .route("/conversations", web::get().to(records::search))
+            .route("/conversations/export", web::get().to(records::export))
             .route("/conversations/{id}", web::get().to(rest::conversation))
+            .route(
+                "/conversations/{id}/transcript",
+                web::get().to(records::transcript),
+            )
             .route("/stats", web::get().to(rest::stats))
             .route("/openapi.json", web::get().to(rest::openapi))
             .default_service(web::to(rest::not_found)),

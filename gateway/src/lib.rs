@@ -8,7 +8,8 @@
 //! - [`settings`]: the TOML file / demo config + `SWITCHBOARD__` env, validated.
 //! - [`auth`]: agent credentials (argon2) and HMAC-signed tokens.
 //! - [`identity`]: who a request is, from its token.
-//! - [`rest`]: the REST handlers; [`openapi`]: their OpenAPI document.
+//! - [`rest`]: the REST handlers; [`records`]: search, export and
+//!   transcripts from the system of record; [`openapi`]: their OpenAPI document.
 //! - [`server`]: the HTTP server; a WebSocket's socket leaves the HTTP/1
 //!   dispatcher after its `101` ([`server::Takeover`]).
 //! - [`websocket`]: the WebSocket on that socket (handshake, framing, limits).
@@ -23,6 +24,7 @@ pub mod app;
 pub mod auth;
 pub mod identity;
 pub mod observability;
+pub mod records;
 pub mod openapi;
 pub mod rest;
 pub mod server;

@@ -17,6 +17,9 @@ use utoipa::{Modify, OpenApi};
         crate::rest::idle_reasons,
         crate::rest::templates,
         crate::rest::conversation,
+        crate::records::search,
+        crate::records::export,
+        crate::records::transcript,
         crate::rest::stats,
     ),
     modifiers(&TokenAuth)

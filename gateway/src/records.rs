@@ -1,0 +1,294 @@
+//! REST over the system of record: search (`GET /api/v1/conversations`),
+//! export as CSV or NDJSON (streamed: a page of rows at a time, never the
+//! whole set in memory), and one conversation's transcript as text or JSON.
+//! Who may see what is the engine's rule; this turns HTTP into its calls
+//! and its rows into bytes.
+
+use actix_web::{web, HttpResponse};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use switchboard_engine::records::{ConversationQuery, Viewer};
+use switchboard_proto::model::{ConversationExportRow, ConversationPage, ConversationState, Message};
+use switchboard_proto::{AgentId, ConversationId, ErrorBody, ErrorCode, Timestamp};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+use crate::identity::{AgentIdentity, SupervisorIdentity};
+
+type Data = web::Data<AppState>;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationParams {
+    /// Words of the transcript (customer and agent text), all required, any case.
+    q: Option<String>,
+    /// Queue id.
+    queue: Option<String>,
+    /// Agent id: conversations it had a leg in.
+    agent: Option<String>,
+    state: Option<ConversationState>,
+    /// Wrap-up reason id.
+    wrap_up: Option<String>,
+    /// `created_at` at or after (RFC 3339).
+    from: Option<String>,
+    /// `created_at` before (RFC 3339).
+    to: Option<String>,
+    /// 1-200, default 50 (search only).
+    limit: Option<usize>,
+    /// `next_cursor` of the previous page (search only).
+    cursor: Option<String>,
+    /// `csv` (default) or `ndjson` (export only).
+    format: Option<ExportFormat>,
+}
+
+#[derive(Deserialize, Clone, Copy, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    Csv,
+    Ndjson,
+}
+
+#[derive(Deserialize, Clone, Copy, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TranscriptFormat {
+    Txt,
+    Json,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TranscriptParams {
+    /// `json` (default) or `txt`.
+    format: Option<TranscriptFormat>,
+}
+
+/// `GET .../transcript?format=json`.
+#[derive(Serialize, ToSchema)]
+pub struct Transcript {
+    conversation_id: ConversationId,
+    messages: Vec<Message>,
+}
+
+fn time(key: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
+    value
+        .map(|text| {
+            Timestamp::parse_rfc3339(&text).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::BadRequest,
+                    format!("{key}: not an RFC 3339 time (2026-12-07T09:30:00Z)"),
+                )
+            })
+        })
+        .transpose()
+}
+
+impl ConversationParams {
+    fn query(&mut self) -> Result<ConversationQuery, ApiError> {
+        Ok(ConversationQuery {
+            q: self.q.take(),
+            queue: self.queue.take(),
+            agent: self.agent.take().map(AgentId::new),
+            state: self.state,
+            wrap_up: self.wrap_up.take(),
+            from: time("from", self.from.take())?,
+            to: time("to", self.to.take())?,
+        })
+    }
+}
+
+fn viewer(who: AgentIdentity) -> Viewer {
+    Viewer {
+        agent: who.agent,
+        supervisor: who.supervisor,
+    }
+}
+
+/// Search: supervisors see every conversation, agents those they had a leg in.
+#[utoipa::path(get, path = "/api/v1/conversations", params(ConversationParams),
+    security(("token" = [])),
+    responses((status = 200, body = ConversationPage), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn search(
+    state: Data,
+    who: AgentIdentity,
+    params: web::Query<ConversationParams>,
+) -> Result<HttpResponse, ApiError> {
+    let mut params = params.into_inner();
+    let query = params.query()?;
+    let page = state
+        .engine
+        .search_conversations(query, params.limit, params.cursor.as_deref(), &viewer(who))
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// The columns of a CSV export, in the order of [`ConversationExportRow`].
+const CSV_HEADER: [&str; 13] = [
+    "conversation_id",
+    "state",
+    "queue_id",
+    "customer_name",
+    "agents",
+    "created_at",
+    "first_accepted_at",
+    "ended_at",
+    "closed_at",
+    "wait_s",
+    "handle_s",
+    "wrap_ups",
+    "message_count",
+];
+
+fn csv_line(fields: impl IntoIterator<Item = String>) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::with_capacity(256));
+    writer.write_record(fields)?;
+    writer
+        .into_inner()
+        .map_err(|error| csv::Error::from(error.into_error()))
+}
+
+fn csv_row(row: &ConversationExportRow) -> Result<Vec<u8>, csv::Error> {
+    let time = |at: Option<Timestamp>| at.map(Timestamp::to_rfc3339).unwrap_or_default();
+    let seconds = |value: Option<f64>| value.map(|s| format!("{s:.3}")).unwrap_or_default();
+    csv_line([
+        row.conversation_id.as_str().to_owned(),
+        row.state.as_str().to_owned(),
+        row.queue_id.clone(),
+        row.customer_name.clone(),
+        row.agents.clone(),
+        row.created_at.to_rfc3339(),
+        time(row.first_accepted_at),
+        time(row.ended_at),
+        time(row.closed_at),
+        seconds(row.wait_s),
+        seconds(row.handle_s),
+        row.wrap_ups.clone(),
+        row.message_count.to_string(),
+    ])
+}
+
+fn encode(format: ExportFormat, row: &ConversationExportRow) -> Result<Vec<u8>, String> {
+    match format {
+        ExportFormat::Csv => csv_row(row).map_err(|error| error.to_string()),
+        ExportFormat::Ndjson => serde_json::to_vec(row)
+            .map(|mut line| {
+                line.push(b'\n');
+                line
+            })
+            .map_err(|error| error.to_string()),
+    }
+}
+
+/// Rows sent in one chunk at most: enough to keep writes few, small enough
+/// that memory stays flat.
+const ROWS_PER_CHUNK: usize = 100;
+
+/// Export (supervisors): one row per conversation, newest first, streamed.
+#[utoipa::path(get, path = "/api/v1/conversations/export", params(ConversationParams),
+    security(("token" = [])),
+    responses((status = 200, description = "CSV with a header row, or NDJSON",
+        content_type = "text/csv"), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody)))]
+pub async fn export(
+    state: Data,
+    who: SupervisorIdentity,
+    params: web::Query<ConversationParams>,
+) -> Result<HttpResponse, ApiError> {
+    let mut params = params.into_inner();
+    let format = params.format.unwrap_or(ExportFormat::Csv);
+    let query = params.query()?;
+    let viewer = Viewer {
+        agent: who.0,
+        supervisor: true,
+    };
+    let rows = state.engine.export_conversations(query, &viewer)?;
+    let header = match format {
+        ExportFormat::Csv => {
+            csv_line(CSV_HEADER.iter().map(|name| (*name).to_owned()))
+                .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?
+        }
+        ExportFormat::Ndjson => Vec::new(),
+    };
+    let chunks = futures_util::stream::unfold(
+        (rows, Some(header)),
+        move |(mut rows, header)| async move {
+            let mut chunk = header.unwrap_or_default();
+            let first = rows.recv().await;
+            let Some(first) = first else {
+                // The end: the header alone if there was no row.
+                return (!chunk.is_empty())
+                    .then(|| (Ok(Bytes::from(chunk)), (rows, None)));
+            };
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some(row) = next.take() {
+                match row.map_err(|error| error.to_string()).and_then(|row| encode(format, &row)) {
+                    Ok(line) => chunk.extend_from_slice(&line),
+                    Err(error) => {
+                        tracing::warn!(%error, "export stopped");
+                        return Some((Err(actix_web::error::ErrorInternalServerError(error)), (rows, None)));
+                    }
+                }
+                taken += 1;
+                if taken < ROWS_PER_CHUNK {
+                    next = rows.try_recv().ok();
+                }
+            }
+            Some((Ok::<_, actix_web::Error>(Bytes::from(chunk)), (rows, None)))
+        },
+    );
+    let (content_type, file) = match format {
+        ExportFormat::Csv => ("text/csv; charset=utf-8", "conversations.csv"),
+        ExportFormat::Ndjson => ("application/x-ndjson", "conversations.ndjson"),
+    };
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"{file}\""),
+        ))
+        .streaming(chunks))
+}
+
+/// One message a line: `[time] name: text`.
+fn transcript_text(messages: &[Message]) -> String {
+    let mut text = String::new();
+    for message in messages {
+        text.push('[');
+        text.push_str(&message.ts.to_rfc3339());
+        text.push_str("] ");
+        text.push_str(&message.from.name);
+        text.push_str(": ");
+        text.push_str(&message.text.replace('\n', "\n    "));
+        text.push('\n');
+    }
+    text
+}
+
+/// The thread as a person reads it: for an agent who took part, or a supervisor.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/transcript", params(TranscriptParams,
+        ("id" = String, Path, description = "conversation id")),
+    security(("token" = [])),
+    responses((status = 200, body = Transcript), (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn transcript(
+    state: Data,
+    who: AgentIdentity,
+    id: web::Path<String>,
+    params: web::Query<TranscriptParams>,
+) -> Result<HttpResponse, ApiError> {
+    let id = ConversationId::new(id.into_inner());
+    let messages = state.engine.transcript(&id, &viewer(who)).await?;
+    Ok(match params.format.unwrap_or(TranscriptFormat::Json) {
+        TranscriptFormat::Txt => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(transcript_text(&messages)),
+        TranscriptFormat::Json => HttpResponse::Ok().json(Transcript {
+            conversation_id: id,
+            messages,
+        }),
+    })
+}
