@@ -19,14 +19,14 @@ use crate::cluster::key::ActorKey;
 use crate::cluster::node;
 use crate::cluster::routed::{self, Routed};
 use crate::cluster::store::{MemoryStore, Store};
-use crate::storage::live::{Recorded, SqlStore};
-use crate::storage::Database;
 use crate::config::{ClusterConfig, EngineConfig};
 use crate::context::EngineContext;
 use crate::conversation::actor::{self as conversation, ConversationActor, Party};
 use crate::conversation::state::{Conversation, NewConversation};
 use crate::error::EngineError;
 use crate::queue::actor::{self as queue, QueueActor};
+use crate::storage::live::{Recorded, SqlStore};
+use crate::storage::Database;
 
 /// A cheap, cloneable handle on a running engine.
 #[derive(Clone)]
@@ -100,7 +100,9 @@ impl Engine {
                 let (id, name) = (queue.id.clone(), queue.name.clone());
                 let arbiter = inner.directory.arbiter();
                 inner.directory.queue_or_start(&queue.id, || {
-                    QueueActor::start_in_arbiter(arbiter, move |_| QueueActor::new(id, name, shared))
+                    QueueActor::start_in_arbiter(arbiter, move |_| {
+                        QueueActor::new(id, name, shared)
+                    })
                 });
             }
         }
@@ -909,7 +911,10 @@ fn summary_of(record: &ConversationRecord) -> ConversationSummary {
 async fn resume(engine: &Arc<EngineContext>) -> Result<(), EngineError> {
     let stored = engine.store.stored_actors().await?;
     let mut agents = 0;
-    for key in stored.iter().filter(|key| matches!(key, ActorKey::Agent(_))) {
+    for key in stored
+        .iter()
+        .filter(|key| matches!(key, ActorKey::Agent(_)))
+    {
         node::activate(engine, key).await?;
         agents += 1;
     }

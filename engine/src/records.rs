@@ -98,7 +98,9 @@ impl Engine {
         let after = match cursor {
             None => None,
             Some(text) => Some(Cursor::decode(text).ok_or_else(|| {
-                EngineError::BadRequest("cursor: not one this server gave; start again without it".into())
+                EngineError::BadRequest(
+                    "cursor: not one this server gave; start again without it".into(),
+                )
             })?),
         };
         let filter = query.filter(viewer)?;
@@ -158,7 +160,11 @@ mod tests {
 
     #[test]
     fn a_query_with_no_word_or_too_many_is_refused() {
-        for q in ["'; --", &"word ".repeat(MAX_SEARCH_WORDS + 1), &"x".repeat(MAX_QUERY_CHARS + 1)] {
+        for q in [
+            "'; --",
+            &"word ".repeat(MAX_SEARCH_WORDS + 1),
+            &"x".repeat(MAX_QUERY_CHARS + 1),
+        ] {
             let query = ConversationQuery {
                 q: Some(q.to_owned()),
                 ..ConversationQuery::default()

@@ -8,7 +8,9 @@ use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use switchboard_engine::records::{ConversationQuery, Viewer};
-use switchboard_proto::model::{ConversationExportRow, ConversationPage, ConversationState, Message};
+use switchboard_proto::model::{
+    ConversationExportRow, ConversationPage, ConversationState, Message,
+};
 use switchboard_proto::{AgentId, ConversationId, ErrorBody, ErrorCode, Timestamp};
 use utoipa::{IntoParams, ToSchema};
 
@@ -27,7 +29,9 @@ pub struct ConversationParams {
     queue: Option<String>,
     /// Agent id: conversations it had a leg in.
     agent: Option<String>,
-    state: Option<ConversationState>,
+    /// `queued`, `offered`, `active`, `conference_requested`, `conference`,
+    /// `ended`, `closed` or `abandoned`.
+    state: Option<String>,
     /// Wrap-up reason id.
     wrap_up: Option<String>,
     /// `created_at` at or after (RFC 3339).
@@ -35,23 +39,21 @@ pub struct ConversationParams {
     /// `created_at` before (RFC 3339).
     to: Option<String>,
     /// 1-200, default 50 (search only).
-    limit: Option<usize>,
+    limit: Option<String>,
     /// `next_cursor` of the previous page (search only).
     cursor: Option<String>,
     /// `csv` (default) or `ndjson` (export only).
-    format: Option<ExportFormat>,
+    format: Option<String>,
 }
 
-#[derive(Deserialize, Clone, Copy, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ExportFormat {
+#[derive(Clone, Copy)]
+enum ExportFormat {
     Csv,
     Ndjson,
 }
 
-#[derive(Deserialize, Clone, Copy, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TranscriptFormat {
+#[derive(Clone, Copy)]
+enum TranscriptFormat {
     Txt,
     Json,
 }
@@ -60,7 +62,29 @@ pub enum TranscriptFormat {
 #[into_params(parameter_in = Query)]
 pub struct TranscriptParams {
     /// `json` (default) or `txt`.
-    format: Option<TranscriptFormat>,
+    format: Option<String>,
+}
+
+fn bad_request(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::BadRequest, message)
+}
+
+fn export_format(format: Option<&str>) -> Result<ExportFormat, ApiError> {
+    match format {
+        None | Some("csv") => Ok(ExportFormat::Csv),
+        Some("ndjson") => Ok(ExportFormat::Ndjson),
+        Some(other) => Err(bad_request(format!(
+            "format: {other:?} is not csv or ndjson"
+        ))),
+    }
+}
+
+fn transcript_format(format: Option<&str>) -> Result<TranscriptFormat, ApiError> {
+    match format {
+        None | Some("json") => Ok(TranscriptFormat::Json),
+        Some("txt") => Ok(TranscriptFormat::Txt),
+        Some(other) => Err(bad_request(format!("format: {other:?} is not txt or json"))),
+    }
 }
 
 /// `GET .../transcript?format=json`.
@@ -74,10 +98,9 @@ fn time(key: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError>
     value
         .map(|text| {
             Timestamp::parse_rfc3339(&text).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::BadRequest,
-                    format!("{key}: not an RFC 3339 time (2026-12-07T09:30:00Z)"),
-                )
+                bad_request(format!(
+                    "{key}: not an RFC 3339 time (2026-12-07T09:30:00Z)"
+                ))
             })
         })
         .transpose()
@@ -85,11 +108,21 @@ fn time(key: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError>
 
 impl ConversationParams {
     fn query(&mut self) -> Result<ConversationQuery, ApiError> {
+        let state = match self.state.take() {
+            None => None,
+            Some(name) => Some(ConversationState::parse(&name).ok_or_else(|| {
+                let names: Vec<&str> = ConversationState::ALL.iter().map(|s| s.as_str()).collect();
+                bad_request(format!(
+                    "state: {name:?} is not one of {}",
+                    names.join(", ")
+                ))
+            })?),
+        };
         Ok(ConversationQuery {
             q: self.q.take(),
             queue: self.queue.take(),
             agent: self.agent.take().map(AgentId::new),
-            state: self.state,
+            state,
             wrap_up: self.wrap_up.take(),
             from: time("from", self.from.take())?,
             to: time("to", self.to.take())?,
@@ -116,9 +149,17 @@ pub async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let mut params = params.into_inner();
     let query = params.query()?;
+    let limit = params
+        .limit
+        .as_deref()
+        .map(|text| {
+            text.parse::<usize>()
+                .map_err(|_| bad_request(format!("limit: {text:?} is not a number")))
+        })
+        .transpose()?;
     let page = state
         .engine
-        .search_conversations(query, params.limit, params.cursor.as_deref(), &viewer(who))
+        .search_conversations(query, limit, params.cursor.as_deref(), &viewer(who))
         .await?;
     Ok(HttpResponse::Ok().json(page))
 }
@@ -198,7 +239,7 @@ pub async fn export(
     params: web::Query<ConversationParams>,
 ) -> Result<HttpResponse, ApiError> {
     let mut params = params.into_inner();
-    let format = params.format.unwrap_or(ExportFormat::Csv);
+    let format = export_format(params.format.as_deref())?;
     let query = params.query()?;
     let viewer = Viewer {
         agent: who.0,
@@ -206,30 +247,32 @@ pub async fn export(
     };
     let rows = state.engine.export_conversations(query, &viewer)?;
     let header = match format {
-        ExportFormat::Csv => {
-            csv_line(CSV_HEADER.iter().map(|name| (*name).to_owned()))
-                .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?
-        }
+        ExportFormat::Csv => csv_line(CSV_HEADER.iter().map(|name| (*name).to_owned()))
+            .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?,
         ExportFormat::Ndjson => Vec::new(),
     };
-    let chunks = futures_util::stream::unfold(
-        (rows, Some(header)),
-        move |(mut rows, header)| async move {
+    let chunks =
+        futures_util::stream::unfold((rows, Some(header)), move |(mut rows, header)| async move {
             let mut chunk = header.unwrap_or_default();
             let first = rows.recv().await;
             let Some(first) = first else {
                 // The end: the header alone if there was no row.
-                return (!chunk.is_empty())
-                    .then(|| (Ok(Bytes::from(chunk)), (rows, None)));
+                return (!chunk.is_empty()).then(|| (Ok(Bytes::from(chunk)), (rows, None)));
             };
             let mut next = Some(first);
             let mut taken = 0;
             while let Some(row) = next.take() {
-                match row.map_err(|error| error.to_string()).and_then(|row| encode(format, &row)) {
+                match row
+                    .map_err(|error| error.to_string())
+                    .and_then(|row| encode(format, &row))
+                {
                     Ok(line) => chunk.extend_from_slice(&line),
                     Err(error) => {
                         tracing::warn!(%error, "export stopped");
-                        return Some((Err(actix_web::error::ErrorInternalServerError(error)), (rows, None)));
+                        return Some((
+                            Err(actix_web::error::ErrorInternalServerError(error)),
+                            (rows, None),
+                        ));
                     }
                 }
                 taken += 1;
@@ -238,8 +281,7 @@ pub async fn export(
                 }
             }
             Some((Ok::<_, actix_web::Error>(Bytes::from(chunk)), (rows, None)))
-        },
-    );
+        });
     let (content_type, file) = match format {
         ExportFormat::Csv => ("text/csv; charset=utf-8", "conversations.csv"),
         ExportFormat::Ndjson => ("application/x-ndjson", "conversations.ndjson"),
@@ -281,8 +323,9 @@ pub async fn transcript(
     params: web::Query<TranscriptParams>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ConversationId::new(id.into_inner());
+    let format = transcript_format(params.format.as_deref())?;
     let messages = state.engine.transcript(&id, &viewer(who)).await?;
-    Ok(match params.format.unwrap_or(TranscriptFormat::Json) {
+    Ok(match format {
         TranscriptFormat::Txt => HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
             .body(transcript_text(&messages)),

@@ -27,10 +27,7 @@ pub struct Joined {
 
 /// Connects to Redis and registers this node. Fails when Redis cannot be
 /// reached, so a misconfigured node stops at start rather than limp.
-pub async fn join(
-    config: &ClusterConfig,
-    node_id: &str,
-) -> Result<Joined, EngineError> {
+pub async fn join(config: &ClusterConfig, node_id: &str) -> Result<Joined, EngineError> {
     let unavailable =
         |error: redis::RedisError| EngineError::Unavailable(format!("cluster.redis_url: {error}"));
     let client = redis::Client::open(config.redis_url.as_str()).map_err(unavailable)?;
@@ -201,7 +198,10 @@ pub fn reactivate_later(engine: Arc<EngineContext>, key: ActorKey) {
 }
 
 /// Starts an actor this node owns from its snapshot (timers re-armed).
-pub(crate) async fn activate(engine: &Arc<EngineContext>, key: &ActorKey) -> Result<(), EngineError> {
+pub(crate) async fn activate(
+    engine: &Arc<EngineContext>,
+    key: &ActorKey,
+) -> Result<(), EngineError> {
     match key {
         ActorKey::Agent(_) => AgentActor::activate(engine, key).await.map(drop),
         ActorKey::Queue(_) => QueueActor::activate(engine, key).await.map(drop),

@@ -160,7 +160,9 @@ impl Store for SqlStore {
             let pool = database.pool().clone();
             let rows = database
                 .run(async move {
-                    let rows = sqlx::query("SELECT view FROM presence").fetch_all(&pool).await?;
+                    let rows = sqlx::query("SELECT view FROM presence")
+                        .fetch_all(&pool)
+                        .await?;
                     rows.iter()
                         .map(|row| Ok(row.try_get::<Vec<u8>, _>(0)?))
                         .collect::<Result<Vec<_>, StorageError>>()
@@ -241,7 +243,10 @@ impl Store for SqlStore {
                         .collect::<Result<Vec<_>, StorageError>>()
                 })
                 .await?;
-            Ok(names.iter().filter_map(|name| ActorKey::parse(name)).collect())
+            Ok(names
+                .iter()
+                .filter_map(|name| ActorKey::parse(name))
+                .collect())
         })
     }
 }

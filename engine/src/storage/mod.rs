@@ -304,11 +304,18 @@ async fn connect(config: DatabaseConfig) -> Result<(AnyPool, Dialect), StorageEr
         .map_err(|error| unreachable(&error))?
         .disable_statement_logging();
     let mut pool = AnyPoolOptions::new()
-        .max_connections(if memory { 1 } else { config.max_connections.max(2) })
+        .max_connections(if memory {
+            1
+        } else {
+            config.max_connections.max(2)
+        })
         .acquire_timeout(config.acquire_timeout);
     if memory {
         // One connection, kept for ever: it is the database.
-        pool = pool.min_connections(1).idle_timeout(None).max_lifetime(None);
+        pool = pool
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None);
     }
     if dialect == Dialect::Sqlite {
         pool = pool.after_connect(|conn, _| {
@@ -357,9 +364,6 @@ mod tests {
             redacted("postgres://sb@db/switchboard"),
             "postgres://sb@db/switchboard"
         );
-        assert_eq!(
-            redacted("sqlite://data/sb.db"),
-            "sqlite://data/sb.db"
-        );
+        assert_eq!(redacted("sqlite://data/sb.db"), "sqlite://data/sb.db");
     }
 }

@@ -173,11 +173,13 @@ pub(super) async fn insert_message(
         .rows_affected(),
     };
     if inserted == 1 {
-        sqlx::query("UPDATE conversations SET message_count = $1 WHERE id = $2 AND message_count < $1")
-            .bind(seq)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE conversations SET message_count = $1 WHERE id = $2 AND message_count < $1",
+        )
+        .bind(seq)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
@@ -382,7 +384,10 @@ impl ListRow {
             customer: CustomerRef {
                 name: self.customer_name,
             },
-            agents: unspaced(&self.agents).into_iter().map(AgentId::new).collect(),
+            agents: unspaced(&self.agents)
+                .into_iter()
+                .map(AgentId::new)
+                .collect(),
             created_at: Timestamp(self.created_ms),
             closed_at: self.closed_ms.map(Timestamp),
             wrap_ups: unspaced(&self.wrap_ups),
@@ -391,7 +396,8 @@ impl ListRow {
     }
 
     fn export(self) -> ConversationExportRow {
-        let seconds = |from: i64, to: i64| ((to - from).max(0) as f64 / 1000.0 * 1000.0).round() / 1000.0;
+        let seconds =
+            |from: i64, to: i64| ((to - from).max(0) as f64 / 1000.0 * 1000.0).round() / 1000.0;
         ConversationExportRow {
             wait_s: self
                 .first_accepted_ms
@@ -619,7 +625,10 @@ mod tests {
             SearchFilter::words_of("Refund'; DROP TABLE messages; --"),
             vec!["refund", "drop", "table", "messages"]
         );
-        assert_eq!(SearchFilter::words_of("Où est ma commande?"), vec!["où", "est", "ma", "commande"]);
+        assert_eq!(
+            SearchFilter::words_of("Où est ma commande?"),
+            vec!["où", "est", "ma", "commande"]
+        );
         assert!(SearchFilter::words_of("\" * ( ) :").is_empty());
     }
 

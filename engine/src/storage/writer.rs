@@ -20,11 +20,17 @@ use super::{Dialect, StorageError};
 #[derive(Debug, Clone)]
 pub enum Change {
     /// An actor's snapshot (`kind:id`): `Some` keeps it, `None` deletes it.
-    Snapshot { actor: String, bytes: Option<Vec<u8>> },
+    Snapshot {
+        actor: String,
+        bytes: Option<Vec<u8>>,
+    },
     /// An actor's first snapshot, unless it has one.
     CreateSnapshot { actor: String, bytes: Vec<u8> },
     /// A logged-in agent's directory row; `None` when it logs out.
-    Presence { agent: String, view: Option<Vec<u8>> },
+    Presence {
+        agent: String,
+        view: Option<Vec<u8>>,
+    },
     /// When the agent last logged out (tokens issued before it are refused).
     Logout { agent: String, at_ms: i64 },
     /// A conversation's place in a queue's index; `None` once it left.
@@ -104,7 +110,8 @@ async fn run(
         metrics::histogram!("switchboard_db_batch_writes").record(batch.len() as f64);
         let started = std::time::Instant::now();
         let result = apply(&pool, dialect, batch.iter().map(|job| &job.changes)).await;
-        metrics::histogram!("switchboard_db_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("switchboard_db_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
         match result {
             Ok(()) => {
                 healthy.store(true, Ordering::Release);

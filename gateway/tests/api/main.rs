@@ -11,6 +11,7 @@ mod directory;
 mod drain;
 mod flow;
 mod messages;
+mod records;
 mod resume;
 mod rona;
 mod routing;

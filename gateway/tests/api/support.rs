@@ -113,8 +113,9 @@ pub struct Node {
     pub base: String,
     pub running: Running,
     http: awc::Client,
-    /// The node's SQLite file lives here (unless the test chose a database).
-    pub data: DataDir,
+    /// The node's SQLite file lives here (unless the test chose a database):
+    /// held so the folder goes only with the node.
+    _data: DataDir,
 }
 
 /// A temporary folder, removed when dropped.
@@ -170,7 +171,7 @@ impl Node {
             base: format!("http://{}", running.addr),
             running,
             http: awc::Client::builder().timeout(WAIT).finish(),
-            data,
+            _data: data,
         }
     }
 
@@ -351,6 +352,22 @@ impl Node {
             .await
             .expect("GET answers");
         let body = response.body().limit(16 * 1024 * 1024).await.expect("body");
+        (
+            response.status().as_u16(),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    /// `GET` answering text, with a token: status and body.
+    pub async fn get_text_as(&self, path: &str, token: &str) -> (u16, String) {
+        let mut response = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET answers");
+        let body = response.body().limit(64 * 1024 * 1024).await.expect("body");
         (
             response.status().as_u16(),
             String::from_utf8_lossy(&body).into_owned(),
