@@ -127,9 +127,11 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         None => Engine::start_embedded(settings.engine_config(), database, workers)
             .await
             .map_err(StartError::Resume)?,
-        Some(cluster) => Engine::start_cluster(settings.engine_config(), cluster, database, workers)
-            .await
-            .map_err(StartError::Cluster)?,
+        Some(cluster) => {
+            Engine::start_cluster(settings.engine_config(), cluster, database, workers)
+                .await
+                .map_err(StartError::Cluster)?
+        }
     };
     engine.keep_retention(settings.storage.retention_days);
     let (drain, _) = watch::channel(false);

@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use argon2::password_hash::PasswordHash;
 use serde::Deserialize;
-use switchboard_engine::storage::DatabaseConfig;
 use switchboard_engine::config::{
     AgentConfig, ClusterConfig, EngineConfig, QueueConfig, RoutingConfig, TemplateConfig,
 };
+use switchboard_engine::storage::DatabaseConfig;
 use switchboard_proto::model::Reason;
 use switchboard_proto::validation::RESERVED_CHARACTERS;
 use switchboard_proto::{AgentId, NodeId, QueueId, TemplateId, WrapUpReasonId};
@@ -878,7 +878,8 @@ fn validate_storage(raw: RawStorage, clustered: bool) -> Result<StorageSettings,
         }
         None => DEFAULT_DATABASE_URL.to_owned(),
     };
-    let postgres = database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
+    let postgres =
+        database_url.starts_with("postgres://") || database_url.starts_with("postgresql://");
     let sqlite = database_url.starts_with("sqlite://") && database_url.len() > "sqlite://".len();
     if !(postgres || sqlite || database_url == "memory:") {
         return Err(SettingsError::invalid(
