@@ -45,6 +45,12 @@ pub enum Command {
     EchoServer(EchoArgs),
     /// Print a node config (TOML) with the load-test queue and agents.
     GenConfig(GenConfigArgs),
+    /// Fill a database with closed conversations and transcripts (for
+    /// `search`), through the engine's own write path.
+    SeedHistory(SeedArgs),
+    /// Measure `GET /api/v1/conversations?q=` and a whole export against a
+    /// node on a seeded database.
+    Search(SearchArgs),
     /// Internal: the customers of one `connections` child process.
     #[command(hide = true)]
     CustomerShard(ShardArgs),
@@ -371,6 +377,10 @@ pub struct GenConfigArgs {
     pub commands_per_second: u32,
     #[arg(long, default_value_t = 100_000)]
     pub command_burst: u32,
+    /// The node's `[storage] database_url`: `memory:`, `sqlite://PATH` or
+    /// `postgres://...`.
+    #[arg(long, default_value = "memory:")]
+    pub database_url: String,
     /// Write here instead of stdout.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,
@@ -395,4 +405,37 @@ pub struct ShardArgs {
     pub rate: f64,
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub storm_timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SeedArgs {
+    /// `sqlite://PATH` or `postgres://...` (migrated if new).
+    #[arg(long)]
+    pub database_url: String,
+    #[arg(long, default_value_t = 100_000)]
+    pub conversations: u64,
+    /// Messages per conversation.
+    #[arg(long, default_value_t = 10)]
+    pub messages: u64,
+    /// Agents the conversations are spread over (`lt1`..`ltN`).
+    #[arg(long, default_value_t = 200)]
+    pub agents: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    #[arg(long, default_value = "lt")]
+    pub agent_prefix: String,
+    #[arg(long, default_value_t = 200)]
+    pub queries: u64,
+    /// Also export every conversation as CSV.
+    #[arg(long)]
+    pub export: bool,
+    /// The node's PID, for its resident memory during the export.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }

@@ -16,6 +16,9 @@ pub struct LoadConfig {
     pub auto_wrap_up_ms: u64,
     pub commands_per_second: u32,
     pub command_burst: u32,
+    /// `[storage] database_url`: `memory:` (the default), `sqlite://PATH`
+    /// or a PostgreSQL URL.
+    pub database_url: String,
 }
 
 impl Default for LoadConfig {
@@ -30,6 +33,7 @@ impl Default for LoadConfig {
             auto_wrap_up_ms: 120_000,
             commands_per_second: 100_000,
             command_burst: 100_000,
+            database_url: "memory:".into(),
         }
     }
 }
@@ -45,6 +49,9 @@ node_id = "auto"
 
 [cluster]
 redis_url = ""
+
+[storage]
+database_url = "{database_url}"
 
 [routing]
 rona_timeout_ms = {rona}
@@ -91,11 +98,18 @@ label = "Break"
             cps = self.commands_per_second,
             burst = self.command_burst,
             queue = self.queue,
+            database_url = self.database_url,
         );
         for n in 1..=self.agents {
+            // Agent 1 may also search and export (`search`).
+            let roles = if n == 1 {
+                "[\"agent\", \"supervisor\"]"
+            } else {
+                "[\"agent\"]"
+            };
             let _ = write!(
                 text,
-                "\n[[agents]]\nid = \"{p}{n}\"\nname = \"Agent {n}\"\nusername = \"{p}{n}\"\npassword = \"{p}{n}-pw\"\nqueues = [\"{q}\"]\nmax_chats = {m}\n",
+                "\n[[agents]]\nid = \"{p}{n}\"\nname = \"Agent {n}\"\nusername = \"{p}{n}\"\npassword = \"{p}{n}-pw\"\nqueues = [\"{q}\"]\nmax_chats = {m}\nroles = {roles}\n",
                 p = self.prefix,
                 q = self.queue,
                 m = self.max_chats,

@@ -17,6 +17,8 @@
 //! - [`floor`] and [`echo`]: the floors (WebSocket echo on the gateway's own
 //!   server and WebSocket layer, Redis PUBLISH round trip).
 //! - [`config`]: `gen-config`, a node config with the load-test agents.
+//! - [`history`]: `seed-history` (a database of closed conversations) and
+//!   `search` (search latency and a whole export against it).
 //!
 //! Invariants: the harness only targets loopback addresses; every loop is
 //! bounded in time or count; latency always counts from the scheduled send
@@ -32,6 +34,7 @@ pub mod customer;
 pub mod echo;
 pub mod failover;
 pub mod floor;
+pub mod history;
 pub mod run;
 pub mod scenario;
 pub mod shared;
@@ -62,6 +65,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 auto_wrap_up_ms: args.auto_wrap_up_ms,
                 commands_per_second: args.commands_per_second,
                 command_burst: args.command_burst,
+                database_url: args.database_url,
             }
             .toml();
             match args.out {
@@ -147,6 +151,14 @@ async fn run_async(command: Command) -> anyhow::Result<u64> {
         }
         Command::CustomerShard(args) => {
             connections::customer_shard(args).await?;
+            Ok(0)
+        }
+        Command::SeedHistory(args) => {
+            history::seed(args).await?;
+            Ok(0)
+        }
+        Command::Search(args) => {
+            history::search(args).await?;
             Ok(0)
         }
         Command::EchoServer(_) | Command::GenConfig(_) => Ok(0),

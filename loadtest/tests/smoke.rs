@@ -62,11 +62,15 @@ fn run_harness(url: String, codec: &'static str) -> SteadyReport {
 }
 
 fn smoke(codec: &'static str) {
+    // The node keeps its record in a SQLite file of its own, as shipped.
+    let data = std::env::temp_dir().join(format!("sb-smoke-{codec}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
     let config = LoadConfig {
         listen: "127.0.0.1:0".into(),
         agents: 12,
         max_chats: 3,
         rona_timeout_ms: 600,
+        database_url: format!("sqlite://{}/switchboard.db", data.display()),
         ..LoadConfig::default()
     };
     let settings = Settings::from_toml_str(&config.toml(), Vec::<(String, String)>::new())
@@ -89,6 +93,7 @@ fn smoke(codec: &'static str) {
         running.shutdown().await;
         report
     });
+    let _ = std::fs::remove_dir_all(&data);
     let c = &report.result.counters;
     eprintln!("smoke ({codec}): {c:?}");
     assert!(c.chats_created > 0, "no chat was created: {c:?}");

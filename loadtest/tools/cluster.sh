@@ -13,6 +13,8 @@
 # for 10 quiet seconds (no compiler) and for TIME_WAIT sockets to clear
 # first. It stops what it started (by PID) at the end; the logs stay in the
 # printed directory when the harness fails (KEEP=1: always). BIN=<dir>: binaries from there, not target/release.
+# The nodes' record goes to a PostgreSQL database made for the run and
+# dropped after it (PG=<server url>, default postgres://postgres@127.0.0.1:5432).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . loadtest/tools/common.sh
@@ -46,8 +48,13 @@ cleanup() {
   if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   redis_pid=""
   pids=()
+  psql "$pg/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
 }
+pg=${PG:-postgres://postgres@127.0.0.1:5432}
+database="sb_load_$$"
 trap cleanup EXIT
+psql "$pg/postgres" -qc "CREATE DATABASE $database" >/dev/null
+export SWITCHBOARD__STORAGE__DATABASE_URL="$pg/$database"
 wait_for_quiet_machine
 wait_for_time_wait_to_clear
 redis_port=$(free_port)

@@ -15,6 +15,9 @@
 #   --one-worker  the node starts with one visible core (1 HTTP worker, 1
 #                 engine arbiter), then its threads may use both cores
 # BIN=<dir>: binaries from there, not target/release (A/B of two builds).
+# DB=sqlite (default): the node's record and live state in a SQLite file in
+# the run's folder, as shipped; DB=memory: `memory:` (the in-memory store);
+# DB=<url>: that database_url.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . loadtest/tools/common.sh
@@ -35,8 +38,14 @@ bin=${BIN:-target/release}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 port=$(free_port)
+case "${DB:-sqlite}" in
+  sqlite) database_url="sqlite://$work/switchboard.db" ;;
+  memory) database_url="memory:" ;;
+  *) database_url=$DB ;;
+esac
 "$bin/switchboard-loadtest" gen-config --listen "127.0.0.1:$port" --agents "$agents" \
-  --max-chats "$max_chats" --rona-timeout-ms "$rona_ms" --out "$work/node.toml"
+  --max-chats "$max_chats" --rona-timeout-ms "$rona_ms" --database-url "$database_url" \
+  --out "$work/node.toml"
 preload=""
 if [ "$nodelay" = 1 ]; then
   gcc -shared -fPIC -O2 -o "$work/nodelay.so" loadtest/tools/nodelay.c -ldl
