@@ -23,6 +23,7 @@ use crate::config::{ClusterConfig, EngineConfig};
 use crate::context::EngineContext;
 use crate::conversation::actor::{self as conversation, ConversationActor, Party};
 use crate::conversation::state::{Conversation, NewConversation};
+use crate::customers::VerifiedIdentity;
 use crate::error::EngineError;
 use crate::queue::actor::{self as queue, QueueActor};
 use crate::storage::live::{Recorded, SqlStore};
@@ -328,6 +329,7 @@ impl Engine {
         &self,
         queue_id: &QueueId,
         customer: Customer,
+        identity: Option<VerifiedIdentity>,
         first_message: String,
         attributes: BTreeMap<String, serde_json::Value>,
     ) -> Result<StartedChat, EngineError> {
@@ -337,6 +339,7 @@ impl Engine {
             .cloned()
             .ok_or_else(|| EngineError::not_found("queue", queue_id))?;
         let now = Timestamp::now();
+        let customer = self.customer_for_chat(customer, identity, now).await?;
         let id = ConversationId::generate();
         let (state, opening) = Conversation::start(
             NewConversation {
@@ -760,7 +763,21 @@ impl Engine {
             Some(record) => record,
             None => self.record_for(id).await?,
         };
-        check_took_part(&record, viewer, supervisor)?;
+        if let Err(refused) = check_took_part(&record, viewer, supervisor) {
+            // An agent who served this customer reads their earlier chats
+            // too (the desktop's history panel).
+            let served = match &record.customer.id {
+                Some(customer) => {
+                    self.database()
+                        .agent_served_customer(viewer, customer)
+                        .await?
+                }
+                None => false,
+            };
+            if !served {
+                return Err(refused);
+            }
+        }
         Ok(record)
     }
 

@@ -13,6 +13,8 @@
 //!   transfer, conference, end, wrap-up) and its actor (timers, fan-out).
 //! - [`cluster`]: how actors reach each other (directory), how events reach
 //!   sessions (hub), where state is kept (store). In memory for one node.
+//! - [`customers`]: who a chat is with (signed identities link chats),
+//!   a customer's history, erasure.
 //! - [`records`]: search, export and transcripts, and who may see them.
 //! - [`storage`]: the system of record (SQLite or PostgreSQL): records,
 //!   search, export; on an embedded node, the live state too.
@@ -28,6 +30,7 @@ pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod conversation;
+pub mod customers;
 pub mod engine;
 pub mod error;
 pub mod queue;

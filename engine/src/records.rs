@@ -4,7 +4,7 @@
 //! those it had a leg in.
 
 use switchboard_proto::model::{ConversationPage, ConversationState, Message};
-use switchboard_proto::{AgentId, ConversationId, Timestamp};
+use switchboard_proto::{AgentId, ConversationId, CustomerId, Timestamp};
 use tokio::sync::mpsc;
 
 use crate::error::EngineError;
@@ -24,6 +24,7 @@ pub struct ConversationQuery {
     pub q: Option<String>,
     pub queue: Option<String>,
     pub agent: Option<AgentId>,
+    pub customer: Option<CustomerId>,
     pub state: Option<ConversationState>,
     pub wrap_up: Option<String>,
     pub from: Option<Timestamp>,
@@ -39,7 +40,7 @@ pub struct Viewer {
 
 impl ConversationQuery {
     /// The filter, or why the query is refused (nothing is run then).
-    fn filter(self, viewer: &Viewer) -> Result<SearchFilter, EngineError> {
+    pub(crate) fn filter(self, viewer: &Viewer) -> Result<SearchFilter, EngineError> {
         let words = match &self.q {
             None => Vec::new(),
             Some(q) if q.chars().count() > MAX_QUERY_CHARS => {
@@ -71,6 +72,7 @@ impl ConversationQuery {
             words,
             queue: self.queue,
             agent: self.agent,
+            customer: self.customer,
             state: self.state,
             wrap_up: self.wrap_up,
             from: self.from,
@@ -89,6 +91,17 @@ impl Engine {
         cursor: Option<&str>,
         viewer: &Viewer,
     ) -> Result<ConversationPage, EngineError> {
+        let filter = query.filter(viewer)?;
+        self.search_filtered(filter, limit, cursor).await
+    }
+
+    /// One page of `filter`, `limit` and `cursor` checked first.
+    pub(crate) async fn search_filtered(
+        &self,
+        filter: SearchFilter,
+        limit: Option<usize>,
+        cursor: Option<&str>,
+    ) -> Result<ConversationPage, EngineError> {
         let limit = limit.unwrap_or(DEFAULT_PAGE);
         if !(1..=MAX_PAGE).contains(&limit) {
             return Err(EngineError::BadRequest(format!(
@@ -103,7 +116,6 @@ impl Engine {
                 )
             })?),
         };
-        let filter = query.filter(viewer)?;
         Ok(self.database().search(filter, after, limit).await?)
     }
 

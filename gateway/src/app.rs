@@ -15,7 +15,7 @@ use crate::auth::{AuthError, Credentials, TokenSigner};
 use crate::session::SessionLimits;
 use crate::settings::Settings;
 use crate::throttle::AddressThrottle;
-use crate::{observability, records, rest, session, web as ui};
+use crate::{customers, observability, records, rest, session, web as ui};
 
 /// Largest REST body accepted (a chat start with its first message).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -25,6 +25,8 @@ pub struct AppState {
     pub engine: Engine,
     pub credentials: Credentials,
     pub signer: TokenSigner,
+    /// `[widget] identity_secret`: checks customers' signed identities.
+    pub identity_secret: Option<crate::settings::TokenSecret>,
     pub metrics: PrometheusHandle,
     pub limits: SessionLimits,
     /// Chats started per client address.
@@ -139,6 +141,7 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         engine,
         credentials: Credentials::from_settings(settings)?,
         signer: TokenSigner::from_settings(settings),
+        identity_secret: settings.widget.identity_secret.clone(),
         metrics: observability::metrics(),
         limits: SessionLimits {
             commands_per_second: settings.limits.commands_per_second,
@@ -192,7 +195,7 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
 fn cors() -> actix_cors::Cors {
     actix_cors::Cors::default()
         .allow_any_origin()
-        .allowed_methods(["GET", "POST"])
+        .allowed_methods(["GET", "POST", "DELETE"])
         .allowed_headers([
             actix_web::http::header::CONTENT_TYPE,
             actix_web::http::header::AUTHORIZATION,
@@ -225,6 +228,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(
                 "/conversations/{id}/transcript",
                 web::get().to(records::transcript),
+            )
+            .route("/customers/{id}", web::get().to(customers::profile))
+            .route("/customers/{id}", web::delete().to(customers::erase))
+            .route(
+                "/customers/{id}/conversations",
+                web::get().to(customers::conversations),
             )
             .route("/stats", web::get().to(rest::stats))
             .route("/openapi.json", web::get().to(rest::openapi))

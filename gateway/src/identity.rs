@@ -54,18 +54,26 @@ pub async fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
 /// An agent's request (customers get 403).
 pub struct AgentIdentity {
     pub agent: AgentId,
+    /// The `supervisor` or the `admin` role.
     pub supervisor: bool,
+    pub admin: bool,
 }
 
 impl AgentIdentity {
     async fn of(req: HttpRequest) -> Result<Self, ApiError> {
         match subject_of(&req).await? {
             Subject::Agent(agent) => {
-                let supervisor = req
+                let roles = req
                     .app_data::<web::Data<AppState>>()
                     .and_then(|state| state.engine.catalog().agent(&agent).cloned())
-                    .is_some_and(|config| config.roles.iter().any(|role| role == "supervisor"));
-                Ok(AgentIdentity { agent, supervisor })
+                    .map(|config| config.roles)
+                    .unwrap_or_default();
+                let has = |name: &str| roles.iter().any(|role| role == name);
+                Ok(AgentIdentity {
+                    supervisor: has("supervisor") || has("admin"),
+                    admin: has("admin"),
+                    agent,
+                })
             }
             Subject::Customer(_) => Err(ApiError::new(
                 ErrorCode::Forbidden,
@@ -101,6 +109,29 @@ impl FromRequest for SupervisorIdentity {
                 Err(ApiError::new(
                     ErrorCode::Forbidden,
                     "this needs the supervisor role",
+                ))
+            }
+        })
+    }
+}
+
+/// An admin's request.
+pub struct AdminIdentity(pub AgentId);
+
+impl FromRequest for AdminIdentity {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let identity = AgentIdentity::of(req.clone());
+        Box::pin(async move {
+            let identity = identity.await?;
+            if identity.admin {
+                Ok(AdminIdentity(identity.agent))
+            } else {
+                Err(ApiError::new(
+                    ErrorCode::Forbidden,
+                    "this needs the admin role",
                 ))
             }
         })

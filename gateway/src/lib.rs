@@ -7,7 +7,9 @@
 //! - [`app`]: builds a node (engine + HTTP server + routes) and drains it.
 //! - [`settings`]: the TOML file / demo config + `SWITCHBOARD__` env, validated.
 //! - [`auth`]: agent credentials (argon2) and HMAC-signed tokens.
-//! - [`identity`]: who a request is, from its token.
+//! - [`identity`]: who a request is, from its token;
+//!   [`customer_identity`]: a customer's identity as their web site signed it.
+//! - [`customers`]: customer profiles, their history, erasure.
 //! - [`rest`]: the REST handlers; [`records`]: search, export and
 //!   transcripts from the system of record; [`openapi`]: their OpenAPI document.
 //! - [`server`]: the HTTP server; a WebSocket's socket leaves the HTTP/1
@@ -22,6 +24,8 @@
 pub mod api_error;
 pub mod app;
 pub mod auth;
+pub mod customer_identity;
+pub mod customers;
 pub mod identity;
 pub mod observability;
 pub mod openapi;

@@ -20,6 +20,9 @@ use utoipa::{Modify, OpenApi};
         crate::records::search,
         crate::records::export,
         crate::records::transcript,
+        crate::customers::profile,
+        crate::customers::conversations,
+        crate::customers::erase,
         crate::rest::stats,
     ),
     modifiers(&TokenAuth)

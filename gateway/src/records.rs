@@ -11,7 +11,7 @@ use switchboard_engine::records::{ConversationQuery, Viewer};
 use switchboard_proto::model::{
     ConversationExportRow, ConversationPage, ConversationState, Message,
 };
-use switchboard_proto::{AgentId, ConversationId, ErrorBody, ErrorCode, Timestamp};
+use switchboard_proto::{AgentId, ConversationId, CustomerId, ErrorBody, ErrorCode, Timestamp};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::api_error::ApiError;
@@ -29,6 +29,8 @@ pub struct ConversationParams {
     queue: Option<String>,
     /// Agent id: conversations it had a leg in.
     agent: Option<String>,
+    /// Customer id (`cu-...`).
+    customer: Option<String>,
     /// `queued`, `offered`, `active`, `conference_requested`, `conference`,
     /// `ended`, `closed` or `abandoned`.
     state: Option<String>,
@@ -67,6 +69,15 @@ pub struct TranscriptParams {
 
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::BadRequest, message)
+}
+
+/// `limit` as a number; the engine checks its range.
+pub(crate) fn limit(text: Option<&str>) -> Result<Option<usize>, ApiError> {
+    text.map(|text| {
+        text.parse::<usize>()
+            .map_err(|_| bad_request(format!("limit: {text:?} is not a number")))
+    })
+    .transpose()
 }
 
 fn export_format(format: Option<&str>) -> Result<ExportFormat, ApiError> {
@@ -122,6 +133,7 @@ impl ConversationParams {
             q: self.q.take(),
             queue: self.queue.take(),
             agent: self.agent.take().map(AgentId::new),
+            customer: self.customer.take().map(CustomerId::new),
             state,
             wrap_up: self.wrap_up.take(),
             from: time("from", self.from.take())?,
@@ -149,14 +161,7 @@ pub async fn search(
 ) -> Result<HttpResponse, ApiError> {
     let mut params = params.into_inner();
     let query = params.query()?;
-    let limit = params
-        .limit
-        .as_deref()
-        .map(|text| {
-            text.parse::<usize>()
-                .map_err(|_| bad_request(format!("limit: {text:?} is not a number")))
-        })
-        .transpose()?;
+    let limit = limit(params.limit.as_deref())?;
     let page = state
         .engine
         .search_conversations(query, limit, params.cursor.as_deref(), &viewer(who))

@@ -49,8 +49,8 @@ pub async fn login(
 /// A customer starts a chat; the token opens this one conversation only.
 #[utoipa::path(post, path = "/api/v1/chats", request_body = StartChatRequest,
     responses((status = 201, body = StartChatResponse), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 429, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn start_chat(
     state: Data,
     req: HttpRequest,
@@ -60,11 +60,19 @@ pub async fn start_chat(
         .chat_throttle
         .check(client_address(&req, state.trust_forwarded_for))?;
     let request = body.into_inner();
+    let identity = match &request.identity {
+        None => None,
+        Some(token) => Some(crate::customer_identity::verify(
+            token,
+            state.identity_secret.as_ref(),
+        )?),
+    };
     let started = state
         .engine
         .start_chat(
             &request.queue,
             request.customer,
+            identity,
             request.message,
             request.attributes,
         )

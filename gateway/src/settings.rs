@@ -96,6 +96,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub cluster: ClusterSettings,
     pub storage: StorageSettings,
+    pub widget: WidgetSettings,
     pub routing: RoutingSettings,
     pub limits: LimitSettings,
     pub stats: StatsSettings,
@@ -137,6 +138,14 @@ pub struct ClusterSettings {
     pub heartbeat_ttl: Duration,
     /// How long a command to an actor on another node waits for its answer.
     pub request_timeout: Duration,
+}
+
+/// `[widget]`: what the chat widget's web sites may tell the engine.
+#[derive(Clone, Debug, Default)]
+pub struct WidgetSettings {
+    /// The key web sites sign their customers' identities with (HS256).
+    /// `None`: identities are refused (every chat is anonymous).
+    pub identity_secret: Option<TokenSecret>,
 }
 
 /// `[storage]`: the system of record.
@@ -252,11 +261,13 @@ impl fmt::Debug for PasswordSetting {
 }
 
 /// What an agent may do: every agent handles chats; a supervisor also sees
-/// stats and the supervisor view.
+/// stats, the supervisor view and every record; an admin may do what a
+/// supervisor does, and erase customers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AgentRole {
     Agent,
     Supervisor,
+    Admin,
 }
 
 impl AgentRole {
@@ -264,6 +275,7 @@ impl AgentRole {
         match self {
             AgentRole::Agent => "agent",
             AgentRole::Supervisor => "supervisor",
+            AgentRole::Admin => "admin",
         }
     }
 
@@ -271,6 +283,7 @@ impl AgentRole {
         match value {
             "agent" => Some(AgentRole::Agent),
             "supervisor" => Some(AgentRole::Supervisor),
+            "admin" => Some(AgentRole::Admin),
             _ => None,
         }
     }
@@ -461,6 +474,8 @@ struct RawSettings {
     #[serde(default)]
     storage: RawStorage,
     #[serde(default)]
+    widget: RawWidget,
+    #[serde(default)]
     routing: RawRouting,
     #[serde(default)]
     limits: RawLimits,
@@ -500,6 +515,12 @@ struct RawCluster {
     key_prefix: Option<String>,
     heartbeat_ttl_ms: Option<u64>,
     request_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [widget] table")]
+struct RawWidget {
+    identity_secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -734,6 +755,16 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
                 .to_owned(),
         );
     }
+    let identity_secret = match raw.widget.identity_secret.filter(|s| !s.is_empty()) {
+        None => None,
+        Some(secret) if secret.len() < MIN_TOKEN_SECRET_BYTES => {
+            return Err(SettingsError::invalid(
+                "widget.identity_secret",
+                format!("must be at least {MIN_TOKEN_SECRET_BYTES} bytes"),
+            ))
+        }
+        Some(secret) => Some(TokenSecret(secret)),
+    };
     let token_ttl_s = positive(
         "auth.token_ttl_s",
         raw.auth.token_ttl_s.unwrap_or(DEFAULT_TOKEN_TTL_S),
@@ -807,6 +838,7 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             workers,
         },
         storage,
+        widget: WidgetSettings { identity_secret },
         cluster: ClusterSettings {
             redis_url,
             key_prefix,
@@ -1018,7 +1050,7 @@ fn validate_agents(
                 if names.is_empty() {
                     return Err(SettingsError::invalid(
                         format!("{key}.roles"),
-                        "must name at least one role (\"agent\", \"supervisor\")",
+                        "must name at least one role (\"agent\", \"supervisor\", \"admin\")",
                     ));
                 }
                 let mut roles = Vec::with_capacity(names.len());
@@ -1026,7 +1058,7 @@ fn validate_agents(
                     let role = AgentRole::parse(&name).ok_or_else(|| {
                         SettingsError::invalid(
                             format!("{key}.roles"),
-                            format!("unknown role {name:?} (expected \"agent\" or \"supervisor\")"),
+                            format!("unknown role {name:?} (expected \"agent\", \"supervisor\" or \"admin\")"),
                         )
                     })?;
                     if !roles.contains(&role) {
@@ -1858,12 +1890,12 @@ password = \"x\"
     }
 
     #[test]
-    fn roles_must_be_agent_or_supervisor() {
+    fn roles_must_be_agent_supervisor_or_admin() {
         let toml = MINIMAL.replace(
             "queues = [\"sales\"]",
-            "queues = [\"sales\"]\nroles = [\"admin\"]",
+            "queues = [\"sales\"]\nroles = [\"owner\"]",
         );
-        assert_starts_with(&load_err(&toml), "agents[0].roles: unknown role \"admin\"");
+        assert_starts_with(&load_err(&toml), "agents[0].roles: unknown role \"owner\"");
         let toml = MINIMAL.replace("queues = [\"sales\"]", "queues = [\"sales\"]\nroles = []");
         assert_starts_with(
             &load_err(&toml),

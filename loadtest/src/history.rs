@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use switchboard_engine::storage::{Change, Database, DatabaseConfig};
 use switchboard_proto::model::*;
-use switchboard_proto::{ConversationId, MessageId, Timestamp};
+use switchboard_proto::{ConversationId, CustomerId, MessageId, Timestamp};
 
 use crate::cli::{SearchArgs, SeedArgs};
 
@@ -159,8 +159,9 @@ fn conversation(
         conversation_id: id,
         state: ConversationState::Closed,
         customer: Customer {
+            id: Some(CustomerId::new(format!("cu-seed-{n:09}"))),
             name: format!("Customer {n}"),
-            email: None,
+            ..Customer::default()
         },
         attributes: BTreeMap::new(),
         queue: NamedRef::new("lt", "Load test"),
@@ -189,6 +190,7 @@ fn conversation(
             automatic: false,
         }],
         messages: Vec::new(),
+        erased: false,
     };
     (record, thread)
 }

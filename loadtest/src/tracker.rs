@@ -562,6 +562,7 @@ mod tests {
             customer: Customer {
                 name: "c1".into(),
                 email: None,
+                ..Default::default()
             },
             queue: NamedRef::new("q", "Q"),
             agent: NamedRef::new(agent, agent),

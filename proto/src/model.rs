@@ -125,11 +125,24 @@ impl NamedRef {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Who a conversation is with. A client sends `name` (and `email`); the
+/// engine sets the rest, whatever the client sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Customer {
+    /// `cu-...`: the same for every chat of a customer whose web site
+    /// signed their identity; a new one for each anonymous chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<CustomerId>,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Linked by a signed identity (`[widget] identity_secret`): a typed
+    /// name or email never is.
+    #[serde(default)]
+    pub verified: bool,
+    /// In an offer: how many earlier conversations this customer has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_conversations: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -373,6 +386,10 @@ pub struct ConversationRecord {
     pub offers: Vec<OfferRecord>,
     pub wrap_ups: Vec<WrapUpRecord>,
     pub messages: Vec<Message>,
+    /// The customer asked to be forgotten: no name, email, attributes or
+    /// messages remain.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
 }
 
 /// `GET /api/v1/stats`, one row per queue.
@@ -430,10 +447,29 @@ pub struct ConversationListItem {
     pub message_count: u64,
 }
 
-/// Who a listed conversation was with.
+/// Who a listed conversation was with (no name once erased).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CustomerRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<CustomerId>,
     pub name: String,
+}
+
+/// `GET /api/v1/customers/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CustomerProfile {
+    pub id: CustomerId,
+    /// The web site's own id for them (`sub`), when verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub verified: bool,
+    pub first_seen_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    /// How many conversations they had.
+    pub conversations: u64,
 }
 
 /// A page of a search, newest first; `next_cursor` is absent on the last page.
@@ -451,6 +487,8 @@ pub struct ConversationExportRow {
     pub conversation_id: ConversationId,
     pub state: ConversationState,
     pub queue_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<CustomerId>,
     pub customer_name: String,
     /// Agent ids with a leg, space-separated.
     pub agents: String,

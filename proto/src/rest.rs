@@ -24,6 +24,10 @@ pub struct StartChatRequest {
     pub queue: QueueId,
     pub customer: Customer,
     pub message: String,
+    /// The customer's identity, signed by the web site (HS256 JWT with
+    /// `[widget] identity_secret`): links this chat to their earlier ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, serde_json::Value>,

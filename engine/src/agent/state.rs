@@ -361,6 +361,7 @@ mod tests {
             customer: Customer {
                 name: "Ada".into(),
                 email: None,
+                ..Default::default()
             },
             queue: NamedRef::new("sales", "Sales"),
             agent: NamedRef::new("alice", "Alice"),

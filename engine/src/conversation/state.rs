@@ -407,6 +407,7 @@ impl Conversation {
             offers: self.offers.clone(),
             wrap_ups: self.wrap_ups.clone(),
             messages: Vec::new(),
+            erased: false,
         }
     }
 

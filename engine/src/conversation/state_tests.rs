@@ -50,6 +50,7 @@ fn new_conversation() -> NewConversation {
         customer: Customer {
             name: "Ada".into(),
             email: None,
+            ..Default::default()
         },
         attributes: Default::default(),
         queue: NamedRef::new("sales", "Sales"),

@@ -11,12 +11,14 @@
 //!   resolves once its batch is committed.
 //! - [`records`]: what people and other systems read: a record, search with
 //!   cursor paging, export rows, retention.
+//! - [`customers`]: verified customers linked across chats, erasure.
 //! - [`live`]: the engine's [`Store`](crate::cluster::store::Store) on the
 //!   database (embedded), and [`Recorded`](live::Recorded), which puts any
 //!   other store's writes on the record too (memory, Redis).
 //!
 //! It knows no actor and no HTTP: it stores bytes and records.
 
+pub mod customers;
 pub mod live;
 pub mod records;
 pub mod writer;

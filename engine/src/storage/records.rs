@@ -10,7 +10,7 @@ use switchboard_proto::model::{
     ConversationExportRow, ConversationListItem, ConversationPage, ConversationRecord,
     ConversationState, CustomerRef, Message, NamedRef,
 };
-use switchboard_proto::{AgentId, ConversationId, Timestamp};
+use switchboard_proto::{AgentId, ConversationId, CustomerId, Timestamp};
 
 use super::{Database, Dialect, StorageError};
 
@@ -21,7 +21,10 @@ pub struct RecordRow {
     state: &'static str,
     queue_id: String,
     queue_name: String,
+    customer_id: Option<String>,
     customer_name: String,
+    customer_email: Option<String>,
+    customer_verified: bool,
     created_ms: i64,
     first_accepted_ms: Option<i64>,
     ended_ms: Option<i64>,
@@ -55,7 +58,10 @@ impl RecordRow {
             state: record.state.as_str(),
             queue_id: record.queue.id.clone(),
             queue_name: record.queue.name.clone(),
+            customer_id: record.customer.id.as_ref().map(|id| id.as_str().to_owned()),
             customer_name: record.customer.name.clone(),
+            customer_email: record.customer.email.clone(),
+            customer_verified: record.customer.verified,
             created_ms: record.created_at.millis(),
             first_accepted_ms: record.first_accepted_at.map(Timestamp::millis),
             ended_ms: record.ended_at.map(Timestamp::millis),
@@ -90,10 +96,25 @@ pub(super) async fn upsert(
     tx: &mut Transaction<'static, Any>,
     row: &RecordRow,
 ) -> Result<(), sqlx::Error> {
+    if let Some(customer) = &row.customer_id {
+        // An anonymous customer's row comes with their one conversation; a
+        // verified one's exists already (`identify_customer`).
+        sqlx::query(
+            "INSERT INTO customers (id, external_id, name, email, verified, first_seen_ms, last_seen_ms) \
+             VALUES ($1, NULL, $2, $3, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(customer.as_str())
+        .bind(row.customer_name.as_str())
+        .bind(row.customer_email.clone())
+        .bind(i64::from(row.customer_verified))
+        .bind(row.created_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
     sqlx::query(
-        "INSERT INTO conversations (id, state, queue_id, queue_name, customer_name, created_ms, \
+        "INSERT INTO conversations (id, state, queue_id, queue_name, customer_id, customer_name, created_ms, \
            first_accepted_ms, ended_ms, closed_ms, agents, wrap_ups, message_count, record) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, $12) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13) \
          ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue_id = excluded.queue_id, \
            queue_name = excluded.queue_name, customer_name = excluded.customer_name, \
            first_accepted_ms = excluded.first_accepted_ms, ended_ms = excluded.ended_ms, \
@@ -104,6 +125,7 @@ pub(super) async fn upsert(
     .bind(row.state)
     .bind(row.queue_id.as_str())
     .bind(row.queue_name.as_str())
+    .bind(row.customer_id.clone())
     .bind(row.customer_name.as_str())
     .bind(row.created_ms)
     .bind(row.first_accepted_ms)
@@ -191,6 +213,7 @@ pub struct SearchFilter {
     pub words: Vec<String>,
     pub queue: Option<String>,
     pub agent: Option<AgentId>,
+    pub customer: Option<CustomerId>,
     pub state: Option<ConversationState>,
     pub wrap_up: Option<String>,
     /// `created_at` at or after.
@@ -293,6 +316,10 @@ impl Clause {
             let n = clause.arg(Arg::Text(queue.clone()));
             clause.conditions.push(format!("c.queue_id = {n}"));
         }
+        if let Some(customer) = &filter.customer {
+            let n = clause.arg(Arg::Text(customer.as_str().to_owned()));
+            clause.conditions.push(format!("c.customer_id = {n}"));
+        }
         for agent in [&filter.agent, &filter.visible_to].into_iter().flatten() {
             let n = clause.arg(Arg::Text(agent.as_str().to_owned()));
             clause.conditions.push(format!(
@@ -338,7 +365,8 @@ impl Clause {
 }
 
 const LIST_COLUMNS: &str = "c.id, c.state, c.queue_id, c.queue_name, c.customer_name, \
-    c.created_ms, c.first_accepted_ms, c.ended_ms, c.closed_ms, c.agents, c.wrap_ups, c.message_count";
+    c.created_ms, c.first_accepted_ms, c.ended_ms, c.closed_ms, c.agents, c.wrap_ups, c.message_count, \
+    c.customer_id";
 
 /// One listed row, as read.
 struct ListRow {
@@ -354,6 +382,7 @@ struct ListRow {
     agents: String,
     wrap_ups: String,
     message_count: i64,
+    customer_id: Option<String>,
 }
 
 impl ListRow {
@@ -373,6 +402,7 @@ impl ListRow {
             agents: row.try_get(9)?,
             wrap_ups: row.try_get(10)?,
             message_count: row.try_get(11)?,
+            customer_id: row.try_get(12)?,
         })
     }
 
@@ -382,6 +412,7 @@ impl ListRow {
             state: self.state,
             queue: NamedRef::new(self.queue_id, self.queue_name),
             customer: CustomerRef {
+                id: self.customer_id.map(CustomerId::new),
                 name: self.customer_name,
             },
             agents: unspaced(&self.agents)
@@ -409,6 +440,7 @@ impl ListRow {
             conversation_id: ConversationId::new(self.id),
             state: self.state,
             queue_id: self.queue_id,
+            customer_id: self.customer_id.map(CustomerId::new),
             customer_name: self.customer_name,
             agents: self.agents.trim().to_owned(),
             created_at: Timestamp(self.created_ms),

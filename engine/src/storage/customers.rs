@@ -1,0 +1,212 @@
+//! Customers in the database: linking a verified customer's chats by the
+//! web site's own id, their profile, who may look them up, and erasure.
+
+use sqlx::Row;
+use switchboard_proto::model::{ConversationRecord, CustomerProfile, Role};
+use switchboard_proto::{AgentId, CustomerId, Timestamp};
+
+use super::{Database, Dialect, StorageError};
+
+/// A verified customer as their chat starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identified {
+    pub id: CustomerId,
+    /// Conversations they had before this one.
+    pub previous_conversations: u64,
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+impl Database {
+    /// The customer whose web site id is `external_id`, created on their
+    /// first chat; their name and email are the identity's latest.
+    pub async fn identify_customer(
+        &self,
+        external_id: &str,
+        name: &str,
+        email: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Identified, StorageError> {
+        let pool = self.pool().clone();
+        let (external_id, name, email) = (
+            external_id.to_owned(),
+            name.to_owned(),
+            email.map(str::to_owned),
+        );
+        let fresh = CustomerId::generate();
+        self.run(async move {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO customers (id, external_id, name, email, verified, first_seen_ms, last_seen_ms) \
+                 VALUES ($1, $2, $3, $4, 1, $5, $5) \
+                 ON CONFLICT (external_id) DO UPDATE SET name = excluded.name, \
+                   email = COALESCE(excluded.email, customers.email), last_seen_ms = excluded.last_seen_ms",
+            )
+            .bind(fresh.as_str())
+            .bind(external_id.as_str())
+            .bind(name.as_str())
+            .bind(email)
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query(
+                "SELECT c.id, (SELECT COUNT(*) FROM conversations v WHERE v.customer_id = c.id) \
+                 FROM customers c WHERE c.external_id = $1",
+            )
+            .bind(external_id.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Identified {
+                id: CustomerId::new(row.try_get::<String, _>(0)?),
+                previous_conversations: count(row.try_get(1)?),
+            })
+        })
+        .await
+    }
+
+    pub async fn customer(&self, id: &CustomerId) -> Result<Option<CustomerProfile>, StorageError> {
+        let pool = self.pool().clone();
+        let id = id.clone();
+        self.run(async move {
+            let row = sqlx::query(
+                "SELECT c.external_id, c.name, c.email, c.verified, c.first_seen_ms, c.last_seen_ms, \
+                   (SELECT COUNT(*) FROM conversations v WHERE v.customer_id = c.id) \
+                 FROM customers c WHERE c.id = $1",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&pool)
+            .await?;
+            let Some(row) = row else { return Ok(None) };
+            Ok(Some(CustomerProfile {
+                id,
+                external_id: row.try_get(0)?,
+                name: row.try_get(1)?,
+                email: row.try_get(2)?,
+                verified: row.try_get::<i64, _>(3)? == 1,
+                first_seen_at: Timestamp(row.try_get(4)?),
+                last_seen_at: Timestamp(row.try_get(5)?),
+                conversations: count(row.try_get(6)?),
+            }))
+        })
+        .await
+    }
+
+    /// Did `agent` have a leg in any conversation of `customer`?
+    pub async fn agent_served_customer(
+        &self,
+        agent: &AgentId,
+        customer: &CustomerId,
+    ) -> Result<bool, StorageError> {
+        let pool = self.pool().clone();
+        let (agent, customer) = (agent.as_str().to_owned(), customer.as_str().to_owned());
+        self.run(async move {
+            let row = sqlx::query(
+                "SELECT 1 FROM conversation_agents a JOIN conversations c ON c.id = a.conversation_id \
+                 WHERE a.agent_id = $1 AND c.customer_id = $2 LIMIT 1",
+            )
+            .bind(agent)
+            .bind(customer)
+            .fetch_optional(&pool)
+            .await?;
+            Ok(row.is_some())
+        })
+        .await
+    }
+
+    /// Erases a customer: their row goes; each of their conversations keeps
+    /// its figures (state, queue, agents, times, wrap-ups) and loses their
+    /// name, email, attributes and every message, search words included.
+    /// Refused (`Ok(false)`) while one of their conversations is live.
+    pub async fn erase_customer(&self, id: &CustomerId) -> Result<EraseOutcome, StorageError> {
+        let pool = self.pool().clone();
+        let dialect = self.dialect();
+        let id = id.clone();
+        self.run(async move {
+            let mut tx = pool.begin().await?;
+            let known = sqlx::query("SELECT 1 FROM customers WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if known.is_none() {
+                return Ok(EraseOutcome::Unknown);
+            }
+            let live = sqlx::query(
+                "SELECT 1 FROM conversations WHERE customer_id = $1 \
+                 AND state NOT IN ('closed', 'abandoned') LIMIT 1",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if live.is_some() {
+                return Ok(EraseOutcome::Live);
+            }
+            let rows = sqlx::query("SELECT id, record FROM conversations WHERE customer_id = $1")
+                .bind(id.as_str())
+                .fetch_all(&mut *tx)
+                .await?;
+            let theirs = "SELECT id FROM conversations WHERE customer_id = $1";
+            if dialect == Dialect::Sqlite {
+                sqlx::query(&format!(
+                    "DELETE FROM message_words WHERE conversation_id IN ({theirs})"
+                ))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(&format!(
+                "DELETE FROM messages WHERE conversation_id IN ({theirs})"
+            ))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            for row in &rows {
+                let conversation: String = row.try_get(0)?;
+                let json: String = row.try_get(1)?;
+                let mut record: ConversationRecord = serde_json::from_str(&json)
+                    .map_err(|error| StorageError::Corrupt(error.to_string()))?;
+                record.customer.name = String::new();
+                record.customer.email = None;
+                record.attributes.clear();
+                record.messages.clear();
+                for participant in &mut record.participants {
+                    if participant.role == Role::Customer {
+                        participant.name = String::new();
+                    }
+                }
+                record.erased = true;
+                let json = serde_json::to_string(&record)
+                    .map_err(|error| StorageError::Corrupt(error.to_string()))?;
+                sqlx::query(
+                    "UPDATE conversations SET customer_name = '', record = $1 WHERE id = $2",
+                )
+                .bind(json)
+                .bind(conversation)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM customers WHERE id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(EraseOutcome::Erased {
+                conversations: rows.len() as u64,
+            })
+        })
+        .await
+    }
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EraseOutcome {
+    Erased {
+        conversations: u64,
+    },
+    /// A conversation of theirs is still live: nothing was changed.
+    Live,
+    Unknown,
+}
