@@ -1,5 +1,7 @@
 //! The cluster's placement and store rules, against a real `redis-server`
-//! this test starts on a free loopback port (never the shared one).
+//! this test starts on a free loopback port (never the shared one); records,
+//! which a cluster keeps in PostgreSQL, against a database of the test's own
+//! on the machine's PostgreSQL (127.0.0.1:5432, user postgres, trust auth).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -10,8 +12,10 @@ use switchboard_engine::cluster::keys::Keys;
 use switchboard_engine::cluster::placement::Placement;
 use switchboard_engine::cluster::redis_store::RedisStore;
 use switchboard_engine::cluster::store::{Snapshot, StateWrite, Store, StoreError};
+use switchboard_engine::storage::live::Recorded;
+use switchboard_engine::storage::{Database, DatabaseConfig};
 use switchboard_proto::model::{
-    Author, ConversationRecord, ConversationState, Customer, Message, NamedRef, Role,
+    Author, ConversationRecord, ConversationState, Message, NamedRef, Role,
 };
 use switchboard_proto::{ConversationId, MessageId, QueueId, Timestamp};
 
@@ -51,7 +55,18 @@ impl Redis {
         let keys = Keys::new("t");
         let placement = Arc::new(Placement::new(conn.clone(), keys.clone(), name.into(), ttl));
         placement.register(name).await.unwrap();
-        (placement, RedisStore::new(conn, keys, name.into(), 2))
+        (placement, RedisStore::new(conn, keys, name.into()))
+    }
+
+    /// Every key in this Redis (test Redis: tiny).
+    async fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg("*")
+            .query_async(&mut self.connection().await)
+            .await
+            .unwrap();
+        keys.sort();
+        keys
     }
 }
 
@@ -60,6 +75,61 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A database of the test's own on the machine's PostgreSQL, created empty
+/// and dropped (`WITH (FORCE)`: the pool may still hold connections) on
+/// drop.
+struct Postgres {
+    name: String,
+}
+
+impl Postgres {
+    fn create() -> Postgres {
+        let name = format!("sb_test_{}", uuid::Uuid::now_v7().simple());
+        psql(&format!("CREATE DATABASE {name}"));
+        Postgres { name }
+    }
+
+    /// The system of record on it (migrations run).
+    async fn open(&self) -> Database {
+        let url = format!("postgres://postgres@127.0.0.1:5432/{}", self.name);
+        Database::open(DatabaseConfig::new(url)).await.unwrap()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+/// Runs one statement in the `postgres` database with `psql`.
+fn psql(sql: &str) {
+    let output = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+        ])
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGCONNECT_TIMEOUT", "5")
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs (the PostgreSQL client is installed)");
+    assert!(
+        output.status.success() || std::thread::panicking(),
+        "psql {sql:?} on the PostgreSQL at 127.0.0.1:5432: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 const LONG: Duration = Duration::from_secs(30);
@@ -80,27 +150,23 @@ fn message(conversation: &ConversationId, seq: u64) -> Arc<Message> {
     })
 }
 
-fn record(id: &ConversationId) -> ConversationRecord {
-    ConversationRecord {
-        conversation_id: id.clone(),
-        state: ConversationState::Closed,
-        customer: Customer {
-            name: "Ada".into(),
-            email: None,
-        },
-        attributes: Default::default(),
-        queue: NamedRef::new("sales", "Sales"),
-        created_at: Timestamp(1),
-        first_accepted_at: None,
-        ended_at: None,
-        closed_at: None,
-        participants: Vec::new(),
-        owner: None,
-        legs: Vec::new(),
-        offers: Vec::new(),
-        wrap_ups: Vec::new(),
-        messages: vec![(*message(id, 1)).clone()],
-    }
+/// A record with one message, read from its JSON (as the database keeps
+/// it), so fields a record gains later take their defaults here.
+fn record(id: &ConversationId, state: ConversationState) -> ConversationRecord {
+    serde_json::from_value(serde_json::json!({
+        "conversation_id": id,
+        "state": state,
+        "customer": {"name": "Ada"},
+        "attributes": {},
+        "queue": NamedRef::new("sales", "Sales"),
+        "created_at": Timestamp(1),
+        "participants": [],
+        "legs": [],
+        "offers": [],
+        "wrap_ups": [],
+        "messages": [*message(id, 1)],
+    }))
+    .expect("a record")
 }
 
 /// Waits until `node`'s heartbeat key is gone (its TTL ran out).
@@ -237,26 +303,44 @@ async fn durability_a_message_is_in_the_log_once_and_resume_reads_after_seq() {
 }
 
 #[tokio::test]
-async fn durability_a_finished_conversation_keeps_its_record_and_releases_its_owner() {
+async fn durability_a_finished_conversation_leaves_redis_and_releases_its_owner() {
     let redis = Redis::start();
+    let postgres = Postgres::create();
     let (one, store) = redis.node("n1", LONG).await;
+    let store = Recorded::new(store, postgres.open().await);
     let id = ConversationId::new("c-3");
     let key = ActorKey::Conversation(id.clone());
     one.claim_new(&key).await.unwrap();
     let mut open = StateWrite::new(key.clone());
     open.snapshot = Snapshot::Keep(b"live".to_vec());
     open.messages = vec![message(&id, 1)];
+    open.record = Some(record(&id, ConversationState::Active));
     store.write(open).await.unwrap();
+    // Live: the record is the actor's to answer, not the store's.
+    assert_eq!(store.load_record(&id).await.unwrap(), None);
 
     let mut done = StateWrite::new(key.clone());
     done.snapshot = Snapshot::Delete;
-    let record = record(&id);
-    done.record = Some(record.clone());
+    done.messages = vec![message(&id, 2)];
+    let mut closed = record(&id, ConversationState::Closed);
+    closed.messages.push((*message(&id, 2)).clone());
+    done.record = Some(closed.clone());
     store.write(done).await.unwrap();
 
-    assert_eq!(store.load_record(&id).await.unwrap(), Some(record));
+    // The record, with every message, is the database's.
+    assert_eq!(store.load_record(&id).await.unwrap(), Some(closed));
+    // Redis keeps nothing of it: no snapshot, no log, no record, no owner.
     assert_eq!(store.load_state(&key).await.unwrap(), None);
     assert!(store.load_log(&id, 0).await.unwrap().is_empty());
+    let (_, plain) = redis.node("n2", LONG).await;
+    assert_eq!(plain.load_record(&id).await.unwrap(), None);
+    let kept: Vec<String> = redis
+        .keys()
+        .await
+        .into_iter()
+        .filter(|key| key.contains("c-3"))
+        .collect();
+    assert!(kept.is_empty(), "Redis still holds {kept:?}");
     // Nobody owns it any more; asking for it claims nothing.
     assert_eq!(one.claim(&key).await.unwrap(), None);
     assert!(one.owned_by("n1").await.unwrap().is_empty());
@@ -296,27 +380,43 @@ async fn durability_who_waits_in_a_queue_is_written_by_the_conversations_themsel
 }
 
 #[tokio::test]
-async fn durability_closed_records_are_kept_up_to_the_bound_oldest_dropped_first() {
+async fn durability_every_closed_record_is_kept_in_the_database_none_in_redis() {
     let redis = Redis::start();
-    // The test nodes keep 2 records.
+    let postgres = Postgres::create();
     let (one, store) = redis.node("n1", LONG).await;
-    for n in ["c-old", "c-mid", "c-new"] {
+    let store = Recorded::new(store, postgres.open().await);
+    let names = ["c-old", "c-mid", "c-new"];
+    for n in names {
         let id = ConversationId::new(n);
         let key = ActorKey::Conversation(id.clone());
         one.claim_new(&key).await.unwrap();
         let mut done = StateWrite::new(key);
         done.snapshot = Snapshot::Delete;
-        done.record = Some(record(&id));
+        done.messages = vec![message(&id, 1)];
+        done.record = Some(record(&id, ConversationState::Closed));
         store.write(done).await.unwrap();
     }
-    let kept = |n: &str| {
-        let store = &store;
+    // No count bound (retention is by age, in the database): all kept.
+    for n in names {
         let id = ConversationId::new(n);
-        async move { store.load_record(&id).await.unwrap().is_some() }
-    };
-    assert!(!kept("c-old").await);
-    assert!(kept("c-mid").await);
-    assert!(kept("c-new").await);
+        assert_eq!(
+            store.load_record(&id).await.unwrap(),
+            Some(record(&id, ConversationState::Closed))
+        );
+    }
+    // Another handle on the same database (a node started later) reads them.
+    let again = Recorded::new(redis.node("n2", LONG).await.1, postgres.open().await);
+    for n in names {
+        let id = ConversationId::new(n);
+        assert!(again.load_record(&id).await.unwrap().is_some(), "{n}");
+    }
+    let in_redis: Vec<String> = redis
+        .keys()
+        .await
+        .into_iter()
+        .filter(|key| names.iter().any(|n| key.contains(n)) || key.contains("record"))
+        .collect();
+    assert!(in_redis.is_empty(), "Redis holds {in_redis:?}");
 }
 
 #[tokio::test]

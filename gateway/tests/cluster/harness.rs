@@ -1,7 +1,9 @@
 //! Real processes for cluster tests: a `redis-server` on a free loopback
-//! port (which the test may kill, restart or pause), `switchboard` nodes
-//! started from the test binary's own build, each with its config file and
-//! log in a temporary directory, and a cluster of both.
+//! port (which the test may kill, restart or pause), a database of the
+//! test's own on the machine's PostgreSQL (the system of record),
+//! `switchboard` nodes started from the test binary's own build, each with
+//! its config file and log in a temporary directory, and a cluster of all
+//! three.
 //!
 //! Every wait polls a condition against a deadline; nothing sleeps blindly.
 //! Processes are killed on drop; when a test panics, the logs' tails are
@@ -361,6 +363,82 @@ impl Drop for RedisServer {
 }
 
 // ---------------------------------------------------------------------------
+// PostgreSQL.
+
+/// The PostgreSQL that runs on every machine of this project (DESIGN.md):
+/// loopback, user `postgres`, trust auth. `.ci/run` starts it if it is down.
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A database of the test's own (`sb_test_<uuid>`), created empty (the
+/// nodes run the migrations) and dropped on drop, `WITH (FORCE)` so the
+/// connections of a node that is still up, or was killed, do not keep it.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> PgDatabase {
+        let name = format!("sb_test_{}", uuid::Uuid::now_v7().simple());
+        if let Err(error) = psql("postgres", &format!("CREATE DATABASE {name}")) {
+            panic!(
+                "cannot create a test database on the PostgreSQL at {POSTGRES} (trust auth; \
+                 start it with `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) \
+                 main start`): {error}"
+            );
+        }
+        PgDatabase { name }
+    }
+
+    /// The URL a node's `storage.database_url` takes.
+    pub fn url(&self) -> String {
+        format!("{POSTGRES}/{}", self.name)
+    }
+
+    /// One statement in this database; its rows as `psql -tA` prints them
+    /// (`|` between columns, one line a row).
+    pub fn query(&self, sql: &str) -> String {
+        psql(&self.name, sql).unwrap_or_else(|error| panic!("{error}"))
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(error) = psql("postgres", &drop) {
+            eprintln!("test database {} not dropped: {error}", self.name);
+        }
+    }
+}
+
+/// Runs `sql` with `psql` in `database` (no password: trust auth); a
+/// connection gives up after 5 s and a statement after 30 s, so a database
+/// that hangs fails the test instead of blocking it.
+pub fn psql(database: &str, sql: &str) -> Result<String, String> {
+    let output = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"])
+        .args(["-d", database])
+        .args(["-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .env("PGCONNECT_TIMEOUT", "5")
+        .env("PGOPTIONS", "-c statement_timeout=30000")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| {
+            format!("psql does not run (is the PostgreSQL client installed?): {error}")
+        })?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .trim_end()
+            .to_owned())
+    } else {
+        Err(format!(
+            "psql -d {database} -c {sql:?}: {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Nodes.
 
 /// What a node's config varies in from the shared test config.
@@ -374,6 +452,13 @@ pub struct NodeOptions {
     pub log_filter: String,
     /// Where the node exports its spans (OTLP/HTTP), if anywhere.
     pub otlp_endpoint: Option<String>,
+    /// `storage.database_url`. A cluster node needs one (a `Cluster` gives
+    /// its nodes their shared database); with none, an embedded node keeps
+    /// its SQLite file in its own directory.
+    pub database_url: Option<String>,
+    /// More environment for the process (`SWITCHBOARD__...` overrides).
+    /// Nothing else of the test's own `SWITCHBOARD*` environment reaches it.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for NodeOptions {
@@ -385,17 +470,21 @@ impl Default for NodeOptions {
             request_timeout_ms: REQUEST_TIMEOUT_MS,
             log_filter: "info".into(),
             otlp_endpoint: None,
+            database_url: None,
+            env: Vec::new(),
         }
     }
 }
 
 /// The shared test config (api/support.rs) with this node's listen address,
-/// node id, cluster keys (none: embedded) and timeouts; no per-address
-/// throttles (every test client comes from 127.0.0.1).
+/// node id, cluster keys (none: embedded), database (none: no `[storage]`
+/// key) and timeouts; no per-address throttles (every test client comes
+/// from 127.0.0.1).
 pub fn node_config(
     port: u16,
     node_id: &str,
     redis_url: Option<&str>,
+    database_url: Option<&str>,
     options: &NodeOptions,
 ) -> String {
     let mut server = format!("[server]\nlisten = \"127.0.0.1:{port}\"\nnode_id = \"{node_id}\"\n");
@@ -425,6 +514,14 @@ pub fn node_config(
     for (from, to) in replacements {
         assert!(config.contains(from), "api CONFIG changed: no {from:?}");
         config = config.replacen(from, &to, 1);
+    }
+    if let Some(url) = database_url {
+        let key = format!("database_url = \"{url}\"\n");
+        if config.contains("\n[storage]\n") {
+            config = config.replacen("\n[storage]\n", &format!("\n[storage]\n{key}"), 1);
+        } else {
+            config.push_str(&format!("\n[storage]\n{key}"));
+        }
     }
     config
 }
@@ -489,37 +586,108 @@ impl NodeProcess {
         }
     }
 
-    fn spawn(&mut self) {
+    /// The node's command: its config file written, its environment set;
+    /// stdin closed, output not yet directed.
+    fn command(&self) -> Command {
         let config_path = self.dir.path.join("switchboard.toml");
+        let database_url = self.options.database_url.clone().or_else(|| {
+            self.redis_url
+                .is_none()
+                .then(|| format!("sqlite://{}/switchboard.db", self.dir.path.display()))
+        });
         let config = node_config(
             self.port,
             &self.node_id,
             self.redis_url.as_deref(),
+            database_url.as_deref(),
             &self.options,
         );
         std::fs::write(&config_path, config).expect("write node config");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SWITCHBOARD") {
+                command.env_remove(key);
+            }
+        }
+        if let Some(endpoint) = &self.options.otlp_endpoint {
+            command.env("SWITCHBOARD__TELEMETRY__OTLP_ENDPOINT", endpoint);
+        }
+        command
+            .envs(self.options.env.iter().map(|(key, value)| (key, value)))
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", &self.options.log_filter)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn spawn(&mut self) {
         let log = File::options()
             .create(true)
             .append(true)
             .open(self.log_path())
             .expect("node log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        if let Some(endpoint) = &self.options.otlp_endpoint {
-            command.env("SWITCHBOARD__TELEMETRY__OTLP_ENDPOINT", endpoint);
-        }
-        let child = command
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", &self.options.log_filter)
-            .env("NO_COLOR", "1")
-            .env_remove("SWITCHBOARD_CONFIG")
-            .stdin(Stdio::null())
+        let child = self
+            .command()
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
             .spawn()
             .expect("switchboard binary starts");
         self.child = Some(child);
         self.stopped = false;
+    }
+
+    /// Runs a node that must refuse to start: waits for it to exit and
+    /// returns its exit status and what it wrote to stderr. Fails the test
+    /// if the node becomes ready instead, or runs on past the deadline.
+    pub async fn refused(
+        node_id: &str,
+        redis_url: Option<&str>,
+        options: NodeOptions,
+    ) -> (std::process::ExitStatus, String) {
+        let mut node = NodeProcess {
+            node_id: node_id.to_owned(),
+            port: free_port(),
+            redis_url: redis_url.map(str::to_owned),
+            options,
+            dir: TempDir::new(node_id),
+            child: None,
+            stopped: false,
+        };
+        let stderr_path = node.dir.path.join("stderr.log");
+        let stdout = File::create(node.log_path()).expect("node log file");
+        let stderr = File::create(&stderr_path).expect("node stderr file");
+        let child = node
+            .command()
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .expect("switchboard binary starts");
+        node.child = Some(child);
+        let start = Instant::now();
+        loop {
+            let exited = node
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                node.child = None;
+                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                return (status, stderr);
+            }
+            assert!(
+                readyz(node.port).await != Some(200),
+                "node {node_id} started (/readyz answers 200) where it should have refused:\n{}",
+                node.log_tail(20)
+            );
+            assert!(
+                start.elapsed() < START_DEADLINE,
+                "node {node_id} neither exited nor became ready within {START_DEADLINE:?}:\n{}",
+                node.log_tail(20)
+            );
+            tokio::time::sleep(POLL).await;
+        }
     }
 
     async fn spawn_ready(&mut self) {
@@ -670,11 +838,17 @@ async fn http_status(port: u16, path: &str) -> Option<u16> {
 // ---------------------------------------------------------------------------
 // Clusters.
 
-/// One Redis and `n` nodes (`n1`, `n2`, ...) sharing it. Holds a cluster
-/// slot for its lifetime.
+/// One Redis, one PostgreSQL database and `n` nodes (`n1`, `n2`, ...)
+/// sharing both. Holds a cluster slot for its lifetime. Dropped in field
+/// order: the nodes are killed before Redis and before their database is
+/// dropped.
 pub struct Cluster {
     pub nodes: Vec<NodeProcess>,
     pub redis: RedisServer,
+    pub database: PgDatabase,
+    /// The options every node of this cluster starts with (its database's
+    /// URL set).
+    pub options: NodeOptions,
     _slot: Slot,
 }
 
@@ -686,16 +860,31 @@ impl Cluster {
     pub async fn start_with(n: usize, options: NodeOptions, redis_args: &[&str]) -> Cluster {
         let slot = Slot::acquire();
         let redis = RedisServer::start(redis_args);
-        let mut nodes = Vec::with_capacity(n);
-        for index in 1..=n {
-            let id = format!("n{index}");
-            nodes.push(NodeProcess::start(&id, Some(&redis.url()), options.clone()).await);
-        }
-        Cluster {
-            nodes,
+        let database = PgDatabase::create();
+        let options = NodeOptions {
+            database_url: Some(database.url()),
+            ..options
+        };
+        let mut cluster = Cluster {
+            nodes: Vec::with_capacity(n),
             redis,
+            database,
+            options,
             _slot: slot,
+        };
+        for _ in 0..n {
+            cluster.start_node().await;
         }
+        cluster
+    }
+
+    /// Starts one more node (`n<count + 1>`) on this cluster's Redis and
+    /// database, and waits until it is ready; returns its index.
+    pub async fn start_node(&mut self) -> usize {
+        let id = format!("n{}", self.nodes.len() + 1);
+        let node = NodeProcess::start(&id, Some(&self.redis.url()), self.options.clone()).await;
+        self.nodes.push(node);
+        self.nodes.len() - 1
     }
 
     /// The chat is whole up to `last`: every party holds the same thread,

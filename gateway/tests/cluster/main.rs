@@ -1,5 +1,6 @@
 //! Cluster tests with real processes: a `redis-server` started by the test
-//! on a free loopback port, three `switchboard` nodes sharing it, and
+//! on a free loopback port, a database of its own on the machine's
+//! PostgreSQL (127.0.0.1:5432), three `switchboard` nodes sharing both, and
 //! WebSocket clients that move between nodes. Nodes are killed, paused,
 //! drained and cut off from Redis; clients reconnect and resume, and the
 //! tests check that nothing acknowledged is lost or shown twice.
@@ -17,6 +18,7 @@ mod harness;
 
 mod chat;
 mod failover;
+mod record;
 mod redis_faults;
 mod selfcheck;
 mod soak;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::client::Party;
-use crate::harness::{bounded, NodeOptions, NodeProcess, RedisServer};
+use crate::harness::{bounded, NodeOptions, NodeProcess, PgDatabase, RedisServer};
 
 /// A tiny OTLP/HTTP collector: every export body, as received.
 struct Collector {
@@ -135,10 +135,12 @@ fn traces_of(bodies: &[Vec<u8>], name: &str) -> HashSet<Vec<u8>> {
 async fn a_trace_follows_a_command_across_nodes() {
     bounded(Duration::from_secs(60), async {
         let redis = RedisServer::start(&[]);
+        let database = PgDatabase::create();
         let mut first = Collector::start();
         let mut second = Collector::start();
         let traced = |collector: &Collector| NodeOptions {
             otlp_endpoint: Some(collector.url.clone()),
+            database_url: Some(database.url()),
             ..NodeOptions::default()
         };
         let mut n1 = NodeProcess::start("n1", Some(&redis.url()), traced(&first)).await;
