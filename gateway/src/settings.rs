@@ -1491,6 +1491,61 @@ default_reason = "done"
     }
 
     #[test]
+    fn storage_defaults_to_a_sqlite_file_and_a_year() {
+        let settings = load_env(MINIMAL, &[]);
+        assert_eq!(settings.storage.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(settings.storage.retention_days, 365);
+    }
+
+    #[test]
+    fn a_cluster_requires_a_postgres_database_naming_the_key() {
+        let redis = ("SWITCHBOARD__CLUSTER__REDIS_URL", "redis://127.0.0.1:6379");
+        assert_starts_with(
+            &load_err_env(MINIMAL, &[redis]),
+            "storage.database_url: required in a cluster",
+        );
+        let sqlite = ("SWITCHBOARD__STORAGE__DATABASE_URL", "sqlite://data/sb.db");
+        assert_starts_with(
+            &load_err_env(MINIMAL, &[redis, sqlite]),
+            "storage.database_url: a cluster (cluster.redis_url is set) keeps its record in PostgreSQL",
+        );
+    }
+
+    #[test]
+    fn a_database_url_of_another_kind_is_refused() {
+        for url in ["mysql://db/sb", "sqlite://", "switchboard.db"] {
+            let env = [("SWITCHBOARD__STORAGE__DATABASE_URL", url)];
+            assert_starts_with(
+                &load_err_env(MINIMAL, &env),
+                "storage.database_url: must be sqlite://PATH, postgres://... or memory:",
+            );
+        }
+    }
+
+    #[test]
+    fn records_kept_is_accepted_with_a_warning() {
+        let toml = MINIMAL.replace("[auth]", "[limits]\nrecords_kept = 10\n\n[auth]");
+        let settings = load_env(&toml, &[]);
+        assert!(
+            settings
+                .warnings()
+                .iter()
+                .any(|w| w.contains("records_kept is no longer used")),
+            "{:?}",
+            settings.warnings()
+        );
+    }
+
+    #[test]
+    fn a_short_identity_secret_is_refused() {
+        let env = [("SWITCHBOARD__WIDGET__IDENTITY_SECRET", "short")];
+        assert_starts_with(
+            &load_err_env(MINIMAL, &env),
+            "widget.identity_secret: must be at least 32 bytes",
+        );
+    }
+
+    #[test]
     fn env_override_wins_over_demo_config() {
         let settings = match Settings::load(
             None,
@@ -1498,6 +1553,10 @@ default_reason = "done"
                 ("SWITCHBOARD__ROUTING__RONA_TIMEOUT_MS", "5000"),
                 ("SWITCHBOARD__SERVER__LISTEN", "0.0.0.0:9000"),
                 ("SWITCHBOARD__CLUSTER__REDIS_URL", "redis://127.0.0.1:6379"),
+                (
+                    "SWITCHBOARD__STORAGE__DATABASE_URL",
+                    "postgres://sb@127.0.0.1/sb",
+                ),
             ],
         ) {
             Ok(settings) => settings,

@@ -33,7 +33,7 @@ export const AGENTS = {
   bob: { id: 'bob', name: 'Bob Chen', username: 'bob', password: 'bob-pass', queues: ['sales'], max_chats: 3, roles: ['agent'] },
 };
 
-function configToml({ port, rona = 5000, autoWrapUp = 10000 }) {
+function configToml({ port, dir, rona = 5000, autoWrapUp = 10000 }) {
   const agents = Object.values(AGENTS).map((a) => `
 [[agents]]
 id = ${q(a.id)}
@@ -47,6 +47,9 @@ roles = ${list(a.roles)}
   return `
 [server]
 listen = "127.0.0.1:${port}"
+
+[storage]
+database_url = ${q(`sqlite://${dir}/switchboard.db`)}
 
 [routing]
 rona_timeout_ms = ${rona}
@@ -111,7 +114,7 @@ export async function startServer(name, timers = {}) {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'switchboard-e2e-'));
   const configPath = join(dir, 'switchboard.toml');
-  writeFileSync(configPath, configToml({ port, ...timers }));
+  writeFileSync(configPath, configToml({ port, dir, ...timers }));
   const log = createWriteStream(join(ARTIFACTS, `server-${name}.log`));
   const child = spawn(BINARY, ['--config', configPath], {
     env: { ...process.env, SWITCHBOARD_CONFIG: configPath, RUST_LOG: process.env.RUST_LOG || 'info' },

@@ -7,6 +7,7 @@ mod support;
 mod bad_input;
 mod conference;
 mod cors;
+mod customers;
 mod directory;
 mod drain;
 mod flow;

@@ -158,6 +158,16 @@ impl Node {
 
     /// A node whose SQLite file is in `data` (a restart passes the same).
     pub async fn start_in(data: DataDir, env: &[(&str, &str)], options: StartOptions) -> Node {
+        Node::start_config(CONFIG, data, env, options).await
+    }
+
+    /// A node on another config (the test config with a change).
+    pub async fn start_config(
+        config: &str,
+        data: DataDir,
+        env: &[(&str, &str)],
+        options: StartOptions,
+    ) -> Node {
         let mut env: Vec<(String, String)> = env
             .iter()
             .map(|(key, value)| (key.to_string(), value.to_string()))
@@ -165,7 +175,7 @@ impl Node {
         if !env.iter().any(|(key, _)| key == DATABASE_URL) {
             env.push((DATABASE_URL.to_owned(), data.sqlite_url()));
         }
-        let settings = Settings::from_toml_str(CONFIG, env).expect("test config is valid");
+        let settings = Settings::from_toml_str(config, env).expect("test config is valid");
         let running = app::start(&settings, options).await.expect("node starts");
         Node {
             base: format!("http://{}", running.addr),
@@ -188,6 +198,18 @@ impl Node {
         }
         let mut response = request.send().await.expect("GET answers");
         let body = response.body().limit(16 * 1024 * 1024).await.expect("body");
+        (response.status().as_u16(), parse(&body))
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
+        let mut response = self
+            .http
+            .delete(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("DELETE answers");
+        let body = response.body().await.expect("body");
         (response.status().as_u16(), parse(&body))
     }
 
