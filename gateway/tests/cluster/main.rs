@@ -20,6 +20,7 @@ mod chat;
 mod failover;
 mod record;
 mod redis_faults;
+mod restart;
 mod selfcheck;
 mod soak;
 mod storm;
