@@ -254,7 +254,7 @@ impl ConversationActor {
                         // state in memory may be ahead of it or not: stop,
                         // and start again from what Redis holds (a retried
                         // `send` is then found in the log, or stored anew).
-                        tracing::warn!(conversation_id = %actor.conversation.id, %error, "store write failed; restarting from Redis");
+                        tracing::warn!(conversation_id = %actor.conversation.id, %error, "store write failed; restarting from the store");
                         actor.retire(ctx);
                         node::reactivate_later(actor.engine.clone(), actor.key());
                     }
@@ -264,7 +264,7 @@ impl ConversationActor {
     }
 
     /// Stops without a word: another node owns this conversation now, or
-    /// this node starts it again from Redis.
+    /// this node starts it again from its store.
     fn retire(&mut self, ctx: &mut Context<Self>) {
         tracing::warn!(conversation_id = %self.conversation.id, "conversation stops here");
         if self

@@ -892,7 +892,7 @@ impl Party {
     }
 
     /// Sends a command and waits for its reply on this session only.
-    async fn request_once(
+    pub async fn request_once(
         &mut self,
         mut command: Value,
         limit: Duration,

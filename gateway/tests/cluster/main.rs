@@ -23,5 +23,6 @@ mod redis_faults;
 mod restart;
 mod selfcheck;
 mod soak;
+mod storage;
 mod storm;
 mod tracing;

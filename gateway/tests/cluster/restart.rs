@@ -61,7 +61,8 @@ async fn an_embedded_node_killed_and_restarted_resumes_every_conversation() {
         let lin = Party::customer(&nodes, 0, "sales", "Lin", "Quick question").await;
         let ended = lin.conversation().to_owned();
         bob.accept(&ended).await;
-        bob.ok(json!({"type": "end", "conversation_id": ended})).await;
+        bob.ok(json!({"type": "end", "conversation_id": ended}))
+            .await;
 
         // Queued: nobody who serves support is logged in.
         let kim = Party::customer(&nodes, 0, "support", "Kim", "Anyone there?").await;
@@ -71,15 +72,20 @@ async fn an_embedded_node_killed_and_restarted_resumes_every_conversation() {
         let mut dave = Party::available_agent(&nodes, 0, "dave").await;
         let max = Party::customer(&nodes, 0, "sales", "Max", "Hello?").await;
         let offered = max.conversation().to_owned();
-        dave.event_where("offer", |offer| offer["conversation_id"] == offered.as_str())
-            .await;
+        dave.event_where("offer", |offer| {
+            offer["conversation_id"] == offered.as_str()
+        })
+        .await;
 
         node.kill9();
         node.restart().await;
 
         // The record says where each one was.
         let body = record_until(&base, &active, |r| r["state"] == "active").await;
-        assert!(texts(&body).contains(&"Where is my parcel?".to_owned()), "{body}");
+        assert!(
+            texts(&body).contains(&"Where is my parcel?".to_owned()),
+            "{body}"
+        );
         record_until(&base, &ended, |r| r["state"] == "ended").await;
         record_until(&base, &queued, |r| r["state"] == "queued").await;
 
@@ -106,10 +112,7 @@ async fn an_embedded_node_killed_and_restarted_resumes_every_conversation() {
         assert_same_thread(&active, seq, &[&ada, &bob]);
 
         // Timers fire as they would have: Dave's offer runs out (RONA)...
-        let body = record_until(&base, &offered, |r| {
-            r["offers"][0]["outcome"] == "rona"
-        })
-        .await;
+        let body = record_until(&base, &offered, |r| r["offers"][0]["outcome"] == "rona").await;
         assert_eq!(body["state"], "queued", "{body}");
         let (_, rona) = get(&base, "/api/v1/agents?state=rona", Some(&supervisor())).await;
         assert!(
