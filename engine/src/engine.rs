@@ -136,6 +136,7 @@ impl Engine {
         inner.hub.connect(joined.bus.clone());
         joined.bus.attach(inner.clone());
         actix::spawn(node::keep_membership(inner.clone(), joined.bus, node_id));
+        actix::spawn(crate::cluster::recovery::keep_recovering(inner.clone()));
         Ok(Engine { inner })
     }
 

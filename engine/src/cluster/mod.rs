@@ -8,7 +8,9 @@
 //! - Cluster only: [`placement`] (owners and heartbeats, Lua
 //!   compare-and-set), [`bus`] (pub/sub envelopes), [`redis_store`]
 //!   (fenced writes, logs as Streams), [`node`] (heartbeat, adoption of a
-//!   dead node's actors), [`routed`] + [`routes`] (messages that cross nodes).
+//!   dead node's actors), [`routed`] + [`routes`] (messages that cross nodes),
+//!   [`recovery`] (conversations whose Redis state was lost, closed in the
+//!   record with a word to their people).
 //!
 //! [`ActorRef`]: directory::ActorRef
 //! [`Store`]: store::Store
@@ -21,6 +23,7 @@ pub mod key;
 pub mod keys;
 pub mod node;
 pub mod placement;
+pub mod recovery;
 pub mod redis_store;
 pub mod routed;
 pub mod routes;

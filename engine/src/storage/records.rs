@@ -625,6 +625,87 @@ impl Database {
     }
 }
 
+impl Database {
+    /// Conversations the record says are live, created before `cutoff`.
+    pub async fn live_conversations_before(
+        &self,
+        cutoff: Timestamp,
+    ) -> Result<Vec<ConversationId>, StorageError> {
+        let pool = self.pool().clone();
+        self.run(async move {
+            let rows = sqlx::query(
+                "SELECT id FROM conversations WHERE state NOT IN ('closed', 'abandoned') \
+                 AND created_ms < $1 ORDER BY created_ms LIMIT 1000",
+            )
+            .bind(cutoff.millis())
+            .fetch_all(&pool)
+            .await?;
+            rows.iter()
+                .map(|row| Ok(ConversationId::new(row.try_get::<String, _>(0)?)))
+                .collect()
+        })
+        .await
+    }
+
+    /// Closes in the record a conversation whose live state is gone for
+    /// good, with a system message that says so. Returns false when it was
+    /// already final (another node did it first).
+    pub async fn close_interrupted(
+        &self,
+        id: &ConversationId,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<bool, StorageError> {
+        let pool = self.pool().clone();
+        let dialect = self.dialect();
+        let (id, text) = (id.clone(), text.to_owned());
+        self.run(async move {
+            let mut tx = pool.begin().await?;
+            let Some(row) = sqlx::query(
+                "SELECT record, message_count FROM conversations WHERE id = $1 \
+                 AND state NOT IN ('closed', 'abandoned')",
+            )
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            else {
+                return Ok(false);
+            };
+            let json: String = row.try_get(0)?;
+            let count: i64 = row.try_get(1)?;
+            let mut record: ConversationRecord = serde_json::from_str(&json)
+                .map_err(|error| StorageError::Corrupt(error.to_string()))?;
+            record.state = ConversationState::Closed;
+            record.ended_at = record.ended_at.or(Some(now));
+            record.closed_at = Some(now);
+            record.participants.clear();
+            record.owner = None;
+            for leg in &mut record.legs {
+                if leg.left_at.is_none() {
+                    leg.left_at = Some(now);
+                    leg.left_because = Some("interrupted".into());
+                }
+            }
+            let seq = u64::try_from(count).unwrap_or(0) + 1;
+            let message = Message {
+                conversation_id: id.clone(),
+                seq,
+                id: switchboard_proto::MessageId::for_seq(&id, seq),
+                from: switchboard_proto::model::Author::system(),
+                text,
+                ts: now,
+                client_msg_id: None,
+            };
+            let row = RecordRow::of(&record)?;
+            upsert(&mut tx, &row).await?;
+            insert_message(&mut tx, dialect, &message).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
 async fn messages(
     pool: &AnyPool,
     id: &str,

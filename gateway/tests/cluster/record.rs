@@ -213,3 +213,61 @@ async fn a_cluster_node_without_a_postgres_database_refuses_to_start_naming_the_
     })
     .await;
 }
+
+#[actix_rt::test]
+async fn a_live_conversation_lost_with_redis_is_closed_with_a_word_to_its_people() {
+    let cluster = Cluster::start(2).await;
+    bounded(LIMIT, async {
+        let nodes = cluster.urls();
+        let mut bob = Party::available_agent(&nodes, 1, "bob").await;
+        let mut ada = Party::customer(&nodes, 0, "sales", "Ada", "Hello, my order is late").await;
+        let id = ada.conversation().to_owned();
+        bob.accept(&id).await;
+        let last = bob.say(&id, "Let me look").await;
+        ada.wait_seq(&id, last, SEEN).await;
+
+        let _: String = cluster
+            .redis
+            .query(&mut redis::cmd("FLUSHALL"))
+            .expect("FLUSHALL answers");
+
+        // Its live state is gone for good: the record closes it, saying so,
+        // and keeps what was said before.
+        let start = std::time::Instant::now();
+        let body = loop {
+            let (status, body) = record(&nodes[1], &id).await;
+            if status == 200 && body["state"] == "closed" {
+                break body;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "still {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let texts: Vec<&str> = body["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|message| message["text"].as_str())
+            .collect();
+        assert_eq!(texts.first(), Some(&"Hello, my order is late"), "{body}");
+        assert!(texts.contains(&"Let me look"), "{body}");
+        let word = body["messages"].as_array().and_then(|m| m.last()).cloned();
+        let word = word.unwrap_or_default();
+        assert_eq!(word["from"]["role"], "system", "{body}");
+        assert!(
+            word["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("interrupted")),
+            "{body}"
+        );
+        assert!(body["closed_at"].is_string(), "{body}");
+
+        // The customer, back, reads it too.
+        ada.reconnect_to(0).await;
+        let seq = word["seq"].as_u64().expect("seq");
+        ada.wait_seq(&id, seq, SEEN).await;
+    })
+    .await;
+}
