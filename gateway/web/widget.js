@@ -4,6 +4,11 @@
  *   <script src="https://chat.example.com/widget.js" data-queue="sales" async></script>
  *
  * Optional: data-title="Chat with us", data-color="#2f5bea".
+ *
+ * A site whose customer is signed in passes their identity, a JWT it signs
+ * with the node's [widget] identity_secret, so their chats are linked:
+ * data-identity="<jwt>" on the tag, or Switchboard.identify(jwt) from the
+ * page (for instance after the customer signs in); the next chat uses it.
  * Everything else (the app module, its styles, the API and the WebSocket) is
  * loaded from the origin this script came from, inside a shadow root so the
  * host page's styles and the widget's never mix.
@@ -15,11 +20,17 @@
   window.__switchboardWidget = true;
 
   var origin = new URL(script.src, location.href).origin;
+  var identity = script.getAttribute('data-identity') || null;
+  window.Switchboard = window.Switchboard || {};
+  window.Switchboard.identify = function (jwt) {
+    identity = jwt || null;
+  };
   var options = {
     origin: origin,
     queue: script.getAttribute('data-queue') || 'default',
     title: script.getAttribute('data-title') || 'Chat with us',
     color: script.getAttribute('data-color') || '',
+    identity: function () { return identity; },
   };
 
   function mount() {

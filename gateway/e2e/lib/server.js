@@ -25,6 +25,9 @@ export function freePort() {
 }
 
 const q = (value) => JSON.stringify(value);
+
+/** The key test web sites sign their customers' identities with. */
+export const IDENTITY_SECRET = 'e2e-identity-secret-0123456789abcdef0123';
 const list = (values) => `[${values.map(q).join(', ')}]`;
 
 /** The agents every suite uses; passwords are plain (test config only). */
@@ -50,6 +53,9 @@ listen = "127.0.0.1:${port}"
 
 [storage]
 database_url = ${q(`sqlite://${dir}/switchboard.db`)}
+
+[widget]
+identity_secret = ${q(IDENTITY_SECRET)}
 
 [routing]
 rona_timeout_ms = ${rona}

@@ -10,6 +10,7 @@ import { TemplatePicker } from './templates.js';
 import { OfferPopover } from './popover.js';
 import { ConversationList, STATE_LABEL } from './conversation-list.js';
 import { openConferenceDialog, openTransferDialog, openWrapUpDialog } from './dialogs.js';
+import { CustomerPanel } from './customer-panel.js';
 
 const ORIGIN = location.origin;
 const $ = (id) => document.getElementById(id);
@@ -77,7 +78,7 @@ function startDesktop() {
   $('login').hidden = true;
   $('desktop').hidden = false;
   $('agent-name').textContent = me.name;
-  $('supervisor-link').hidden = !(me.roles || []).includes('supervisor');
+  $('supervisor-link').hidden = !(me.roles || []).some((role) => role === 'supervisor' || role === 'admin');
   if (!list) {
     list = new ConversationList({ onSelect: (id) => select(id, true) });
     $('conv-list').append(list.node);
@@ -276,14 +277,17 @@ class Conv {
     this.compose.node.prepend(this.picker.panel);
     this.title = el('h2.pane-title');
     this.subtitle = el('p.pane-subtitle.muted');
+    this.panel = new CustomerPanel({ rest, me: { role: 'agent', id: me.id } });
     this.view = el('div.conv-view', { dataset: { conversationId: this.id } },
-      el('header.pane-head', {},
-        el('div.pane-who', {}, el('div.pane-title-row', {}, this.title, this.badge), this.subtitle),
-        el('div.pane-actions', { role: 'toolbar', 'aria-label': 'Conversation actions' },
-          this.timer, ...Object.values(this.buttons))),
-      this.thread.node,
-      this.typing,
-      this.compose.node);
+      el('div.conv-main', {},
+        el('header.pane-head', {},
+          el('div.pane-who', {}, el('div.pane-title-row', {}, this.title, this.badge), this.subtitle),
+          el('div.pane-actions', { role: 'toolbar', 'aria-label': 'Conversation actions' },
+            this.timer, ...Object.values(this.buttons))),
+        this.thread.node,
+        this.typing,
+        this.compose.node),
+      this.panel.node);
   }
 
   render() {
@@ -309,6 +313,8 @@ class Conv {
     b.transfer.hidden = b.conference.hidden = !!owed;
     const canWrite = this.isPresent && live;
     this.compose.setEnabled(canWrite, canWrite ? `Reply to ${this.customer.name}` : 'This chat has ended');
+    this.panel.show(this.customer, this.id);
+    if (this.isPresent && selectedId === this.id) this.panel.load();
     this.picker.button.disabled = !canWrite;
     list.upsert({
       id: this.id,
@@ -551,6 +557,7 @@ function select(id, focus) {
   list.select(id);
   clear($('pane')).append(conv.view);
   conv.thread.scrollToEnd();
+  if (conv.isPresent) conv.panel.load();
   setUnread(conv, false);
   if (focus && !conv.compose.disabled) conv.compose.focus();
   if (conv.wrapUp && focus) conv.openWrapUp();

@@ -3,11 +3,13 @@
 import { api } from './protocol.js';
 import { bindLoginForm, clearSession, loadSession } from './session.js';
 import { el, clear, formatDuration } from './util.js';
+import { ConversationSearch } from './conversation-search.js';
 
 const REFRESH_MS = 3000;
 const $ = (id) => document.getElementById(id);
 let session = null;
 let timer = null;
+let search = null;
 
 const STATE_LABEL = { available: 'Available', idle: 'Idle', rona: 'RONA', offline: 'Offline' };
 
@@ -22,7 +24,8 @@ function showLogin(message) {
 
 function start(signedIn) {
   session = signedIn;
-  if (!(session.agent.roles || []).includes('supervisor')) {
+  const roles = session.agent.roles || [];
+  if (!roles.includes('supervisor') && !roles.includes('admin')) {
     clearSession();
     showLogin(`${session.agent.name} has no supervisor role. Sign in with a supervisor account.`);
     return;
@@ -30,6 +33,8 @@ function start(signedIn) {
   $('login').hidden = true;
   $('dashboard').hidden = false;
   $('agent-name').textContent = session.agent.name;
+  search = new ConversationSearch({ token: session.token });
+  search.search(false);
   refresh();
 }
 

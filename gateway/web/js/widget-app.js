@@ -24,7 +24,7 @@ function icon(className, ...paths) {
   return svg;
 }
 
-export function mount(root, { origin, queue, title, color }) {
+export function mount(root, { origin, queue, title, color, identity = () => null }) {
   const storageKey = `switchboard.widget.${queue}`;
   const load = () => { try { return JSON.parse(sessionStorage.getItem(storageKey) || 'null'); } catch { return null; } };
   const save = (value) => sessionStorage.setItem(storageKey, JSON.stringify(value));
@@ -117,7 +117,11 @@ export function mount(root, { origin, queue, title, color }) {
         submit.disabled = true;
         submit.textContent = 'Starting…';
         try {
-          const chat = await api(origin, '/chats', { method: 'POST', body: { queue, customer, message } });
+          const body = { queue, customer, message };
+          // Signed by the embedding site: links this chat to the customer's earlier ones.
+          const signed = identity();
+          if (signed) body.identity = signed;
+          const chat = await api(origin, '/chats', { method: 'POST', body });
           stored = { token: chat.token, conversation_id: chat.conversation_id, name: customer.name, email: customer.email, open: true };
           save(stored);
           startChat([{ seq: 1, from: { role: 'customer', name: customer.name }, text: message, ts: chat.created_at }]);
