@@ -3,6 +3,9 @@
 //! which a cluster keeps in PostgreSQL, against a database of the test's own
 //! on the machine's PostgreSQL (127.0.0.1:5432, user postgres, trust auth).
 
+mod common;
+
+use common::Postgres;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -13,7 +16,6 @@ use switchboard_engine::cluster::placement::Placement;
 use switchboard_engine::cluster::redis_store::RedisStore;
 use switchboard_engine::cluster::store::{Snapshot, StateWrite, Store, StoreError};
 use switchboard_engine::storage::live::Recorded;
-use switchboard_engine::storage::{Database, DatabaseConfig};
 use switchboard_proto::model::{
     Author, ConversationRecord, ConversationState, Message, NamedRef, Role,
 };
@@ -75,61 +77,6 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A database of the test's own on the machine's PostgreSQL, created empty
-/// and dropped (`WITH (FORCE)`: the pool may still hold connections) on
-/// drop.
-struct Postgres {
-    name: String,
-}
-
-impl Postgres {
-    fn create() -> Postgres {
-        let name = format!("sb_test_{}", uuid::Uuid::now_v7().simple());
-        psql(&format!("CREATE DATABASE {name}"));
-        Postgres { name }
-    }
-
-    /// The system of record on it (migrations run).
-    async fn open(&self) -> Database {
-        let url = format!("postgres://postgres@127.0.0.1:5432/{}", self.name);
-        Database::open(DatabaseConfig::new(url)).await.unwrap()
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        psql(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
-    }
-}
-
-/// Runs one statement in the `postgres` database with `psql`.
-fn psql(sql: &str) {
-    let output = Command::new("psql")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            "5432",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-        ])
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .env("PGCONNECT_TIMEOUT", "5")
-        .stdin(Stdio::null())
-        .output()
-        .expect("psql runs (the PostgreSQL client is installed)");
-    assert!(
-        output.status.success() || std::thread::panicking(),
-        "psql {sql:?} on the PostgreSQL at 127.0.0.1:5432: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 const LONG: Duration = Duration::from_secs(30);

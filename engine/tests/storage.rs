@@ -1,0 +1,520 @@
+//! The system of record against both real databases: a SQLite file in a
+//! temporary folder and a PostgreSQL database of the test's own. Every
+//! rule runs on each, through the same code a node uses (the group-commit
+//! writer, search, customers, erasure, retention).
+
+mod common;
+
+use common::{Postgres, SqliteFile};
+use std::sync::Arc;
+use switchboard_engine::storage::customers::EraseOutcome;
+use switchboard_engine::storage::records::{Cursor, RecordRow, SearchFilter};
+use switchboard_engine::storage::{Change, Database, DatabaseConfig, StorageError};
+use switchboard_proto::model::*;
+use switchboard_proto::{AgentId, ConversationId, CustomerId, MessageId, Timestamp};
+
+/// Runs `body` on a fresh SQLite database and on a fresh PostgreSQL one.
+async fn on_both<F, Fut>(body: F)
+where
+    F: Fn(Database) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let sqlite = SqliteFile::create();
+    body(
+        Database::open(DatabaseConfig::new(sqlite.url()))
+            .await
+            .expect("sqlite opens"),
+    )
+    .await;
+    let postgres = Postgres::create();
+    body(postgres.open().await).await;
+}
+
+const T0: i64 = 1_790_000_000_000;
+
+fn record(
+    id: &str,
+    customer: &str,
+    agent: &str,
+    state: ConversationState,
+    created: i64,
+) -> ConversationRecord {
+    let agent_ref = NamedRef::new(agent, agent.to_uppercase());
+    let closed = state.is_final().then_some(Timestamp(created + 60_000));
+    ConversationRecord {
+        conversation_id: ConversationId::new(id),
+        state,
+        customer: Customer {
+            id: Some(CustomerId::new(customer)),
+            name: format!("Name of {customer}"),
+            email: Some(format!("{customer}@example.com")),
+            ..Customer::default()
+        },
+        attributes: [("page".to_owned(), serde_json::json!("/orders/1"))].into(),
+        queue: NamedRef::new("sales", "Sales"),
+        created_at: Timestamp(created),
+        first_accepted_at: Some(Timestamp(created + 5_000)),
+        ended_at: closed,
+        closed_at: closed,
+        participants: Vec::new(),
+        owner: None,
+        legs: vec![Leg {
+            agent: agent_ref.clone(),
+            role: LegRole::Owner,
+            joined_at: Timestamp(created + 5_000),
+            left_at: closed,
+            left_because: None,
+        }],
+        offers: Vec::new(),
+        wrap_ups: if state.is_final() {
+            vec![WrapUpRecord {
+                agent: agent_ref,
+                reason: Reason {
+                    id: "resolved".into(),
+                    label: "Resolved".into(),
+                },
+                notes: None,
+                at: Timestamp(created + 60_000),
+                automatic: false,
+            }]
+        } else {
+            Vec::new()
+        },
+        messages: Vec::new(),
+        erased: false,
+    }
+}
+
+fn message(id: &str, seq: u64, text: &str, created: i64) -> Arc<Message> {
+    let conversation = ConversationId::new(id);
+    Arc::new(Message {
+        id: MessageId::for_seq(&conversation, seq),
+        conversation_id: conversation,
+        seq,
+        from: Author {
+            role: if seq % 2 == 1 {
+                Role::Customer
+            } else {
+                Role::Agent
+            },
+            id: None,
+            name: "someone".into(),
+        },
+        text: text.into(),
+        ts: Timestamp(created + seq as i64 * 1_000),
+        client_msg_id: None,
+    })
+}
+
+/// Writes a conversation (its row, then its messages) in one write.
+async fn store(database: &Database, record: &ConversationRecord, texts: &[&str]) {
+    let mut changes = vec![Change::Record(Box::new(RecordRow::of(record).unwrap()))];
+    for (n, text) in texts.iter().enumerate() {
+        let id = record.conversation_id.as_str();
+        changes.push(Change::Message(message(
+            id,
+            n as u64 + 1,
+            text,
+            record.created_at.millis(),
+        )));
+    }
+    database.write(changes).await.expect("written");
+}
+
+fn ids(page: &ConversationPage) -> Vec<&str> {
+    page.items
+        .iter()
+        .map(|item| item.conversation_id.as_str())
+        .collect()
+}
+
+fn words(q: &str) -> SearchFilter {
+    SearchFilter {
+        words: SearchFilter::words_of(q),
+        ..SearchFilter::default()
+    }
+}
+
+#[actix_rt::test]
+async fn a_record_and_its_transcript_read_back_whole_and_a_message_is_stored_once() {
+    on_both(|database| async move {
+        let mut closed = record("c-1", "cu-a", "bob", ConversationState::Closed, T0);
+        store(&database, &closed, &["Hello", "Hi, how can I help?"]).await;
+        // A retried write of message 2 (same seq) changes nothing.
+        database
+            .write(vec![Change::Message(message("c-1", 2, "a retry", T0))])
+            .await
+            .unwrap();
+        let read = database
+            .record(&closed.conversation_id)
+            .await
+            .unwrap()
+            .unwrap();
+        closed.messages = vec![
+            (*message("c-1", 1, "Hello", T0)).clone(),
+            (*message("c-1", 2, "Hi, how can I help?", T0)).clone(),
+        ];
+        assert_eq!(read, closed);
+        let after_one = database.messages(&closed.conversation_id, 1).await.unwrap();
+        assert_eq!(after_one.len(), 1);
+        assert!(database
+            .record(&ConversationId::new("c-none"))
+            .await
+            .unwrap()
+            .is_none());
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn search_matches_every_word_in_any_case_and_filters_and_pages_newest_first() {
+    on_both(|database| async move {
+        for n in 0..5 {
+            let agent = if n % 2 == 0 { "bob" } else { "carol" };
+            let state = if n == 4 {
+                ConversationState::Active
+            } else {
+                ConversationState::Closed
+            };
+            let r = record(
+                &format!("c-{n}"),
+                &format!("cu-{n}"),
+                agent,
+                state,
+                T0 + n * 1_000,
+            );
+            store(
+                &database,
+                &r,
+                &[&format!("Parcel number {n} is LATE"), "We are on it"],
+            )
+            .await;
+        }
+        let all = database
+            .search(SearchFilter::default(), None, 50)
+            .await
+            .unwrap();
+        assert_eq!(ids(&all), ["c-4", "c-3", "c-2", "c-1", "c-0"]);
+        assert_eq!(all.items[1].message_count, 2);
+        assert_eq!(all.items[1].wrap_ups, ["resolved"]);
+        assert_eq!(all.items[1].customer.id, Some(CustomerId::new("cu-3")));
+
+        let found = database.search(words("late 3"), None, 50).await.unwrap();
+        assert_eq!(ids(&found), ["c-3"]);
+        let none = database
+            .search(words("parcel cancelled"), None, 50)
+            .await
+            .unwrap();
+        assert!(none.items.is_empty(), "every word is required");
+        let quoted = database
+            .search(words("\"late\" *"), None, 50)
+            .await
+            .unwrap();
+        assert_eq!(quoted.items.len(), 5, "query syntax is only words");
+
+        let carol = SearchFilter {
+            agent: Some(AgentId::new("carol")),
+            ..SearchFilter::default()
+        };
+        assert_eq!(
+            ids(&database.search(carol, None, 50).await.unwrap()),
+            ["c-3", "c-1"]
+        );
+        let active = SearchFilter {
+            state: Some(ConversationState::Active),
+            ..SearchFilter::default()
+        };
+        assert_eq!(
+            ids(&database.search(active, None, 50).await.unwrap()),
+            ["c-4"]
+        );
+        let window = SearchFilter {
+            from: Some(Timestamp(T0 + 1_000)),
+            to: Some(Timestamp(T0 + 3_000)),
+            ..SearchFilter::default()
+        };
+        assert_eq!(
+            ids(&database.search(window, None, 50).await.unwrap()),
+            ["c-2", "c-1"]
+        );
+        let visible = SearchFilter {
+            visible_to: Some(AgentId::new("bob")),
+            ..SearchFilter::default()
+        };
+        assert_eq!(
+            ids(&database.search(visible, None, 50).await.unwrap()),
+            ["c-4", "c-2", "c-0"]
+        );
+
+        // Pages of two: each conversation once, in order.
+        let mut seen = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let page = database
+                .search(SearchFilter::default(), after, 2)
+                .await
+                .unwrap();
+            seen.extend(ids(&page).into_iter().map(str::to_owned));
+            match page.next_cursor {
+                Some(next) => after = Some(Cursor::decode(&next).expect("our cursor")),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ["c-4", "c-3", "c-2", "c-1", "c-0"]);
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn export_reads_every_row_a_page_at_a_time() {
+    on_both(|database| async move {
+        for n in 0..1_203 {
+            let r = record(
+                &format!("c-{n:05}"),
+                "cu-x",
+                "bob",
+                ConversationState::Closed,
+                T0 + n,
+            );
+            database
+                .write(vec![Change::Record(Box::new(RecordRow::of(&r).unwrap()))])
+                .await
+                .unwrap();
+        }
+        let mut rows = database.export(SearchFilter::default());
+        let mut count = 0;
+        let mut last: Option<String> = None;
+        while let Some(row) = rows.recv().await {
+            let row = row.unwrap();
+            if let Some(previous) = &last {
+                assert!(
+                    row.conversation_id.as_str() < previous.as_str(),
+                    "newest first, once each"
+                );
+            }
+            assert_eq!(row.wait_s, Some(5.0));
+            assert_eq!(row.handle_s, Some(55.0));
+            last = Some(row.conversation_id.as_str().to_owned());
+            count += 1;
+        }
+        assert_eq!(count, 1_203);
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_verified_customer_is_one_customer_across_chats_and_erasure_leaves_no_trace() {
+    on_both(|database| async move {
+        let now = Timestamp(T0);
+        let first = database
+            .identify_customer("shop-1", "Ada", Some("ada@example.com"), now)
+            .await
+            .unwrap();
+        assert_eq!(first.previous_conversations, 0);
+        let mut r = record(
+            "c-a",
+            first.id.as_str(),
+            "bob",
+            ConversationState::Closed,
+            T0,
+        );
+        r.customer.verified = true;
+        store(&database, &r, &["My secret parcel code is 4242"]).await;
+        let again = database
+            .identify_customer("shop-1", "Ada L.", None, Timestamp(T0 + 10))
+            .await
+            .unwrap();
+        assert_eq!(again.id, first.id);
+        assert_eq!(again.previous_conversations, 1);
+        let profile = database.customer(&first.id).await.unwrap().unwrap();
+        assert_eq!(profile.name, "Ada L.");
+        assert_eq!(
+            profile.email.as_deref(),
+            Some("ada@example.com"),
+            "kept when not given"
+        );
+        assert!(profile.verified);
+        assert!(database
+            .agent_served_customer(&AgentId::new("bob"), &first.id)
+            .await
+            .unwrap());
+        assert!(!database
+            .agent_served_customer(&AgentId::new("carol"), &first.id)
+            .await
+            .unwrap());
+
+        // A live conversation holds the erasure off, changing nothing.
+        let live = record(
+            "c-b",
+            first.id.as_str(),
+            "bob",
+            ConversationState::Active,
+            T0 + 1,
+        );
+        store(&database, &live, &["still here"]).await;
+        assert_eq!(
+            database.erase_customer(&first.id).await.unwrap(),
+            EraseOutcome::Live
+        );
+        assert!(database.customer(&first.id).await.unwrap().is_some());
+        let mut closed = live.clone();
+        closed.state = ConversationState::Closed;
+        store(&database, &closed, &[]).await;
+
+        assert_eq!(
+            database.erase_customer(&first.id).await.unwrap(),
+            EraseOutcome::Erased { conversations: 2 }
+        );
+        assert!(database.customer(&first.id).await.unwrap().is_none());
+        let erased = database.record(&r.conversation_id).await.unwrap().unwrap();
+        assert!(erased.erased);
+        assert!(erased.messages.is_empty());
+        assert!(erased.attributes.is_empty());
+        let json = serde_json::to_string(&erased).unwrap();
+        for trace in ["Ada", "ada@example.com", "4242", "/orders/1"] {
+            assert!(!json.contains(trace), "{trace} remains: {json}");
+        }
+        assert!(database
+            .search(words("4242"), None, 50)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        // The figures stay: both conversations are still counted.
+        assert_eq!(
+            database
+                .search(SearchFilter::default(), None, 50)
+                .await
+                .unwrap()
+                .items
+                .len(),
+            2
+        );
+        assert_eq!(
+            database.erase_customer(&first.id).await.unwrap(),
+            EraseOutcome::Unknown
+        );
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn retention_deletes_only_finished_conversations_older_than_the_cutoff() {
+    on_both(|database| async move {
+        let day = 24 * 3600 * 1000;
+        let old = record(
+            "c-old",
+            "cu-1",
+            "bob",
+            ConversationState::Closed,
+            T0 - 400 * day,
+        );
+        let old_live = record(
+            "c-old-live",
+            "cu-2",
+            "bob",
+            ConversationState::Active,
+            T0 - 400 * day,
+        );
+        let recent = record(
+            "c-recent",
+            "cu-3",
+            "bob",
+            ConversationState::Closed,
+            T0 - day,
+        );
+        for r in [&old, &old_live, &recent] {
+            store(&database, r, &["words to forget"]).await;
+        }
+        let deleted = database
+            .delete_finished_before(Timestamp(T0 - 365 * day))
+            .await
+            .unwrap();
+        assert_eq!(deleted, 1);
+        assert!(database
+            .record(&old.conversation_id)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(database
+            .record(&old_live.conversation_id)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(database
+            .record(&recent.conversation_id)
+            .await
+            .unwrap()
+            .is_some());
+        let found = database.search(words("forget"), None, 50).await.unwrap();
+        assert_eq!(ids(&found), ["c-recent", "c-old-live"]);
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn an_interrupted_conversation_is_closed_once_with_a_system_message() {
+    on_both(|database| async move {
+        let live = record("c-lost", "cu-1", "bob", ConversationState::Active, T0);
+        store(&database, &live, &["hello", "hi"]).await;
+        let candidates = database
+            .live_conversations_before(Timestamp(T0 + 1))
+            .await
+            .unwrap();
+        assert_eq!(candidates, [ConversationId::new("c-lost")]);
+        let now = Timestamp(T0 + 90_000);
+        assert!(database
+            .close_interrupted(&live.conversation_id, "interrupted", now)
+            .await
+            .unwrap());
+        assert!(!database
+            .close_interrupted(&live.conversation_id, "interrupted", now)
+            .await
+            .unwrap());
+        let closed = database
+            .record(&live.conversation_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(closed.state, ConversationState::Closed);
+        assert_eq!(closed.closed_at, Some(now));
+        assert_eq!(closed.messages.len(), 3);
+        assert_eq!(closed.messages[2].seq, 3);
+        assert_eq!(closed.messages[2].text, "interrupted");
+        assert_eq!(closed.messages[2].from.role, Role::System);
+        assert!(database
+            .live_conversations_before(Timestamp(T0 + 1))
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn a_sqlite_file_with_a_newer_schema_is_refused() {
+    // The file's own migrations table says a newer node wrote it (the same
+    // on PostgreSQL: `a_node_refuses_a_database_whose_schema_is_newer_than_its_own`).
+    let sqlite = SqliteFile::create();
+    let database = Database::open(DatabaseConfig::new(sqlite.url()))
+        .await
+        .unwrap();
+    drop(database);
+    let stamp =
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES (99990001, 'newer', true, X'00', 0)";
+    run_sqlite(&sqlite, stamp).await;
+    match Database::open(DatabaseConfig::new(sqlite.url())).await {
+        Err(StorageError::SchemaNewer { found, .. }) => assert_eq!(found, 99990001),
+        Err(other) => panic!("wrong refusal: {other}"),
+        Ok(_) => panic!("a newer schema was accepted"),
+    }
+}
+
+/// One statement on a SQLite file, outside the engine.
+async fn run_sqlite(file: &SqliteFile, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&file.url()).await.unwrap();
+    sqlx::query(sql).execute(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+}
