@@ -41,16 +41,22 @@ impl Engine {
                 previous_conversations: Some(0),
             });
         };
-        let name = identity.name.unwrap_or(typed.name);
-        let email = identity.email.or(typed.email);
+        // The identity's name and email update the profile; what was typed
+        // only fills a new profile's gaps, never changes a known one.
         let found = self
             .database()
-            .identify_customer(&identity.external_id, &name, email.as_deref(), now)
+            .identify_customer(
+                &identity.external_id,
+                identity.name.as_deref(),
+                identity.email.as_deref(),
+                (&typed.name, typed.email.as_deref()),
+                now,
+            )
             .await?;
         Ok(Customer {
             id: Some(found.id),
-            name,
-            email,
+            name: found.name,
+            email: found.email,
             verified: true,
             previous_conversations: Some(found.previous_conversations),
         })
@@ -81,13 +87,12 @@ impl Engine {
         id: &CustomerId,
         viewer: &Viewer,
     ) -> Result<CustomerProfile, EngineError> {
-        let profile = self
-            .database()
+        // Access first: an agent learns nothing of ids it may not see.
+        self.check_customer_access(id, viewer).await?;
+        self.database()
             .customer(id)
             .await?
-            .ok_or_else(|| EngineError::not_found("customer", id))?;
-        self.check_customer_access(id, viewer).await?;
-        Ok(profile)
+            .ok_or_else(|| EngineError::not_found("customer", id))
     }
 
     /// `GET /api/v1/customers/{id}/conversations`: every conversation of
@@ -99,10 +104,10 @@ impl Engine {
         cursor: Option<&str>,
         viewer: &Viewer,
     ) -> Result<ConversationPage, EngineError> {
+        self.check_customer_access(id, viewer).await?;
         if self.database().customer(id).await?.is_none() {
             return Err(EngineError::not_found("customer", id));
         }
-        self.check_customer_access(id, viewer).await?;
         let everyone = Viewer {
             supervisor: true,
             ..viewer.clone()

@@ -289,10 +289,9 @@ impl Engine {
     /// it never existed (`not_found`).
     async fn finished_or_unknown(&self, id: &ConversationId) -> EngineError {
         match self.inner.store.load_record(id).await {
-            Ok(Some(record)) => EngineError::invalid_state(format!(
-                "the conversation is {}",
-                crate::conversation::state::state_name(record.state)
-            )),
+            Ok(Some(record)) => {
+                EngineError::invalid_state(format!("the conversation is {}", record.state.as_str()))
+            }
             Ok(None) => EngineError::not_found("conversation", id),
             Err(error) => EngineError::Unavailable(error.to_string()),
         }
@@ -340,6 +339,8 @@ impl Engine {
             .cloned()
             .ok_or_else(|| EngineError::not_found("queue", queue_id))?;
         let now = Timestamp::now();
+        // A refused start stores nothing, a verified customer's profile included.
+        Conversation::check_start(&customer, &first_message, catalog.config.max_message_chars)?;
         let customer = self.customer_for_chat(customer, identity, now).await?;
         let id = ConversationId::generate();
         let (state, opening) = Conversation::start(

@@ -140,9 +140,14 @@ async fn a_record_and_its_transcript_read_back_whole_and_a_message_is_stored_onc
     on_both(|database| async move {
         let mut closed = record("c-1", "cu-a", "bob", ConversationState::Closed, T0);
         store(&database, &closed, &["Hello", "Hi, how can I help?"]).await;
-        // A retried write of message 2 (same seq) changes nothing.
+        // A retried write of message 2 (the same message) changes nothing.
         database
-            .write(vec![Change::Message(message("c-1", 2, "a retry", T0))])
+            .write(vec![Change::Message(message(
+                "c-1",
+                2,
+                "Hi, how can I help?",
+                T0,
+            ))])
             .await
             .unwrap();
         let read = database
@@ -157,6 +162,51 @@ async fn a_record_and_its_transcript_read_back_whole_and_a_message_is_stored_onc
         assert_eq!(read, closed);
         let after_one = database.messages(&closed.conversation_id, 1).await.unwrap();
         assert_eq!(after_one.len(), 1);
+
+        // A write that reached the record but never the live store is
+        // replaced by the message that took its seq; its words go with it.
+        let live = record("c-2", "cu-b", "bob", ConversationState::Active, T0);
+        store(&database, &live, &["first", "never acknowledged zebra"]).await;
+        database
+            .write(vec![Change::Message(message(
+                "c-2",
+                2,
+                "the real second",
+                T0,
+            ))])
+            .await
+            .unwrap();
+        let texts: Vec<String> = database
+            .messages(&live.conversation_id, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.text.clone())
+            .collect();
+        assert_eq!(texts, ["first", "the real second"]);
+        assert!(database
+            .search(words("zebra"), None, 50)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        assert_eq!(
+            ids(&database.search(words("real"), None, 50).await.unwrap()),
+            ["c-2"]
+        );
+        // The engine's own lines are not searched.
+        let mut system = (*message("c-2", 3, "Bob Chen joined the chat", T0)).clone();
+        system.from = Author::system();
+        database
+            .write(vec![Change::Message(Arc::new(system))])
+            .await
+            .unwrap();
+        assert!(database
+            .search(words("joined"), None, 50)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
         assert!(database
             .record(&ConversationId::new("c-none"))
             .await
@@ -307,7 +357,13 @@ async fn a_verified_customer_is_one_customer_across_chats_and_erasure_leaves_no_
     on_both(|database| async move {
         let now = Timestamp(T0);
         let first = database
-            .identify_customer("shop-1", "Ada", Some("ada@example.com"), now)
+            .identify_customer(
+                "shop-1",
+                Some("Ada"),
+                Some("ada@example.com"),
+                ("typed", None),
+                now,
+            )
             .await
             .unwrap();
         assert_eq!(first.previous_conversations, 0);
@@ -321,11 +377,35 @@ async fn a_verified_customer_is_one_customer_across_chats_and_erasure_leaves_no_
         r.customer.verified = true;
         store(&database, &r, &["My secret parcel code is 4242"]).await;
         let again = database
-            .identify_customer("shop-1", "Ada L.", None, Timestamp(T0 + 10))
+            .identify_customer(
+                "shop-1",
+                Some("Ada L."),
+                None,
+                ("typed", Some("x@y.z")),
+                Timestamp(T0 + 10),
+            )
             .await
             .unwrap();
         assert_eq!(again.id, first.id);
+        assert_eq!(
+            again.email.as_deref(),
+            Some("ada@example.com"),
+            "typed never changes a profile"
+        );
+        // With no name in the identity, the profile's stays.
+        let third = database
+            .identify_customer(
+                "shop-1",
+                None,
+                None,
+                ("Somebody Else", None),
+                Timestamp(T0 + 20),
+            )
+            .await
+            .unwrap();
+        assert_eq!(third.name, "Ada L.");
         assert_eq!(again.previous_conversations, 1);
+        assert_eq!(again.name, "Ada L.");
         let profile = database.customer(&first.id).await.unwrap().unwrap();
         assert_eq!(profile.name, "Ada L.");
         assert_eq!(

@@ -92,7 +92,28 @@ impl FromRequest for AgentIdentity {
     }
 }
 
-/// A supervisor's request.
+/// Answers `who` when `allowed` holds of it, else 403 naming the role.
+fn with_role<T: 'static>(
+    req: &HttpRequest,
+    role: &'static str,
+    allowed: fn(&AgentIdentity) -> bool,
+    make: fn(AgentIdentity) -> T,
+) -> LocalBoxFuture<'static, Result<T, ApiError>> {
+    let identity = AgentIdentity::of(req.clone());
+    Box::pin(async move {
+        let identity = identity.await?;
+        if allowed(&identity) {
+            Ok(make(identity))
+        } else {
+            Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("this needs the {role} role"),
+            ))
+        }
+    })
+}
+
+/// A supervisor's request (the `supervisor` or the `admin` role).
 pub struct SupervisorIdentity(pub AgentId);
 
 impl FromRequest for SupervisorIdentity {
@@ -100,18 +121,12 @@ impl FromRequest for SupervisorIdentity {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let identity = AgentIdentity::of(req.clone());
-        Box::pin(async move {
-            let identity = identity.await?;
-            if identity.supervisor {
-                Ok(SupervisorIdentity(identity.agent))
-            } else {
-                Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "this needs the supervisor role",
-                ))
-            }
-        })
+        with_role(
+            req,
+            "supervisor",
+            |who| who.supervisor,
+            |who| SupervisorIdentity(who.agent),
+        )
     }
 }
 
@@ -123,17 +138,11 @@ impl FromRequest for AdminIdentity {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let identity = AgentIdentity::of(req.clone());
-        Box::pin(async move {
-            let identity = identity.await?;
-            if identity.admin {
-                Ok(AdminIdentity(identity.agent))
-            } else {
-                Err(ApiError::new(
-                    ErrorCode::Forbidden,
-                    "this needs the admin role",
-                ))
-            }
-        })
+        with_role(
+            req,
+            "admin",
+            |who| who.admin,
+            |who| AdminIdentity(who.agent),
+        )
     }
 }

@@ -54,7 +54,7 @@ CREATE TABLE messages (
     seq BIGINT NOT NULL,
     at_ms BIGINT NOT NULL,
     message TEXT NOT NULL,
-    words TEXT NOT NULL,
+    words TEXT NOT NULL,             -- customer and agent words, as the engine cuts them
     search tsvector GENERATED ALWAYS AS (to_tsvector('simple', words)) STORED,
     PRIMARY KEY (conversation_id, seq)
 );

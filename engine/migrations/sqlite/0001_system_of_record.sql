@@ -57,10 +57,12 @@ CREATE TABLE messages (
     PRIMARY KEY (conversation_id, seq)
 );
 
--- Full-text search over message text (`q`): one row per message.
+-- Full-text search (`q`): the words of each customer or agent message,
+-- as the engine cuts them (the same on PostgreSQL), under the message's
+-- rowid.
 CREATE VIRTUAL TABLE message_words USING fts5(
     text,
     conversation_id UNINDEXED,
     seq UNINDEXED,
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'unicode61 remove_diacritics 0'
 );

@@ -165,13 +165,24 @@ pub struct NewConversation {
 }
 
 impl Conversation {
+    /// What a chat start must carry: a customer name and a first message
+    /// within the length limit. Checked before anything is stored.
+    pub fn check_start(
+        customer: &Customer,
+        first_message: &str,
+        max_message_chars: usize,
+    ) -> Result<(), EngineError> {
+        check_customer_text(first_message, max_message_chars)?;
+        if customer.name.trim().is_empty() {
+            return Err(EngineError::BadRequest("customer.name is empty".into()));
+        }
+        Ok(())
+    }
+
     /// A customer opens a chat: message 1 is the first question, and the
     /// conversation waits at the tail of its queue.
     pub fn start(new: NewConversation, now: Timestamp) -> Result<(Self, Vec<Effect>), EngineError> {
-        check_customer_text(&new.first_message, new.max_message_chars)?;
-        if new.customer.name.trim().is_empty() {
-            return Err(EngineError::BadRequest("customer.name is empty".into()));
-        }
+        Self::check_start(&new.customer, &new.first_message, new.max_message_chars)?;
         let mut conversation = Self {
             id: new.id,
             customer: new.customer,
@@ -713,7 +724,7 @@ impl Conversation {
                 ) {
                     return Err(EngineError::invalid_state(format!(
                         "cannot write in a conversation that is {}",
-                        state_name(self.state)
+                        self.state.as_str()
                     )));
                 }
                 Ok(Author {
@@ -735,7 +746,7 @@ impl Conversation {
         if !states.contains(&self.state) {
             return Err(EngineError::invalid_state(format!(
                 "cannot {action} a conversation that is {}",
-                state_name(self.state)
+                self.state.as_str()
             )));
         }
         match &self.owner {
@@ -1073,18 +1084,5 @@ impl Conversation {
 
     pub fn owes_wrap_up(&self, agent: &AgentId) -> bool {
         self.owed.iter().any(|owed| &owed.agent.id == agent)
-    }
-}
-
-pub fn state_name(state: ConversationState) -> &'static str {
-    match state {
-        ConversationState::Queued => "queued",
-        ConversationState::Offered => "offered",
-        ConversationState::Active => "active",
-        ConversationState::ConferenceRequested => "conference_requested",
-        ConversationState::Conference => "conference",
-        ConversationState::Ended => "ended",
-        ConversationState::Closed => "closed",
-        ConversationState::Abandoned => "abandoned",
     }
 }

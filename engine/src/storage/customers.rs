@@ -11,6 +11,9 @@ use super::{Database, Dialect, StorageError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identified {
     pub id: CustomerId,
+    /// As the profile has them now.
+    pub name: String,
+    pub email: Option<String>,
     /// Conversations they had before this one.
     pub previous_conversations: u64,
 }
@@ -21,38 +24,47 @@ fn count(value: i64) -> u64 {
 
 impl Database {
     /// The customer whose web site id is `external_id`, created on their
-    /// first chat; their name and email are the identity's latest.
+    /// first chat. The identity's `name` and `email` update the profile;
+    /// `typed` (what the customer typed) only fills a new profile.
     pub async fn identify_customer(
         &self,
         external_id: &str,
-        name: &str,
+        name: Option<&str>,
         email: Option<&str>,
+        typed: (&str, Option<&str>),
         now: Timestamp,
     ) -> Result<Identified, StorageError> {
         let pool = self.pool().clone();
-        let (external_id, name, email) = (
-            external_id.to_owned(),
-            name.to_owned(),
-            email.map(str::to_owned),
-        );
+        let external_id = external_id.to_owned();
+        let (name, email) = (name.map(str::to_owned), email.map(str::to_owned));
+        let (typed_name, typed_email) = (typed.0.to_owned(), typed.1.map(str::to_owned));
         let fresh = CustomerId::generate();
         self.run(async move {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO customers (id, external_id, name, email, verified, first_seen_ms, last_seen_ms) \
-                 VALUES ($1, $2, $3, $4, 1, $5, $5) \
-                 ON CONFLICT (external_id) DO UPDATE SET name = excluded.name, \
-                   email = COALESCE(excluded.email, customers.email), last_seen_ms = excluded.last_seen_ms",
+                 VALUES ($1, $2, $3, $4, 1, $5, $5) ON CONFLICT (external_id) DO NOTHING",
             )
             .bind(fresh.as_str())
             .bind(external_id.as_str())
-            .bind(name.as_str())
-            .bind(email)
+            .bind(name.clone().unwrap_or(typed_name))
+            .bind(email.clone().or(typed_email))
             .bind(now.millis())
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "UPDATE customers SET name = COALESCE($1, name), email = COALESCE($2, email), \
+                 last_seen_ms = $3 WHERE external_id = $4",
+            )
+            .bind(name)
+            .bind(email)
+            .bind(now.millis())
+            .bind(external_id.as_str())
+            .execute(&mut *tx)
+            .await?;
             let row = sqlx::query(
-                "SELECT c.id, (SELECT COUNT(*) FROM conversations v WHERE v.customer_id = c.id) \
+                "SELECT c.id, c.name, c.email, \
+                   (SELECT COUNT(*) FROM conversations v WHERE v.customer_id = c.id) \
                  FROM customers c WHERE c.external_id = $1",
             )
             .bind(external_id.as_str())
@@ -61,7 +73,9 @@ impl Database {
             tx.commit().await?;
             Ok(Identified {
                 id: CustomerId::new(row.try_get::<String, _>(0)?),
-                previous_conversations: count(row.try_get(1)?),
+                name: row.try_get(1)?,
+                email: row.try_get(2)?,
+                previous_conversations: count(row.try_get(3)?),
             })
         })
         .await
@@ -150,7 +164,8 @@ impl Database {
             let theirs = "SELECT id FROM conversations WHERE customer_id = $1";
             if dialect == Dialect::Sqlite {
                 sqlx::query(&format!(
-                    "DELETE FROM message_words WHERE conversation_id IN ({theirs})"
+                    "DELETE FROM message_words WHERE rowid IN \
+                     (SELECT rowid FROM messages WHERE conversation_id IN ({theirs}))"
                 ))
                 .bind(id.as_str())
                 .execute(&mut *tx)
@@ -171,6 +186,9 @@ impl Database {
                 record.customer.email = None;
                 record.attributes.clear();
                 record.messages.clear();
+                for wrap_up in &mut record.wrap_ups {
+                    wrap_up.notes = None;
+                }
                 for participant in &mut record.participants {
                     if participant.role == Role::Customer {
                         participant.name = String::new();

@@ -8,7 +8,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use std::sync::Arc;
 use switchboard_proto::model::{
     ConversationExportRow, ConversationListItem, ConversationPage, ConversationRecord,
-    ConversationState, CustomerRef, Message, NamedRef,
+    ConversationState, CustomerRef, Message, NamedRef, OfferOutcome, Role,
 };
 use switchboard_proto::{AgentId, ConversationId, CustomerId, Timestamp};
 
@@ -149,6 +149,20 @@ pub(super) async fn upsert(
     Ok(())
 }
 
+/// The words a message is found by: customer and agent text only (not the
+/// engine's system lines), in the same words a query is cut into, so both
+/// databases match alike.
+fn indexed_words(message: &Message) -> String {
+    if message.from.role == Role::System {
+        return String::new();
+    }
+    SearchFilter::words_of(&message.text).join(" ")
+}
+
+/// Stores a message. A second write of the same `seq` with the same
+/// content changes nothing (a retried append); with other content it
+/// replaces it: a write that reached the record but not the live store was
+/// never acknowledged, and its `seq` went to the message that was.
 pub(super) async fn insert_message(
     tx: &mut Transaction<'static, Any>,
     dialect: Dialect,
@@ -157,44 +171,61 @@ pub(super) async fn insert_message(
     let json = serde_json::to_string(message).map_err(|error| sqlx::Error::Encode(error.into()))?;
     let id = message.conversation_id.as_str();
     let seq = i64::try_from(message.seq).unwrap_or(i64::MAX);
-    let inserted = match dialect {
+    let words = indexed_words(message);
+    let stored = match dialect {
         Dialect::Sqlite => {
-            let done = sqlx::query(
+            let row = sqlx::query(
                 "INSERT INTO messages (conversation_id, seq, at_ms, message) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (conversation_id, seq) DO NOTHING",
+                 ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
+                   message = excluded.message WHERE messages.message <> excluded.message \
+                 RETURNING rowid",
             )
             .bind(id)
             .bind(seq)
             .bind(message.ts.millis())
             .bind(json)
-            .execute(&mut **tx)
+            .fetch_optional(&mut **tx)
             .await?;
-            if done.rows_affected() == 1 {
-                sqlx::query(
-                    "INSERT INTO message_words (text, conversation_id, seq) VALUES ($1, $2, $3)",
-                )
-                .bind(message.text.as_str())
-                .bind(id)
-                .bind(seq)
-                .execute(&mut **tx)
-                .await?;
+            if let Some(row) = &row {
+                // The search row shares the message's rowid.
+                let rowid: i64 = row.try_get(0)?;
+                sqlx::query("DELETE FROM message_words WHERE rowid = $1")
+                    .bind(rowid)
+                    .execute(&mut **tx)
+                    .await?;
+                if !words.is_empty() {
+                    sqlx::query(
+                        "INSERT INTO message_words (rowid, text, conversation_id, seq) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(rowid)
+                    .bind(words)
+                    .bind(id)
+                    .bind(seq)
+                    .execute(&mut **tx)
+                    .await?;
+                }
             }
-            done.rows_affected()
+            row.is_some()
         }
-        Dialect::Postgres => sqlx::query(
-            "INSERT INTO messages (conversation_id, seq, at_ms, message, words) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conversation_id, seq) DO NOTHING",
-        )
-        .bind(id)
-        .bind(seq)
-        .bind(message.ts.millis())
-        .bind(json)
-        .bind(message.text.as_str())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected(),
+        Dialect::Postgres => {
+            sqlx::query(
+                "INSERT INTO messages (conversation_id, seq, at_ms, message, words) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conversation_id, seq) DO UPDATE SET \
+                   at_ms = excluded.at_ms, message = excluded.message, words = excluded.words \
+                 WHERE messages.message <> excluded.message",
+            )
+            .bind(id)
+            .bind(seq)
+            .bind(message.ts.millis())
+            .bind(json)
+            .bind(words)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1
+        }
     };
-    if inserted == 1 {
+    if stored {
         sqlx::query(
             "UPDATE conversations SET message_count = $1 WHERE id = $2 AND message_count < $1",
         )
@@ -599,7 +630,8 @@ impl Database {
                        AND COALESCE(closed_ms, ended_ms, created_ms) < $1";
             if dialect == Dialect::Sqlite {
                 sqlx::query(&format!(
-                    "DELETE FROM message_words WHERE conversation_id IN ({old})"
+                    "DELETE FROM message_words WHERE rowid IN \
+                     (SELECT rowid FROM messages WHERE conversation_id IN ({old}))"
                 ))
                 .bind(cutoff.millis())
                 .execute(&mut *tx)
@@ -618,6 +650,14 @@ impl Database {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // A customer with no conversation left keeps no profile either.
+            sqlx::query(
+                "DELETE FROM customers WHERE last_seen_ms < $1 AND NOT EXISTS \
+                 (SELECT 1 FROM conversations c WHERE c.customer_id = customers.id)",
+            )
+            .bind(cutoff.millis())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(gone)
         })
@@ -680,6 +720,12 @@ impl Database {
             record.closed_at = Some(now);
             record.participants.clear();
             record.owner = None;
+            for offer in &mut record.offers {
+                if offer.outcome == OfferOutcome::Pending {
+                    offer.outcome = OfferOutcome::Cancelled;
+                    offer.resolved_at = Some(now);
+                }
+            }
             for leg in &mut record.legs {
                 if leg.left_at.is_none() {
                     leg.left_at = Some(now);

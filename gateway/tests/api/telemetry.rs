@@ -47,6 +47,10 @@ async fn command_spans_are_exported_over_otlp() {
             format!("http://{collector_addr}"),
         )
         .env("SWITCHBOARD__TELEMETRY__LOG_FORMAT", "json")
+        .env(
+            "SWITCHBOARD__STORAGE__DATABASE_URL",
+            format!("sqlite://{}/switchboard.db", dir.display()),
+        )
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
