@@ -140,14 +140,19 @@ impl Engine {
         Ok(Engine { inner })
     }
 
-    /// Ready for traffic: the database answers, and in a cluster this node
-    /// holds its lease and listens on the bus.
-    pub fn is_ready(&self) -> bool {
-        self.inner.database.is_healthy()
-            && match &self.inner.bus {
-                None => true,
-                Some(bus) => bus.placement().lease_valid() && bus.is_listening(),
+    /// Why this node should take no traffic now, if it should not: its
+    /// database does not answer, or in a cluster it lost its lease or the
+    /// bus.
+    pub fn not_ready_because(&self) -> Option<&'static str> {
+        if !self.inner.database.is_healthy() {
+            return Some("the database does not answer");
+        }
+        match &self.inner.bus {
+            Some(bus) if !(bus.placement().lease_valid() && bus.is_listening()) => {
+                Some("not connected to the cluster (Redis unreachable or lease lost)")
             }
+            _ => None,
+        }
     }
 
     /// Deletes finished conversations older than `retention_days` now and

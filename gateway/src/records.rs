@@ -6,13 +6,13 @@
 
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use switchboard_engine::records::{ConversationQuery, Viewer};
 use switchboard_proto::model::{
-    ConversationExportRow, ConversationPage, ConversationState, Message,
+    ConversationExportRow, ConversationPage, ConversationState, Message, Transcript,
 };
 use switchboard_proto::{AgentId, ConversationId, CustomerId, ErrorBody, ErrorCode, Timestamp};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
@@ -98,13 +98,6 @@ fn transcript_format(format: Option<&str>) -> Result<TranscriptFormat, ApiError>
     }
 }
 
-/// `GET .../transcript?format=json`.
-#[derive(Serialize, ToSchema)]
-pub struct Transcript {
-    conversation_id: ConversationId,
-    messages: Vec<Message>,
-}
-
 fn time(key: &str, value: Option<String>) -> Result<Option<Timestamp>, ApiError> {
     value
         .map(|text| {
@@ -170,10 +163,11 @@ pub async fn search(
 }
 
 /// The columns of a CSV export, in the order of [`ConversationExportRow`].
-const CSV_HEADER: [&str; 13] = [
+const CSV_HEADER: [&str; 14] = [
     "conversation_id",
     "state",
     "queue_id",
+    "customer_id",
     "customer_name",
     "agents",
     "created_at",
@@ -203,6 +197,10 @@ fn csv_row(row: &ConversationExportRow) -> Result<Vec<u8>, csv::Error> {
         row.conversation_id.as_str().to_owned(),
         row.state.as_str().to_owned(),
         row.queue_id.clone(),
+        row.customer_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default(),
         row.customer_name.clone(),
         row.agents.clone(),
         row.created_at.to_rfc3339(),

@@ -178,7 +178,8 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// Ready for traffic: not draining (in a cluster: Redis reachable too).
+/// Ready for traffic: not draining, the database answers (in a cluster:
+/// Redis reachable and the lease held too).
 pub async fn readyz(state: Data) -> HttpResponse {
     if state.is_draining() {
         return HttpResponse::ServiceUnavailable().json(ErrorBody::new(
@@ -186,11 +187,9 @@ pub async fn readyz(state: Data) -> HttpResponse {
             "draining: connect to another node",
         ));
     }
-    if !state.engine.is_ready() {
-        return HttpResponse::ServiceUnavailable().json(ErrorBody::new(
-            ErrorCode::Unavailable,
-            "not connected to the cluster (Redis unreachable or lease lost)",
-        ));
+    if let Some(why) = state.engine.not_ready_because() {
+        return HttpResponse::ServiceUnavailable()
+            .json(ErrorBody::new(ErrorCode::Unavailable, why));
     }
     HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
 }

@@ -927,11 +927,15 @@ fn validate_storage(raw: RawStorage, clustered: bool) -> Result<StorageSettings,
     }
     let retention_days = u32::try_from(raw.retention_days.unwrap_or(365))
         .map_err(|_| SettingsError::invalid("storage.retention_days", "too large"))?;
-    let max_connections = u32::try_from(positive(
-        "storage.max_connections",
-        raw.max_connections.unwrap_or(8),
-    )?)
-    .map_err(|_| SettingsError::invalid("storage.max_connections", "too large"))?;
+    let max_connections = u32::try_from(raw.max_connections.unwrap_or(8))
+        .ok()
+        .filter(|n| (2..=1_000).contains(n))
+        .ok_or_else(|| {
+            SettingsError::invalid(
+                "storage.max_connections",
+                "from 2 to 1000 (one connection writes, the others read)",
+            )
+        })?;
     let acquire_timeout_ms = positive(
         "storage.acquire_timeout_ms",
         raw.acquire_timeout_ms.unwrap_or(5_000),

@@ -509,3 +509,10 @@ pub struct ConversationExportRow {
     pub wrap_ups: String,
     pub message_count: u64,
 }
+
+/// `GET /api/v1/conversations/{id}/transcript?format=json`: the thread.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Transcript {
+    pub conversation_id: ConversationId,
+    pub messages: Vec<Message>,
+}

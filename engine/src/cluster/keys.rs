@@ -49,19 +49,10 @@ impl Keys {
         format!("{}:log:{id}", self.prefix)
     }
 
-    pub fn record(&self, id: &ConversationId) -> String {
-        format!("{}:record:{id}", self.prefix)
-    }
-
     /// The conversations waiting in a queue (sorted set, score = time
     /// queued), kept by the conversations' own writes.
     pub fn waiting(&self, queue: &QueueId) -> String {
         format!("{}:waiting:{queue}", self.prefix)
-    }
-
-    /// Closed conversations with a record, oldest first (to bound them).
-    pub fn records(&self) -> String {
-        format!("{}:records", self.prefix)
     }
 
     pub fn presence(&self) -> String {

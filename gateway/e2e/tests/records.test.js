@@ -123,9 +123,9 @@ describe('the record in the desktop and the supervisor view', () => {
     ]);
     const csv = await readFile(await download.path(), 'utf8');
     const lines = csv.trim().split('\n');
-    assert.match(lines[0], /^conversation_id,state,queue_id,customer_name,/);
+    assert.match(lines[0], /^conversation_id,state,queue_id,customer_id,customer_name,/);
     assert.equal(lines.length, 2, csv);
-    assert.match(lines[1], /,closed,sales,Grace Hopper,bob,/);
+    assert.match(lines[1], /,closed,sales,cu-[0-9a-f]+,Grace Hopper,bob,/);
     assert.deepEqual(page.errors, []);
   });
 });
