@@ -159,82 +159,166 @@ fn indexed_words(message: &Message) -> String {
     SearchFilter::words_of(&message.text).join(" ")
 }
 
-/// Stores a message. A second write of the same `seq` with the same
-/// content changes nothing (a retried append); with other content it
-/// replaces it: a write that reached the record but not the live store was
-/// never acknowledged, and its `seq` went to the message that was.
-pub(super) async fn insert_message(
+/// Rows per multi-row statement: well under SQLite's limit on bound values.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Stores messages. A second write of the same `seq` with the same content
+/// changes nothing (a retried append); with other content it replaces it:
+/// the live log is the truth, and its `seq` now names another message.
+/// A few statements for all of them: the rows, their search words, and
+/// each conversation's message count once.
+pub(super) async fn insert_messages(
     tx: &mut Transaction<'static, Any>,
     dialect: Dialect,
-    message: &Message,
+    messages: &[&Message],
 ) -> Result<(), sqlx::Error> {
-    let json = serde_json::to_string(message).map_err(|error| sqlx::Error::Encode(error.into()))?;
-    let id = message.conversation_id.as_str();
-    let seq = i64::try_from(message.seq).unwrap_or(i64::MAX);
-    let words = indexed_words(message);
-    let stored = match dialect {
-        Dialect::Sqlite => {
-            let row = sqlx::query(
-                "INSERT INTO messages (conversation_id, seq, at_ms, message) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
-                   message = excluded.message WHERE messages.message <> excluded.message \
-                 RETURNING rowid",
-            )
-            .bind(id)
-            .bind(seq)
-            .bind(message.ts.millis())
-            .bind(json)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some(row) = &row {
-                // The search row shares the message's rowid.
-                let rowid: i64 = row.try_get(0)?;
-                sqlx::query("DELETE FROM message_words WHERE rowid = $1")
-                    .bind(rowid)
-                    .execute(&mut **tx)
-                    .await?;
-                if !words.is_empty() {
-                    sqlx::query(
-                        "INSERT INTO message_words (rowid, text, conversation_id, seq) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(rowid)
-                    .bind(words)
-                    .bind(id)
-                    .bind(seq)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-            }
-            row.is_some()
+    if messages.is_empty() {
+        return Ok(());
+    }
+    // The last of each (conversation, seq): one statement may touch a row once.
+    let mut unique: std::collections::BTreeMap<(&str, u64), &Message> = Default::default();
+    for message in messages {
+        unique.insert((message.conversation_id.as_str(), message.seq), message);
+    }
+    let unique: Vec<&Message> = unique.into_values().collect();
+    let mut highest: std::collections::HashMap<String, i64> = Default::default();
+    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+        let stored = store_chunk(tx, dialect, chunk).await?;
+        for (conversation, seq) in stored {
+            let top = highest.entry(conversation).or_insert(seq);
+            *top = (*top).max(seq);
         }
-        Dialect::Postgres => {
-            sqlx::query(
-                "INSERT INTO messages (conversation_id, seq, at_ms, message, words) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (conversation_id, seq) DO UPDATE SET \
-                   at_ms = excluded.at_ms, message = excluded.message, words = excluded.words \
-                 WHERE messages.message <> excluded.message",
-            )
-            .bind(id)
-            .bind(seq)
-            .bind(message.ts.millis())
-            .bind(json)
-            .bind(words)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
-                == 1
-        }
-    };
-    if stored {
+    }
+    for (conversation, seq) in highest {
         sqlx::query(
             "UPDATE conversations SET message_count = $1 WHERE id = $2 AND message_count < $1",
         )
         .bind(seq)
-        .bind(id)
+        .bind(conversation)
         .execute(&mut **tx)
         .await?;
     }
     Ok(())
+}
+
+/// `($1, $2, ...), ($k, ...)`: `rows` tuples of `width` numbered values.
+fn value_tuples(rows: usize, width: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let values: Vec<String> = (1..=width)
+                .map(|col| format!("${}", row * width + col))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts (or replaces) one chunk; returns (conversation, seq) of each row
+/// stored or changed.
+async fn store_chunk(
+    tx: &mut Transaction<'static, Any>,
+    dialect: Dialect,
+    chunk: &[&Message],
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(chunk.len());
+    for message in chunk {
+        let json =
+            serde_json::to_string(message).map_err(|error| sqlx::Error::Encode(error.into()))?;
+        rows.push((message, json, indexed_words(message)));
+    }
+    let seq = |message: &Message| i64::try_from(message.seq).unwrap_or(i64::MAX);
+    match dialect {
+        Dialect::Sqlite => {
+            let sql = format!(
+                "INSERT INTO messages (conversation_id, seq, at_ms, message) VALUES {} \
+                 ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
+                   message = excluded.message WHERE messages.message <> excluded.message \
+                 RETURNING rowid, conversation_id, seq",
+                value_tuples(rows.len(), 4)
+            );
+            let mut query = sqlx::query(&sql);
+            for (message, json, _) in &rows {
+                query = query
+                    .bind(message.conversation_id.as_str())
+                    .bind(seq(message))
+                    .bind(message.ts.millis())
+                    .bind(json.as_str());
+            }
+            let returned = query.fetch_all(&mut **tx).await?;
+            let mut stored = Vec::with_capacity(returned.len());
+            let mut words = Vec::with_capacity(returned.len());
+            for row in &returned {
+                let (rowid, conversation, n): (i64, String, i64) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                if let Some((_, _, text)) = rows
+                    .iter()
+                    .find(|(m, _, _)| m.conversation_id.as_str() == conversation && seq(m) == n)
+                {
+                    if !text.is_empty() {
+                        words.push((rowid, text.as_str(), n));
+                    }
+                }
+                stored.push((rowid, conversation, n));
+            }
+            if stored.is_empty() {
+                return Ok(Vec::new());
+            }
+            // The search rows share the messages' rowids; a replaced one
+            // loses its old words first.
+            let ids: Vec<String> = stored
+                .iter()
+                .map(|(rowid, _, _)| rowid.to_string())
+                .collect();
+            sqlx::query(&format!(
+                "DELETE FROM message_words WHERE rowid IN ({})",
+                ids.join(", ")
+            ))
+            .execute(&mut **tx)
+            .await?;
+            if !words.is_empty() {
+                let sql = format!(
+                    "INSERT INTO message_words (rowid, text, conversation_id, seq) VALUES {}",
+                    value_tuples(words.len(), 4)
+                );
+                let mut query = sqlx::query(&sql);
+                for (rowid, text, n) in &words {
+                    let conversation = stored
+                        .iter()
+                        .find(|(id, _, _)| id == rowid)
+                        .map(|(_, c, _)| c.as_str())
+                        .unwrap_or_default();
+                    query = query.bind(*rowid).bind(*text).bind(conversation).bind(*n);
+                }
+                query.execute(&mut **tx).await?;
+            }
+            Ok(stored.into_iter().map(|(_, c, n)| (c, n)).collect())
+        }
+        Dialect::Postgres => {
+            let sql = format!(
+                "INSERT INTO messages (conversation_id, seq, at_ms, message, words) VALUES {} \
+                 ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
+                   message = excluded.message, words = excluded.words \
+                 WHERE messages.message <> excluded.message \
+                 RETURNING conversation_id, seq",
+                value_tuples(rows.len(), 5)
+            );
+            let mut query = sqlx::query(&sql);
+            for (message, json, words) in &rows {
+                query = query
+                    .bind(message.conversation_id.as_str())
+                    .bind(seq(message))
+                    .bind(message.ts.millis())
+                    .bind(json.as_str())
+                    .bind(words.as_str());
+            }
+            let returned = query.fetch_all(&mut **tx).await?;
+            returned
+                .iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect()
+        }
+    }
 }
 
 /// What a search or an export asks for. Every field narrows it.
@@ -744,7 +828,7 @@ impl Database {
             };
             let row = RecordRow::of(&record)?;
             upsert(&mut tx, &row).await?;
-            insert_message(&mut tx, dialect, &message).await?;
+            insert_messages(&mut tx, dialect, &[&message]).await?;
             tx.commit().await?;
             Ok(true)
         })

@@ -154,17 +154,27 @@ fn is_connection_error(error: &sqlx::Error) -> bool {
     )
 }
 
+/// One transaction for the batch. Messages, most of what a busy node
+/// writes, go last and together, a few multi-row statements for the lot
+/// (each statement is a round trip to the database's thread or server);
+/// the rest goes in order. A conversation's row exists by then: its first
+/// write carries its record before its first message.
 async fn apply<'a>(
     pool: &AnyPool,
     dialect: Dialect,
     writes: impl Iterator<Item = &'a Vec<Change>>,
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    let mut messages: Vec<&Message> = Vec::new();
     for changes in writes {
         for change in changes {
-            apply_one(&mut tx, dialect, change).await?;
+            match change {
+                Change::Message(message) => messages.push(message),
+                other => apply_one(&mut tx, dialect, other).await?,
+            }
         }
     }
+    super::records::insert_messages(&mut tx, dialect, &messages).await?;
     tx.commit().await
 }
 
@@ -259,7 +269,9 @@ async fn apply_one(
                 .await?;
         }
         Change::Record(row) => super::records::upsert(tx, row).await?,
-        Change::Message(message) => super::records::insert_message(tx, dialect, message).await?,
+        Change::Message(message) => {
+            super::records::insert_messages(tx, dialect, &[message.as_ref()]).await?
+        }
     }
     Ok(())
 }
