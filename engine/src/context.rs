@@ -22,6 +22,9 @@ pub struct EngineContext {
     pub bus: Option<Arc<Bus>>,
     /// Set when the node drains: it stops renewing its heartbeat.
     resigned: AtomicBool,
+    /// Set while an embedded node starts its actors again from its
+    /// database: queues offer nothing until every conversation runs.
+    resuming: AtomicBool,
 }
 
 impl EngineContext {
@@ -40,6 +43,7 @@ impl EngineContext {
             database,
             bus,
             resigned: AtomicBool::new(false),
+            resuming: AtomicBool::new(false),
         }
     }
 
@@ -57,6 +61,14 @@ impl EngineContext {
 
     pub fn resign(&self) {
         self.resigned.store(true, Ordering::Release);
+    }
+
+    pub fn set_resuming(&self, resuming: bool) {
+        self.resuming.store(resuming, Ordering::Release);
+    }
+
+    pub fn is_resuming(&self) -> bool {
+        self.resuming.load(Ordering::Acquire)
     }
 
     pub fn is_resigned(&self) -> bool {

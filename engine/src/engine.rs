@@ -933,20 +933,43 @@ fn summary_of(record: &ConversationRecord) -> ConversationSummary {
 /// timers re-armed from their deadlines (a RONA that fell due while the
 /// node was down fires at once).
 async fn resume(engine: &Arc<EngineContext>) -> Result<(), EngineError> {
-    let stored = engine.store.stored_actors().await?;
+    engine.set_resuming(true);
+    let stored = engine.store.stored_actors().await;
+    let resumed = match stored {
+        Ok(stored) => resume_actors(engine, &stored).await,
+        Err(error) => Err(error.into()),
+    };
+    engine.set_resuming(false);
+    for queue in &engine.catalog.config.queues {
+        if let Some(addr) = engine.directory.local_queue(&queue.id) {
+            addr.do_send(queue::Resumed);
+        }
+    }
+    resumed
+}
+
+/// Agents first (queues read their presence), then queues (conversations
+/// tell theirs they wait), then conversations. An actor whose snapshot
+/// cannot be read is left out with an error in the log; the node starts.
+async fn resume_actors(
+    engine: &Arc<EngineContext>,
+    stored: &[ActorKey],
+) -> Result<(), EngineError> {
     let mut agents = 0;
     for key in stored
         .iter()
         .filter(|key| matches!(key, ActorKey::Agent(_)))
     {
-        node::activate(engine, key).await?;
-        agents += 1;
+        match node::activate(engine, key).await {
+            Ok(()) => agents += 1,
+            Err(error) => tracing::error!(actor = %key.name(), %error, "agent not resumed"),
+        }
     }
     for queue in &engine.catalog.config.queues {
         node::activate(engine, &ActorKey::Queue(queue.id.clone())).await?;
     }
     let mut conversations = 0;
-    for key in &stored {
+    for key in stored {
         if let ActorKey::Conversation(id) = key {
             match node::activate(engine, key).await {
                 Ok(()) => conversations += 1,

@@ -180,6 +180,16 @@ const CSV_HEADER: [&str; 14] = [
     "message_count",
 ];
 
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a
+/// tab or carriage return first) starts with `'`: a customer types their
+/// own name, and a supervisor opens the export in a spreadsheet.
+fn defused(cell: String) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell,
+    }
+}
+
 fn csv_line(fields: impl IntoIterator<Item = String>) -> Result<Vec<u8>, csv::Error> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
@@ -201,7 +211,7 @@ fn csv_row(row: &ConversationExportRow) -> Result<Vec<u8>, csv::Error> {
             .as_ref()
             .map(|id| id.as_str().to_owned())
             .unwrap_or_default(),
-        row.customer_name.clone(),
+        defused(row.customer_name.clone()),
         row.agents.clone(),
         row.created_at.to_rfc3339(),
         time(row.first_accepted_at),
@@ -305,7 +315,8 @@ fn transcript_text(messages: &[Message]) -> String {
         text.push('[');
         text.push_str(&message.ts.to_rfc3339());
         text.push_str("] ");
-        text.push_str(&message.from.name);
+        // A name is one line: its control characters would forge lines.
+        text.extend(message.from.name.chars().filter(|c| !c.is_control()));
         text.push_str(": ");
         text.push_str(&message.text.replace('\n', "\n    "));
         text.push('\n');

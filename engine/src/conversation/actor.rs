@@ -511,6 +511,17 @@ impl Activate for ConversationActor {
                 .await?
                 .ok_or_else(|| EngineError::not_found("conversation", id))?;
             let log = engine.store.load_log(id, 0).await?;
+            if engine.bus.is_some() {
+                // The record may be a write behind the live state (the last
+                // owner died between the two): write it whole again.
+                let mut changes = Vec::with_capacity(log.len() + 1);
+                let mut head = conversation.record_head();
+                head.messages.clear();
+                let row = crate::storage::records::RecordRow::of(&head)?;
+                changes.push(crate::storage::Change::Record(Box::new(row)));
+                changes.extend(log.iter().cloned().map(crate::storage::Change::Message));
+                engine.database.write(changes).await?;
+            }
             let timers = conversation.restore(log, Timestamp::now());
             if let Some(addr) = engine.directory.local_conversation(id) {
                 return Ok(addr);

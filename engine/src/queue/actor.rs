@@ -166,6 +166,12 @@ impl QueueActor {
             // This node may no longer own the queue: offer nothing.
             return;
         }
+        if self.engine.is_resuming() {
+            // An embedded node starting again: its conversations are not
+            // all running yet, and one offered now would be lost. `Resumed`
+            // dispatches once they are.
+            return;
+        }
         while let Some((conversation_id, decision)) = self.next_offer() {
             let Some(waiting) = self.waiting.reserve(&conversation_id) else {
                 break;
@@ -339,6 +345,19 @@ impl Actor for QueueActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.dispatch(ctx);
+    }
+}
+
+/// The node has resumed every conversation: offer what waits.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Resumed;
+
+impl Handler<Resumed> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, _message: Resumed, ctx: &mut Self::Context) {
         self.dispatch(ctx);
     }
 }

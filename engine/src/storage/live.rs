@@ -5,11 +5,12 @@
 //!   change list in the group commit. A restart finds every actor where it
 //!   was.
 //! - [`Recorded`]: another store (in memory, or Redis in a cluster) keeps
-//!   the live state; every conversation write also goes to the record,
-//!   first, so a message is acknowledged only once the database has it.
-//!   If the node dies between the two, the record is ahead of the live
-//!   state by a write nobody was told of; the conversation's next write
-//!   (from its new owner) brings the record in line.
+//!   the live state; every conversation write then goes to the record too,
+//!   and a message is acknowledged only once both have it. The live write
+//!   comes first because it is the fenced one: a node that lost the
+//!   conversation writes neither. If the node dies between the two, the
+//!   record is one write behind until the conversation's new owner writes
+//!   it whole again as it takes it over.
 
 use futures_util::future::BoxFuture;
 use sqlx::Row;
@@ -291,12 +292,16 @@ impl<S: Store> Store for Recorded<S> {
         }
         let recorded = record_changes(&write).map(|changes| self.database.write(changes));
         write.record = None;
-        // Lazy for Redis (sent when polled, after the record); the memory
-        // store has nothing of a conversation's to apply.
+        // The live store first: in a cluster its write is fenced, so a node
+        // that lost the conversation writes no record either. If the node
+        // dies between the two, the record is one write behind; the next
+        // owner writes the whole record again when it takes the
+        // conversation over (`ConversationActor::activate`). Both futures
+        // are lazy: nothing is sent before it is polled.
         let live = self.live.write(write);
         Box::pin(async move {
-            recorded?.await?;
-            live.await
+            live.await?;
+            Ok(recorded?.await?)
         })
     }
 

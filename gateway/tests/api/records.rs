@@ -273,9 +273,24 @@ async fn export_streams_csv_with_a_header_and_ndjson_one_line_each() {
     assert!(rows[0]["wait_s"].as_f64().is_some_and(|s| s >= 0.0));
     assert!(rows[0]["handle_s"].as_f64().is_some_and(|s| s >= 0.0));
 
+    // A name a spreadsheet would run as a formula is written as text.
+    let (formula, _token) = node
+        .start_chat("support", "=HYPERLINK(\"http://x\")", "Hi")
+        .await;
+    let (_, csv) = node
+        .get_text_as("/api/v1/conversations/export?queue=support", &token)
+        .await;
+    assert!(
+        csv.contains(&format!("{formula},queued,support,cu-")) && csv.contains(",\"'=HYPERLINK("),
+        "{csv}"
+    );
+
     // Nothing selected: the header alone.
     let (_, empty) = node
-        .get_text_as("/api/v1/conversations/export?queue=support", &token)
+        .get_text_as(
+            "/api/v1/conversations/export?queue=support&state=closed",
+            &token,
+        )
         .await;
     assert_eq!(empty.lines().count(), 1, "{empty}");
 }
