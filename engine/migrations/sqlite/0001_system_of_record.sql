@@ -54,12 +54,18 @@ CREATE TABLE messages (
     seq INTEGER NOT NULL,
     at_ms INTEGER NOT NULL,
     message TEXT NOT NULL,           -- JSON, as on the wire
+    words TEXT NOT NULL,             -- customer and agent words, as the engine cuts them
+    indexed INTEGER NOT NULL DEFAULT 0,  -- 1 once its words are in message_words
     PRIMARY KEY (conversation_id, seq)
 );
+-- What the search index has yet to take (a few rows at any time).
+CREATE INDEX messages_to_index ON messages (indexed) WHERE indexed = 0;
 
 -- Full-text search (`q`): the words of each customer or agent message,
 -- as the engine cuts them (the same on PostgreSQL), under the message's
--- rowid.
+-- rowid. Filled by the writer in batches (at most a second behind, and
+-- before every search), not in each message's own commit: FTS5 writes a
+-- new index segment per transaction.
 CREATE VIRTUAL TABLE message_words USING fts5(
     text,
     conversation_id UNINDEXED,

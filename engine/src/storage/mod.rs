@@ -225,6 +225,12 @@ impl Database {
         self.inner.writer.submit(changes)
     }
 
+    /// Resolves once every message written so far can be found by search
+    /// (SQLite indexes words in batches, at most a second behind).
+    pub(crate) async fn index_now(&self) -> Result<(), StorageError> {
+        self.inner.writer.index_now().await
+    }
+
     /// Runs `work` on the database's runtime.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, StorageError>
     where

@@ -230,69 +230,29 @@ async fn store_chunk(
     let seq = |message: &Message| i64::try_from(message.seq).unwrap_or(i64::MAX);
     match dialect {
         Dialect::Sqlite => {
+            // The search words are indexed later, in batches (`index_words`).
             let sql = format!(
-                "INSERT INTO messages (conversation_id, seq, at_ms, message) VALUES {} \
+                "INSERT INTO messages (conversation_id, seq, at_ms, message, words) VALUES {} \
                  ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
-                   message = excluded.message WHERE messages.message <> excluded.message \
-                 RETURNING rowid, conversation_id, seq",
-                value_tuples(rows.len(), 4)
+                   message = excluded.message, words = excluded.words, indexed = 0 \
+                 WHERE messages.message <> excluded.message \
+                 RETURNING conversation_id, seq",
+                value_tuples(rows.len(), 5)
             );
             let mut query = sqlx::query(&sql);
-            for (message, json, _) in &rows {
+            for (message, json, words) in &rows {
                 query = query
                     .bind(message.conversation_id.as_str())
                     .bind(seq(message))
                     .bind(message.ts.millis())
-                    .bind(json.as_str());
+                    .bind(json.as_str())
+                    .bind(words.as_str());
             }
             let returned = query.fetch_all(&mut **tx).await?;
-            let mut stored = Vec::with_capacity(returned.len());
-            let mut words = Vec::with_capacity(returned.len());
-            for row in &returned {
-                let (rowid, conversation, n): (i64, String, i64) =
-                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-                if let Some((_, _, text)) = rows
-                    .iter()
-                    .find(|(m, _, _)| m.conversation_id.as_str() == conversation && seq(m) == n)
-                {
-                    if !text.is_empty() {
-                        words.push((rowid, text.as_str(), n));
-                    }
-                }
-                stored.push((rowid, conversation, n));
-            }
-            if stored.is_empty() {
-                return Ok(Vec::new());
-            }
-            // The search rows share the messages' rowids; a replaced one
-            // loses its old words first.
-            let ids: Vec<String> = stored
+            returned
                 .iter()
-                .map(|(rowid, _, _)| rowid.to_string())
-                .collect();
-            sqlx::query(&format!(
-                "DELETE FROM message_words WHERE rowid IN ({})",
-                ids.join(", ")
-            ))
-            .execute(&mut **tx)
-            .await?;
-            if !words.is_empty() {
-                let sql = format!(
-                    "INSERT INTO message_words (rowid, text, conversation_id, seq) VALUES {}",
-                    value_tuples(words.len(), 4)
-                );
-                let mut query = sqlx::query(&sql);
-                for (rowid, text, n) in &words {
-                    let conversation = stored
-                        .iter()
-                        .find(|(id, _, _)| id == rowid)
-                        .map(|(_, c, _)| c.as_str())
-                        .unwrap_or_default();
-                    query = query.bind(*rowid).bind(*text).bind(conversation).bind(*n);
-                }
-                query.execute(&mut **tx).await?;
-            }
-            Ok(stored.into_iter().map(|(_, c, n)| (c, n)).collect())
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect()
         }
         Dialect::Postgres => {
             let sql = format!(
@@ -319,6 +279,66 @@ async fn store_chunk(
                 .collect()
         }
     }
+}
+
+/// SQLite: puts the words of messages not yet indexed into the search
+/// index, in one transaction (one new FTS5 segment for many messages).
+/// A replaced message's old words go first. Returns how many it took.
+pub(super) async fn index_words(pool: &AnyPool) -> Result<usize, sqlx::Error> {
+    const AT_ONCE: usize = 2_000;
+    let mut tx = pool.begin().await?;
+    let rows = sqlx::query(&format!(
+        "SELECT rowid, conversation_id, seq, words FROM messages WHERE indexed = 0 LIMIT {AT_ONCE}"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let mut found: Vec<(i64, String, i64, String)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        found.push((
+            row.try_get(0)?,
+            row.try_get(1)?,
+            row.try_get(2)?,
+            row.try_get(3)?,
+        ));
+    }
+    let ids: Vec<String> = found.iter().map(|(rowid, ..)| rowid.to_string()).collect();
+    sqlx::query(&format!(
+        "DELETE FROM message_words WHERE rowid IN ({})",
+        ids.join(", ")
+    ))
+    .execute(&mut *tx)
+    .await?;
+    let worded: Vec<&(i64, String, i64, String)> = found
+        .iter()
+        .filter(|(_, _, _, words)| !words.is_empty())
+        .collect();
+    for chunk in worded.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO message_words (rowid, text, conversation_id, seq) VALUES {}",
+            value_tuples(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for (rowid, conversation, seq, words) in chunk {
+            query = query
+                .bind(*rowid)
+                .bind(words.as_str())
+                .bind(conversation.as_str())
+                .bind(*seq);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    sqlx::query(&format!(
+        "UPDATE messages SET indexed = 1 WHERE rowid IN ({})",
+        ids.join(", ")
+    ))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(found.len())
 }
 
 /// What a search or an export asks for. Every field narrows it.
@@ -647,6 +667,10 @@ impl Database {
         after: Option<Cursor>,
         limit: usize,
     ) -> Result<ConversationPage, StorageError> {
+        if !filter.words.is_empty() {
+            // Every message written so far is found.
+            self.index_now().await?;
+        }
         let pool = self.pool().clone();
         let dialect = self.dialect();
         self.run(async move {
@@ -678,7 +702,14 @@ impl Database {
         let (rows_out, rows_in) = tokio::sync::mpsc::channel(PAGE);
         let pool = self.pool().clone();
         let dialect = self.dialect();
+        let indexed = (!filter.words.is_empty()).then(|| self.inner.writer.index_now());
         self.inner.runtime.handle().spawn(async move {
+            if let Some(indexed) = indexed {
+                if let Err(error) = indexed.await {
+                    let _ = rows_out.send(Err(error)).await;
+                    return;
+                }
+            }
             let mut after: Option<Cursor> = None;
             loop {
                 let page = match list(&pool, dialect, &filter, after.as_ref(), PAGE).await {

@@ -10,6 +10,7 @@
 use sqlx::{Any, AnyPool, Transaction};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use switchboard_proto::model::Message;
 use tokio::sync::{mpsc, oneshot};
 
@@ -46,9 +47,15 @@ pub enum Change {
     Message(Arc<Message>),
 }
 
-struct Job {
-    changes: Vec<Change>,
-    done: oneshot::Sender<Result<(), StorageError>>,
+enum Job {
+    Write {
+        changes: Vec<Change>,
+        done: oneshot::Sender<Result<(), StorageError>>,
+    },
+    /// Bring the search index up to date now (a search is about to run).
+    Index {
+        done: oneshot::Sender<Result<(), StorageError>>,
+    },
 }
 
 pub(crate) struct Writer {
@@ -57,6 +64,13 @@ pub(crate) struct Writer {
 
 /// Writes waiting for the writer before a new one waits for room.
 const QUEUED_MAX: usize = 65_536;
+
+/// SQLite: how far the search index may fall behind the messages.
+const INDEX_EVERY: Duration = Duration::from_secs(1);
+
+fn stopped() -> StorageError {
+    StorageError::Unavailable("the database writer stopped".into())
+}
 
 impl Writer {
     pub(crate) fn start(
@@ -81,14 +95,31 @@ impl Writer {
                 return Ok(());
             }
             let (done, answer) = oneshot::channel();
-            jobs.send(Job { changes, done })
+            jobs.send(Job::Write { changes, done })
                 .await
-                .map_err(|_| StorageError::Unavailable("the database writer stopped".into()))?;
-            answer
-                .await
-                .map_err(|_| StorageError::Unavailable("the database writer stopped".into()))?
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
         }
     }
+
+    /// Resolves once every message written before is in the search index.
+    pub(crate) fn index_now(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), StorageError>> + Send + 'static {
+        let jobs = self.jobs.clone();
+        async move {
+            let (done, answer) = oneshot::channel();
+            jobs.send(Job::Index { done })
+                .await
+                .map_err(|_| stopped())?;
+            answer.await.map_err(|_| stopped())?
+        }
+    }
+}
+
+struct Write {
+    changes: Vec<Change>,
+    done: oneshot::Sender<Result<(), StorageError>>,
 }
 
 async fn run(
@@ -98,48 +129,126 @@ async fn run(
     batch_max: usize,
     healthy: Arc<AtomicBool>,
 ) {
-    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
-    while let Some(first) = queued.recv().await {
-        batch.push(first);
-        while batch.len() < batch_max {
-            match queued.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+    let mut batch: Vec<Write> = Vec::with_capacity(batch_max);
+    let mut index_asks: Vec<oneshot::Sender<Result<(), StorageError>>> = Vec::new();
+    // SQLite: messages written whose words are not indexed yet.
+    let mut unindexed = dialect == Dialect::Sqlite;
+    let mut last_index = Instant::now();
+    loop {
+        let first = if unindexed {
+            let wait = INDEX_EVERY.saturating_sub(last_index.elapsed());
+            match tokio::time::timeout(wait, queued.recv()).await {
+                Ok(job) => job,
+                Err(_) => {
+                    index(&pool, &mut unindexed, &mut last_index, Vec::new()).await;
+                    continue;
+                }
+            }
+        } else {
+            queued.recv().await
+        };
+        let Some(first) = first else { return };
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Write { changes, done } => batch.push(Write { changes, done }),
+                Job::Index { done } => index_asks.push(done),
+            }
+            if batch.len() < batch_max {
+                next = queued.try_recv().ok();
             }
         }
-        metrics::histogram!("switchboard_db_batch_writes").record(batch.len() as f64);
-        let started = std::time::Instant::now();
-        let result = apply(&pool, dialect, batch.iter().map(|job| &job.changes)).await;
-        metrics::histogram!("switchboard_db_commit_seconds")
-            .record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(()) => {
-                healthy.store(true, Ordering::Release);
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Ok(()));
-                }
-            }
-            Err(error) if batch.len() > 1 && !is_connection_error(&error) => {
-                for job in batch.drain(..) {
-                    let alone = apply(&pool, dialect, std::iter::once(&job.changes)).await;
-                    if let Err(error) = &alone {
-                        tracing::error!(%error, "a write was refused by the database");
-                    }
-                    let _ = job.done.send(alone.map_err(StorageError::from));
-                }
-            }
-            Err(error) => {
-                if is_connection_error(&error) {
-                    healthy.store(false, Ordering::Release);
-                }
-                tracing::error!(%error, writes = batch.len(), "database batch failed");
-                let error = StorageError::from(error);
-                for job in batch.drain(..) {
-                    let _ = job.done.send(Err(error.clone()));
-                }
+        if !batch.is_empty() {
+            let wrote_messages = write_batch(&pool, dialect, &healthy, &mut batch).await;
+            unindexed |= dialect == Dialect::Sqlite && wrote_messages;
+        }
+        let due = unindexed && last_index.elapsed() >= INDEX_EVERY;
+        if dialect == Dialect::Sqlite && (due || !index_asks.is_empty()) {
+            index(
+                &pool,
+                &mut unindexed,
+                &mut last_index,
+                std::mem::take(&mut index_asks),
+            )
+            .await;
+        } else {
+            for ask in index_asks.drain(..) {
+                let _ = ask.send(Ok(()));
             }
         }
     }
+}
+
+/// Indexes what waits (all of it), then answers `asks`.
+async fn index(
+    pool: &AnyPool,
+    unindexed: &mut bool,
+    last_index: &mut Instant,
+    asks: Vec<oneshot::Sender<Result<(), StorageError>>>,
+) {
+    *last_index = Instant::now();
+    let result = loop {
+        match super::records::index_words(pool).await {
+            Ok(0) => break Ok(()),
+            Ok(_) => continue,
+            Err(error) => break Err(StorageError::from(error)),
+        }
+    };
+    match &result {
+        Ok(()) => *unindexed = false,
+        Err(error) => tracing::warn!(%error, "search index not brought up to date"),
+    }
+    for ask in asks {
+        let _ = ask.send(result.clone());
+    }
+}
+
+/// Applies a batch and answers each of its writes. Returns whether it
+/// stored messages.
+async fn write_batch(
+    pool: &AnyPool,
+    dialect: Dialect,
+    healthy: &AtomicBool,
+    batch: &mut Vec<Write>,
+) -> bool {
+    let has_messages = batch.iter().any(|write| {
+        write
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::Message(_)))
+    });
+    metrics::histogram!("switchboard_db_batch_writes").record(batch.len() as f64);
+    let started = Instant::now();
+    let result = apply(pool, dialect, batch.iter().map(|write| &write.changes)).await;
+    metrics::histogram!("switchboard_db_commit_seconds").record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => {
+            healthy.store(true, Ordering::Release);
+            for write in batch.drain(..) {
+                let _ = write.done.send(Ok(()));
+            }
+        }
+        Err(error) if batch.len() > 1 && !is_connection_error(&error) => {
+            for write in batch.drain(..) {
+                let alone = apply(pool, dialect, std::iter::once(&write.changes)).await;
+                if let Err(error) = &alone {
+                    tracing::error!(%error, "a write was refused by the database");
+                }
+                let _ = write.done.send(alone.map_err(StorageError::from));
+            }
+        }
+        Err(error) => {
+            if is_connection_error(&error) {
+                healthy.store(false, Ordering::Release);
+            }
+            tracing::error!(%error, writes = batch.len(), "database batch failed");
+            let error = StorageError::from(error);
+            for write in batch.drain(..) {
+                let _ = write.done.send(Err(error.clone()));
+            }
+        }
+    }
+    has_messages
 }
 
 fn is_connection_error(error: &sqlx::Error) -> bool {
