@@ -41,6 +41,9 @@ CREATE TABLE conversations (
 );
 CREATE INDEX conversations_by_created ON conversations (created_ms DESC, id DESC);
 CREATE INDEX conversations_by_queue ON conversations (queue_id, created_ms DESC);
+-- The few live ones, among a year of finished ones (cluster recovery).
+CREATE INDEX conversations_live ON conversations (created_ms)
+    WHERE state NOT IN ('closed', 'abandoned');
 
 CREATE TABLE conversation_agents (
     conversation_id TEXT NOT NULL,
