@@ -292,11 +292,17 @@ impl Engine {
 
     /// Why a conversation has no actor: it finished (`invalid_state`), or
     /// it never existed (`not_found`).
+    /// A conversation the record lists as live but whose actor is not
+    /// running is starting again (after a failed write) or being closed by
+    /// recovery: `unavailable`, retry.
     async fn finished_or_unknown(&self, id: &ConversationId) -> EngineError {
-        match self.inner.store.load_record(id).await {
-            Ok(Some(record)) => {
+        match self.inner.database.record(id).await {
+            Ok(Some(record)) if record.state.is_final() => {
                 EngineError::invalid_state(format!("the conversation is {}", record.state.as_str()))
             }
+            Ok(Some(_)) => EngineError::Unavailable(
+                "the conversation is starting again: retry in a moment".into(),
+            ),
             Ok(None) => EngineError::not_found("conversation", id),
             Err(error) => EngineError::Unavailable(error.to_string()),
         }

@@ -65,6 +65,9 @@ pub(crate) struct Writer {
 /// Writes waiting for the writer before a new one waits for room.
 const QUEUED_MAX: usize = 65_536;
 
+/// Longest a batch may take before it counts as failed.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// SQLite: how far the search index may fall behind the messages.
 const INDEX_EVERY: Duration = Duration::from_secs(1);
 
@@ -219,7 +222,18 @@ async fn write_batch(
     });
     metrics::histogram!("switchboard_db_batch_writes").record(batch.len() as f64);
     let started = Instant::now();
-    let result = apply(pool, dialect, batch.iter().map(|write| &write.changes)).await;
+    let result = match tokio::time::timeout(
+        BATCH_TIMEOUT,
+        apply(pool, dialect, batch.iter().map(|write| &write.changes)),
+    )
+    .await
+    {
+        Ok(result) => result,
+        // A database that stopped answering mid-batch (a lost socket, a
+        // lock held elsewhere): the batch fails, its transaction is rolled
+        // back, and the node reports itself not ready.
+        Err(_) => Err(sqlx::Error::PoolTimedOut),
+    };
     metrics::histogram!("switchboard_db_commit_seconds").record(started.elapsed().as_secs_f64());
     match result {
         Ok(()) => {
