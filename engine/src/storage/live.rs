@@ -121,21 +121,13 @@ impl Store for SqlStore {
         &self,
         key: &ActorKey,
     ) -> BoxFuture<'static, Result<Option<Vec<u8>>, StoreError>> {
-        let database = self.database.clone();
-        let actor = key.name();
-        Box::pin(async move {
-            let pool = database.pool().clone();
-            let found = database
-                .run(async move {
-                    let row = sqlx::query("SELECT snapshot FROM actor_state WHERE actor = $1")
-                        .bind(actor)
-                        .fetch_optional(&pool)
-                        .await?;
-                    Ok(row.map(|row| row.try_get::<Vec<u8>, _>(0)).transpose()?)
-                })
-                .await?;
-            Ok(found)
-        })
+        let found = rows(
+            &self.database,
+            "SELECT snapshot FROM actor_state WHERE actor = $1",
+            Some(key.name()),
+            |row| row.try_get::<Vec<u8>, _>(0),
+        );
+        Box::pin(async move { Ok(found.await?.pop()) })
     }
 
     fn load_log(
@@ -156,20 +148,13 @@ impl Store for SqlStore {
     }
 
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
-        let database = self.database.clone();
+        let views = rows(&self.database, "SELECT view FROM presence", None, |row| {
+            row.try_get::<Vec<u8>, _>(0)
+        });
         Box::pin(async move {
-            let pool = database.pool().clone();
-            let rows = database
-                .run(async move {
-                    let rows = sqlx::query("SELECT view FROM presence")
-                        .fetch_all(&pool)
-                        .await?;
-                    rows.iter()
-                        .map(|row| Ok(row.try_get::<Vec<u8>, _>(0)?))
-                        .collect::<Result<Vec<_>, StorageError>>()
-                })
-                .await?;
-            rows.iter()
+            views
+                .await?
+                .iter()
                 .map(|bytes| {
                     rmp_serde::from_slice(bytes).map_err(|error| {
                         StoreError::Unavailable(format!("undecodable presence row: {error}"))
@@ -183,72 +168,71 @@ impl Store for SqlStore {
         &self,
         agent: &AgentId,
     ) -> BoxFuture<'static, Result<Option<Timestamp>, StoreError>> {
-        let database = self.database.clone();
-        let agent = agent.as_str().to_owned();
-        Box::pin(async move {
-            let pool = database.pool().clone();
-            let at = database
-                .run(async move {
-                    let row = sqlx::query("SELECT at_ms FROM logouts WHERE agent_id = $1")
-                        .bind(agent)
-                        .fetch_optional(&pool)
-                        .await?;
-                    Ok(row.map(|row| row.try_get::<i64, _>(0)).transpose()?)
-                })
-                .await?;
-            Ok(at.map(Timestamp))
-        })
+        let at = rows(
+            &self.database,
+            "SELECT at_ms FROM logouts WHERE agent_id = $1",
+            Some(agent.as_str().to_owned()),
+            |row| row.try_get::<i64, _>(0),
+        );
+        Box::pin(async move { Ok(at.await?.pop().map(Timestamp)) })
     }
 
     fn waiting(
         &self,
         queue: &QueueId,
     ) -> BoxFuture<'static, Result<Vec<(ConversationId, Timestamp)>, StoreError>> {
-        let database = self.database.clone();
-        let queue = queue.as_str().to_owned();
-        Box::pin(async move {
-            let pool = database.pool().clone();
-            let rows = database
-                .run(async move {
-                    let rows = sqlx::query(
-                        "SELECT conversation_id, since_ms FROM waiting WHERE queue_id = $1",
-                    )
-                    .bind(queue)
-                    .fetch_all(&pool)
-                    .await?;
-                    rows.iter()
-                        .map(|row| {
-                            Ok((
-                                ConversationId::new(row.try_get::<String, _>(0)?),
-                                Timestamp(row.try_get::<i64, _>(1)?),
-                            ))
-                        })
-                        .collect::<Result<Vec<_>, StorageError>>()
-                })
-                .await?;
-            Ok(rows)
-        })
+        let found = rows(
+            &self.database,
+            "SELECT conversation_id, since_ms FROM waiting WHERE queue_id = $1",
+            Some(queue.as_str().to_owned()),
+            |row| {
+                Ok((
+                    ConversationId::new(row.try_get::<String, _>(0)?),
+                    Timestamp(row.try_get::<i64, _>(1)?),
+                ))
+            },
+        );
+        Box::pin(async move { Ok(found.await?) })
     }
 
     fn stored_actors(&self) -> BoxFuture<'static, Result<Vec<ActorKey>, StoreError>> {
-        let database = self.database.clone();
+        let names = rows(
+            &self.database,
+            "SELECT actor FROM actor_state",
+            None,
+            |row| row.try_get::<String, _>(0),
+        );
         Box::pin(async move {
-            let pool = database.pool().clone();
-            let names = database
-                .run(async move {
-                    let rows = sqlx::query("SELECT actor FROM actor_state")
-                        .fetch_all(&pool)
-                        .await?;
-                    rows.iter()
-                        .map(|row| Ok(row.try_get::<String, _>(0)?))
-                        .collect::<Result<Vec<_>, StorageError>>()
-                })
-                .await?;
             Ok(names
+                .await?
                 .iter()
                 .filter_map(|name| ActorKey::parse(name))
                 .collect())
         })
+    }
+}
+
+/// Runs `sql` (with `arg` as `$1`, if any) on the database's runtime and
+/// reads each row with `read`.
+fn rows<T: Send + 'static>(
+    database: &Database,
+    sql: &'static str,
+    arg: Option<String>,
+    read: fn(&sqlx::any::AnyRow) -> Result<T, sqlx::Error>,
+) -> impl std::future::Future<Output = Result<Vec<T>, StorageError>> + Send + 'static {
+    let database = database.clone();
+    async move {
+        let pool = database.pool().clone();
+        database
+            .run(async move {
+                let mut query = sqlx::query(sql);
+                if let Some(arg) = arg {
+                    query = query.bind(arg);
+                }
+                let found = query.fetch_all(&pool).await?;
+                Ok(found.iter().map(read).collect::<Result<Vec<T>, _>>()?)
+            })
+            .await
     }
 }
 

@@ -228,57 +228,34 @@ async fn store_chunk(
         rows.push((message, json, indexed_words(message)));
     }
     let seq = |message: &Message| i64::try_from(message.seq).unwrap_or(i64::MAX);
-    match dialect {
-        Dialect::Sqlite => {
-            // The search words are indexed later, in batches (`index_words`).
-            let sql = format!(
-                "INSERT INTO messages (conversation_id, seq, at_ms, message, words) VALUES {} \
-                 ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
-                   message = excluded.message, words = excluded.words, indexed = 0 \
-                 WHERE messages.message <> excluded.message \
-                 RETURNING conversation_id, seq",
-                value_tuples(rows.len(), 5)
-            );
-            let mut query = sqlx::query(&sql);
-            for (message, json, words) in &rows {
-                query = query
-                    .bind(message.conversation_id.as_str())
-                    .bind(seq(message))
-                    .bind(message.ts.millis())
-                    .bind(json.as_str())
-                    .bind(words.as_str());
-            }
-            let returned = query.fetch_all(&mut **tx).await?;
-            returned
-                .iter()
-                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                .collect()
-        }
-        Dialect::Postgres => {
-            let sql = format!(
-                "INSERT INTO messages (conversation_id, seq, at_ms, message, words) VALUES {} \
-                 ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
-                   message = excluded.message, words = excluded.words \
-                 WHERE messages.message <> excluded.message \
-                 RETURNING conversation_id, seq",
-                value_tuples(rows.len(), 5)
-            );
-            let mut query = sqlx::query(&sql);
-            for (message, json, words) in &rows {
-                query = query
-                    .bind(message.conversation_id.as_str())
-                    .bind(seq(message))
-                    .bind(message.ts.millis())
-                    .bind(json.as_str())
-                    .bind(words.as_str());
-            }
-            let returned = query.fetch_all(&mut **tx).await?;
-            returned
-                .iter()
-                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-                .collect()
-        }
+    // SQLite indexes a replaced message's words again later (`index_words`);
+    // PostgreSQL's generated column follows `words` by itself.
+    let reindex = match dialect {
+        Dialect::Sqlite => ", indexed = 0",
+        Dialect::Postgres => "",
+    };
+    let sql = format!(
+        "INSERT INTO messages (conversation_id, seq, at_ms, message, words) VALUES {} \
+         ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
+           message = excluded.message, words = excluded.words{reindex} \
+         WHERE messages.message <> excluded.message \
+         RETURNING conversation_id, seq",
+        value_tuples(rows.len(), 5)
+    );
+    let mut query = sqlx::query(&sql);
+    for (message, json, words) in &rows {
+        query = query
+            .bind(message.conversation_id.as_str())
+            .bind(seq(message))
+            .bind(message.ts.millis())
+            .bind(json.as_str())
+            .bind(words.as_str());
     }
+    let returned = query.fetch_all(&mut **tx).await?;
+    returned
+        .iter()
+        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+        .collect()
 }
 
 /// SQLite: puts the words of messages not yet indexed into the search
