@@ -598,3 +598,53 @@ async fn run_sqlite(file: &SqliteFile, sql: &str) {
     sqlx::query(sql).execute(&mut conn).await.unwrap();
     conn.close().await.unwrap();
 }
+
+#[actix_rt::test]
+async fn a_word_in_most_conversations_pages_newest_first_like_a_rare_one() {
+    on_both(|database| async move {
+        // More messages with "parcel" than a rare word may have (2,000).
+        let mut changes = Vec::new();
+        for n in 0..2_100_i64 {
+            let r = record(
+                &format!("c-{n:05}"),
+                "cu-x",
+                "bob",
+                ConversationState::Closed,
+                T0 + n,
+            );
+            changes.push(Change::Record(Box::new(RecordRow::of(&r).unwrap())));
+            let text = if n % 700 == 0 {
+                format!("parcel {n} zebra")
+            } else {
+                format!("parcel {n}")
+            };
+            changes.push(Change::Message(message(
+                &format!("c-{n:05}"),
+                1,
+                &text,
+                T0 + n,
+            )));
+        }
+        database.write(changes).await.unwrap();
+        let page = database.search(words("PARCEL"), None, 3).await.unwrap();
+        assert_eq!(ids(&page), ["c-02099", "c-02098", "c-02097"]);
+        let next = Cursor::decode(page.next_cursor.as_deref().unwrap()).unwrap();
+        let page = database
+            .search(words("parcel"), Some(next), 2)
+            .await
+            .unwrap();
+        assert_eq!(ids(&page), ["c-02096", "c-02095"]);
+        // A common word with a rare one: only conversations with both.
+        let both = database
+            .search(words("parcel zebra"), None, 50)
+            .await
+            .unwrap();
+        assert_eq!(ids(&both), ["c-01400", "c-00700", "c-00000"]);
+        let number = database
+            .search(words("parcel 1234"), None, 50)
+            .await
+            .unwrap();
+        assert_eq!(ids(&number), ["c-01234"]);
+    })
+    .await;
+}

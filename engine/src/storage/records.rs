@@ -400,14 +400,22 @@ impl Clause {
         format!("${}", self.args.len())
     }
 
-    fn of(filter: &SearchFilter, after: Option<&Cursor>, dialect: Dialect) -> Clause {
+    /// `common[i]`: whether word `i` is in so many messages that reading
+    /// conversations newest first finds a page sooner than gathering them.
+    fn of(
+        filter: &SearchFilter,
+        common: &[bool],
+        after: Option<&Cursor>,
+        dialect: Dialect,
+    ) -> Clause {
         let mut clause = Clause {
             conditions: Vec::new(),
             args: Vec::new(),
         };
-        for word in filter.words.iter().take(MAX_SEARCH_WORDS) {
-            let condition = match dialect {
-                Dialect::Sqlite => {
+        for (word, common) in filter.words.iter().take(MAX_SEARCH_WORDS).zip(common) {
+            let condition = match (dialect, *common) {
+                // A rare word: the few conversations that have it.
+                (Dialect::Sqlite, false) => {
                     // One quoted FTS5 term: only a double quote is special.
                     let term = format!("\"{}\"", word.replace('"', "\"\""));
                     let n = clause.arg(Arg::Text(term));
@@ -415,10 +423,27 @@ impl Clause {
                         "c.id IN (SELECT conversation_id FROM message_words WHERE message_words MATCH {n})"
                     )
                 }
-                Dialect::Postgres => {
+                (Dialect::Postgres, false) => {
                     let n = clause.arg(Arg::Text(word.clone()));
                     format!(
                         "c.id IN (SELECT conversation_id FROM messages WHERE search @@ plainto_tsquery('simple', {n}))"
+                    )
+                }
+                // A common word: conversations are read newest first and
+                // each checked by its own messages, so the page fills after
+                // a few, instead of every match being gathered and sorted.
+                (Dialect::Sqlite, true) => {
+                    let n = clause.arg(Arg::Text(format!(" {word} ")));
+                    format!(
+                        "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
+                         AND instr(' ' || m.words || ' ', {n}) > 0)"
+                    )
+                }
+                (Dialect::Postgres, true) => {
+                    let n = clause.arg(Arg::Text(word.clone()));
+                    format!(
+                        "EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id \
+                         AND m.search @@ plainto_tsquery('simple', {n}))"
                     )
                 }
             };
@@ -572,6 +597,33 @@ impl ListRow {
     }
 }
 
+/// Messages a word may be in and still count as rare.
+const RARE_MESSAGES: usize = 2_000;
+
+/// Is `word` in more than [`RARE_MESSAGES`] messages? Counted up to that
+/// bound only, so the question costs little either way.
+async fn is_common(pool: &AnyPool, dialect: Dialect, word: &str) -> Result<bool, StorageError> {
+    let (sql, arg) = match dialect {
+        Dialect::Sqlite => (
+            format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM message_words WHERE message_words MATCH $1 LIMIT {})",
+                RARE_MESSAGES + 1
+            ),
+            format!("\"{}\"", word.replace('"', "\"\"")),
+        ),
+        Dialect::Postgres => (
+            format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE search @@ plainto_tsquery('simple', $1) LIMIT {}) t",
+                RARE_MESSAGES + 1
+            ),
+            word.to_owned(),
+        ),
+    };
+    let row = sqlx::query(&sql).bind(arg).fetch_one(pool).await?;
+    let count: i64 = row.try_get(0)?;
+    Ok(count > RARE_MESSAGES as i64)
+}
+
 async fn list(
     pool: &AnyPool,
     dialect: Dialect,
@@ -579,7 +631,11 @@ async fn list(
     after: Option<&Cursor>,
     limit: usize,
 ) -> Result<Vec<ListRow>, StorageError> {
-    let clause = Clause::of(filter, after, dialect);
+    let mut common = Vec::with_capacity(filter.words.len());
+    for word in filter.words.iter().take(MAX_SEARCH_WORDS) {
+        common.push(is_common(pool, dialect, word).await?);
+    }
+    let clause = Clause::of(filter, &common, after, dialect);
     let sql = format!(
         "SELECT {LIST_COLUMNS} FROM conversations c {} ORDER BY c.created_ms DESC, c.id DESC LIMIT {}",
         clause.sql(),
