@@ -334,10 +334,11 @@ async fn connect(config: DatabaseConfig) -> Result<(AnyPool, Dialect), StorageEr
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = NORMAL").await?;
                 conn.execute("PRAGMA busy_timeout = 5000").await?;
-                // Pages from memory, not from read(2): a 64 MiB page cache
-                // per connection and the file mapped (reads then cost no
-                // system call), measured in docs/benchmarks.md.
-                conn.execute("PRAGMA cache_size = -65536").await?;
+                // Pages from memory, not from read(2): a 16 MiB page cache
+                // per connection (at most `max_connections` of them) and the
+                // file mapped (reads then cost no system call), measured in
+                // docs/benchmarks.md.
+                conn.execute("PRAGMA cache_size = -16384").await?;
                 conn.execute("PRAGMA mmap_size = 268435456").await?;
                 conn.execute("PRAGMA temp_store = MEMORY").await?;
                 Ok(())
