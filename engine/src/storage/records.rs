@@ -483,11 +483,13 @@ impl Clause {
             clause.conditions.push(format!("c.created_ms < {n}"));
         }
         if let Some(cursor) = after {
+            // A row value: both databases read the index from the cursor
+            // on, where an OR of the two columns made them scan and sort.
             let created = clause.arg(Arg::Int(cursor.created_ms));
             let id = clause.arg(Arg::Text(cursor.id.clone()));
-            clause.conditions.push(format!(
-                "(c.created_ms < {created} OR (c.created_ms = {created} AND c.id < {id}))"
-            ));
+            clause
+                .conditions
+                .push(format!("(c.created_ms, c.id) < ({created}, {id})"));
         }
         clause
     }
