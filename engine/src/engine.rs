@@ -452,10 +452,9 @@ impl Engine {
             Err(_) => {
                 let record = self
                     .inner
-                    .store
-                    .load_record(id)
-                    .await
-                    .map_err(EngineError::from)?
+                    .database
+                    .record(id)
+                    .await?
                     .ok_or_else(|| EngineError::not_found("conversation", id))?;
                 summary_of(&record)
             }

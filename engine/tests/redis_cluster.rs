@@ -254,7 +254,8 @@ async fn durability_a_finished_conversation_leaves_redis_and_releases_its_owner(
     let redis = Redis::start();
     let postgres = Postgres::create();
     let (one, store) = redis.node("n1", LONG).await;
-    let store = Recorded::new(store, postgres.open().await);
+    let database = postgres.open().await;
+    let store = Recorded::new(store, database.clone());
     let id = ConversationId::new("c-3");
     let key = ActorKey::Conversation(id.clone());
     one.claim_new(&key).await.unwrap();
@@ -263,8 +264,14 @@ async fn durability_a_finished_conversation_leaves_redis_and_releases_its_owner(
     open.messages = vec![message(&id, 1)];
     open.record = Some(record(&id, ConversationState::Active));
     store.write(open).await.unwrap();
-    // Live: the record is the actor's to answer, not the store's.
-    assert_eq!(store.load_record(&id).await.unwrap(), None);
+    // Live: recorded from its first write, as it stands.
+    let live = database
+        .record(&id)
+        .await
+        .unwrap()
+        .expect("recorded while live");
+    assert_eq!(live.state, ConversationState::Active);
+    assert_eq!(live.messages, vec![(*message(&id, 1)).clone()]);
 
     let mut done = StateWrite::new(key.clone());
     done.snapshot = Snapshot::Delete;
@@ -275,12 +282,10 @@ async fn durability_a_finished_conversation_leaves_redis_and_releases_its_owner(
     store.write(done).await.unwrap();
 
     // The record, with every message, is the database's.
-    assert_eq!(store.load_record(&id).await.unwrap(), Some(closed));
+    assert_eq!(database.record(&id).await.unwrap(), Some(closed));
     // Redis keeps nothing of it: no snapshot, no log, no record, no owner.
     assert_eq!(store.load_state(&key).await.unwrap(), None);
     assert!(store.load_log(&id, 0).await.unwrap().is_empty());
-    let (_, plain) = redis.node("n2", LONG).await;
-    assert_eq!(plain.load_record(&id).await.unwrap(), None);
     let kept: Vec<String> = redis
         .keys()
         .await
@@ -331,7 +336,8 @@ async fn durability_every_closed_record_is_kept_in_the_database_none_in_redis() 
     let redis = Redis::start();
     let postgres = Postgres::create();
     let (one, store) = redis.node("n1", LONG).await;
-    let store = Recorded::new(store, postgres.open().await);
+    let database = postgres.open().await;
+    let store = Recorded::new(store, database.clone());
     let names = ["c-old", "c-mid", "c-new"];
     for n in names {
         let id = ConversationId::new(n);
@@ -347,15 +353,15 @@ async fn durability_every_closed_record_is_kept_in_the_database_none_in_redis() 
     for n in names {
         let id = ConversationId::new(n);
         assert_eq!(
-            store.load_record(&id).await.unwrap(),
+            database.record(&id).await.unwrap(),
             Some(record(&id, ConversationState::Closed))
         );
     }
     // Another handle on the same database (a node started later) reads them.
-    let again = Recorded::new(redis.node("n2", LONG).await.1, postgres.open().await);
+    let again = postgres.open().await;
     for n in names {
         let id = ConversationId::new(n);
-        assert!(again.load_record(&id).await.unwrap().is_some(), "{n}");
+        assert!(again.record(&id).await.unwrap().is_some(), "{n}");
     }
     let in_redis: Vec<String> = redis
         .keys()

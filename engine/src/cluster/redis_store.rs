@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use redis::aio::ConnectionManager;
 use redis::Script;
 use std::sync::{Arc, LazyLock};
-use switchboard_proto::model::{ConversationRecord, Message};
+use switchboard_proto::model::Message;
 use switchboard_proto::{AgentId, ConversationId, QueueId, Timestamp};
 
 use super::key::ActorKey;
@@ -210,14 +210,6 @@ impl Store for RedisStore {
                 })
                 .collect()
         })
-    }
-
-    /// Records live in the database (`storage::live::Recorded`).
-    fn load_record(
-        &self,
-        _id: &ConversationId,
-    ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
-        Box::pin(futures_util::future::ready(Ok(None)))
     }
 
     fn waiting(

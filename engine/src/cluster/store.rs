@@ -1,4 +1,4 @@
-//! Where actor state, conversation logs, closed records and agent presence
+//! Where actor state, conversation logs and agent presence
 //! are kept. [`MemoryStore`] serves the embedded node; `RedisStore` (in
 //! `cluster::redis_store`) serves a cluster. Futures, so a networked store
 //! fits unchanged.
@@ -100,10 +100,6 @@ pub trait Store: Send + Sync + 'static {
         id: &ConversationId,
         after_seq: u64,
     ) -> BoxFuture<'static, Result<Vec<Arc<Message>>, StoreError>>;
-    fn load_record(
-        &self,
-        id: &ConversationId,
-    ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>>;
     /// Every logged-in agent's row.
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>>;
     /// When the agent last logged out, if ever (kept after a new login:
@@ -177,13 +173,6 @@ impl Store for MemoryStore {
         _after_seq: u64,
     ) -> BoxFuture<'static, Result<Vec<Arc<Message>>, StoreError>> {
         Box::pin(ready(Ok(Vec::new())))
-    }
-
-    fn load_record(
-        &self,
-        _id: &ConversationId,
-    ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
-        Box::pin(ready(Ok(None)))
     }
 
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {

@@ -15,7 +15,7 @@
 use futures_util::future::BoxFuture;
 use sqlx::Row;
 use std::sync::Arc;
-use switchboard_proto::model::{ConversationRecord, Message};
+use switchboard_proto::model::Message;
 use switchboard_proto::{AgentId, ConversationId, QueueId, Timestamp};
 
 use super::records::RecordRow;
@@ -140,13 +140,6 @@ impl Store for SqlStore {
         Box::pin(async move { Ok(database.messages(&id, after_seq).await?) })
     }
 
-    fn load_record(
-        &self,
-        id: &ConversationId,
-    ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
-        load_final_record(&self.database, id)
-    }
-
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {
         let views = rows(&self.database, "SELECT view FROM presence", None, |row| {
             row.try_get::<Vec<u8>, _>(0)
@@ -236,22 +229,8 @@ fn rows<T: Send + 'static>(
     }
 }
 
-/// The record of a conversation that changes no more, or `None`: a live
-/// one answers from its actor.
-fn load_final_record(
-    database: &Database,
-    id: &ConversationId,
-) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
-    let database = database.clone();
-    let id = id.clone();
-    Box::pin(async move {
-        let record = database.record(&id).await?;
-        Ok(record.filter(|record| record.state.is_final()))
-    })
-}
-
 /// A live store (memory, Redis) whose conversation writes also go to the
-/// record, the record first.
+/// record, once the live (fenced) write succeeded.
 pub struct Recorded<S> {
     live: S,
     database: Database,
@@ -310,13 +289,6 @@ impl<S: Store> Store for Recorded<S> {
         after_seq: u64,
     ) -> BoxFuture<'static, Result<Vec<Arc<Message>>, StoreError>> {
         self.live.load_log(id, after_seq)
-    }
-
-    fn load_record(
-        &self,
-        id: &ConversationId,
-    ) -> BoxFuture<'static, Result<Option<ConversationRecord>, StoreError>> {
-        load_final_record(&self.database, id)
     }
 
     fn presence(&self) -> BoxFuture<'static, Result<Vec<AgentView>, StoreError>> {

@@ -566,8 +566,8 @@ impl ListRow {
     }
 
     fn export(self) -> ConversationExportRow {
-        let seconds =
-            |from: i64, to: i64| ((to - from).max(0) as f64 / 1000.0 * 1000.0).round() / 1000.0;
+        // Whole milliseconds as seconds: three decimals, exactly.
+        let seconds = |from: i64, to: i64| (to - from).max(0) as f64 / 1000.0;
         ConversationExportRow {
             wait_s: self
                 .first_accepted_ms

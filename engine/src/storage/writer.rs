@@ -291,20 +291,17 @@ async fn apply<'a>(
     let mut messages: Vec<&Message> = Vec::new();
     for changes in writes {
         for change in changes {
-            match change {
-                Change::Message(message) => messages.push(message),
-                other => apply_one(&mut tx, dialect, other).await?,
-            }
+            apply_one(&mut tx, change, &mut messages).await?;
         }
     }
     super::records::insert_messages(&mut tx, dialect, &messages).await?;
     tx.commit().await
 }
 
-async fn apply_one(
+async fn apply_one<'a>(
     tx: &mut Transaction<'static, Any>,
-    dialect: Dialect,
-    change: &Change,
+    change: &'a Change,
+    messages: &mut Vec<&'a Message>,
 ) -> Result<(), sqlx::Error> {
     match change {
         Change::Snapshot {
@@ -392,9 +389,8 @@ async fn apply_one(
                 .await?;
         }
         Change::Record(row) => super::records::upsert(tx, row).await?,
-        Change::Message(message) => {
-            super::records::insert_messages(tx, dialect, &[message.as_ref()]).await?
-        }
+        // Stored together after the rest of the batch (`apply`).
+        Change::Message(message) => messages.push(message),
     }
     Ok(())
 }
