@@ -6,6 +6,7 @@
 mod common;
 
 use common::{Postgres, SqliteFile};
+use futures_util::StreamExt;
 use std::sync::Arc;
 use switchboard_engine::storage::customers::EraseOutcome;
 use switchboard_engine::storage::records::{Cursor, RecordRow, SearchFilter};
@@ -647,4 +648,65 @@ async fn a_word_in_most_conversations_pages_newest_first_like_a_rare_one() {
         assert_eq!(ids(&number), ["c-01234"]);
     })
     .await;
+}
+
+/// `memory:` (tests, benchmarks): the writer has a connection of its own
+/// to the same in-memory database the readers use.
+#[actix_rt::test]
+async fn a_memory_database_reads_back_what_its_writer_committed() {
+    let database = Database::open(DatabaseConfig::new("memory:"))
+        .await
+        .expect("memory: opens");
+    let other = Database::open(DatabaseConfig::new("memory:"))
+        .await
+        .expect("a second memory: opens");
+    let r = record("c-mem", "cu-1", "bob", ConversationState::Active, T0);
+    store(&database, &r, &["parcel arrived", "good"]).await;
+    let read = database
+        .record(&r.conversation_id)
+        .await
+        .unwrap()
+        .expect("the record is there");
+    assert_eq!(read.messages.len(), 2);
+    let found = database.search(words("parcel"), None, 10).await.unwrap();
+    assert_eq!(ids(&found), ["c-mem"]);
+    // Each `memory:` database is its own.
+    assert!(other.record(&r.conversation_id).await.unwrap().is_none());
+}
+
+/// Rule: under steady writes the SQLite WAL starts over instead of growing
+/// with every message, though the writer's commits never checkpoint it
+/// (a thread does, and the writer copies the last few frames itself).
+/// SQLite counts the restarts in the WAL's header (its checkpoint
+/// sequence, bytes 12..16).
+#[actix_rt::test]
+async fn steady_writes_keep_the_sqlite_wal_bounded() {
+    let sqlite = SqliteFile::create();
+    let database = Database::open(DatabaseConfig::new(sqlite.url()))
+        .await
+        .expect("sqlite opens");
+    let r = record("c-wal", "cu-1", "bob", ConversationState::Active, T0);
+    store(&database, &r, &[]).await;
+    let wal = sqlite.0.join("switchboard.db-wal");
+    let restarts = || {
+        let header = std::fs::read(&wal).unwrap_or_default();
+        header
+            .get(12..16)
+            .map_or(0, |n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]))
+    };
+    let text = "lorem ipsum ".repeat(50);
+    // Many writes in flight, as on a busy node: the writer never idles, so
+    // no checkpoint ends with nothing new behind it by chance.
+    let mut writes = futures_util::stream::iter(1..=20_000_u64)
+        .map(|seq| database.write(vec![Change::Message(message("c-wal", seq, &text, T0))]))
+        .buffer_unordered(64)
+        .enumerate();
+    while let Some((done, written)) = writes.next().await {
+        written.expect("written");
+        if done % 100 == 0 && restarts() >= 3 {
+            return;
+        }
+    }
+    let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+    panic!("the WAL never started over: {size} bytes after 20,000 writes");
 }

@@ -294,6 +294,11 @@ pub struct RampArgs {
     /// A step passes while errors stay at or under this share of commands.
     #[arg(long, default_value_t = 0.001)]
     pub max_error_share: f64,
+    /// A step that fails its bounds (not its correctness counters) runs
+    /// again at the same rate, up to this many times, before the ramp
+    /// ends: on a shared machine a neighbour's burst can fail one window.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -294,7 +294,9 @@ pub async fn ramp(args: RampArgs) -> anyhow::Result<RampReport> {
     let mut rate = args.start_rate;
     let mut next_customer = 0;
     let mut failures = 0;
-    for step in 0..args.max_steps.min(30) {
+    let mut retried = 0;
+    let mut step = 0;
+    while step < args.max_steps.min(30) {
         if !quiet {
             eprintln!(
                 "ramp step {}: {rate:.1} chats/s for {:?}",
@@ -335,14 +337,21 @@ pub async fn ramp(args: RampArgs) -> anyhow::Result<RampReport> {
                 }
             );
         }
+        let correct = window.correctness_failures() == 0;
         steps.push(RampStep {
             passed,
             why_not,
             window,
         });
         if !passed {
+            if correct && retried < args.retries {
+                retried += 1;
+                continue;
+            }
             break;
         }
+        retried = 0;
+        step += 1;
         rate *= args.step_factor.max(1.01);
     }
     agents.stop(Duration::from_secs(10)).await;

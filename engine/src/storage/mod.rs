@@ -6,9 +6,13 @@
 //! - this file: [`Database`], opened from `[storage] database_url`, with its
 //!   migrations (`engine/migrations/<dialect>/`) run at start, and its own
 //!   small runtime, so a connection's I/O never depends on an actor thread.
-//! - [`writer`]: the one ordered write path. Changes are queued and applied
-//!   in batches, one transaction each (group commit); a change's future
-//!   resolves once its batch is committed.
+//! - [`change`]: what can be written ([`Change`]) and the SQL that writes
+//!   it, once for both databases.
+//! - [`writer`]: the one ordered write path, a thread of its own. Changes
+//!   are queued and applied in batches, one transaction each (group
+//!   commit); a change's future resolves once its batch is committed.
+//!   SQLite is written on that thread through a connection of its own;
+//!   PostgreSQL through the pool.
 //! - [`records`]: what people and other systems read: a record, search with
 //!   cursor paging, export rows, retention.
 //! - [`customers`]: verified customers linked across chats, erasure.
@@ -18,6 +22,7 @@
 //!
 //! It knows no actor and no HTTP: it stores bytes and records.
 
+pub mod change;
 pub mod customers;
 pub mod live;
 pub mod records;
@@ -29,8 +34,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use writer::sqlite::SqliteTarget;
 
-pub use writer::Change;
+pub use change::Change;
 
 /// Which SQL the database speaks: the few statements that differ (full-text
 /// search, upserts of blobs) are chosen by it.
@@ -115,12 +121,13 @@ pub struct Database {
 }
 
 struct Inner {
+    /// First, so it is dropped first: its thread ends with the last handle.
+    writer: writer::Writer,
     pool: AnyPool,
     dialect: Dialect,
     /// Runs every query: a pooled PostgreSQL socket is bound to the runtime
     /// that opened it, and actor threads come and go.
     runtime: OwnedRuntime,
-    writer: writer::Writer,
     /// False from a failed batch or health check until one succeeds.
     healthy: Arc<AtomicBool>,
     url: String,
@@ -170,15 +177,17 @@ impl Database {
             .spawn(connect(config.clone()))
             .await
             .map_err(|error| StorageError::Unavailable(error.to_string()))??;
-        let (pool, dialect) = opened;
+        let (pool, dialect, sqlite) = opened;
         let healthy = Arc::new(AtomicBool::new(true));
-        let writer = writer::Writer::start(
-            &handle,
-            pool.clone(),
-            dialect,
-            config.batch_max,
-            healthy.clone(),
-        );
+        let backend: Box<dyn writer::Backend> = match &sqlite {
+            Some(target) => Box::new(writer::sqlite::SqliteBackend::open(target)?),
+            None => Box::new(writer::pool::PoolBackend::new(
+                pool.clone(),
+                dialect,
+                handle.clone(),
+            )),
+        };
+        let writer = writer::Writer::start(&handle, backend, config.batch_max, healthy.clone())?;
         let database = Database {
             inner: Arc::new(Inner {
                 pool,
@@ -276,17 +285,33 @@ impl Database {
     }
 }
 
-/// Opens the pool and brings the schema up to date.
-async fn connect(config: DatabaseConfig) -> Result<(AnyPool, Dialect), StorageError> {
+/// Opens the pool and brings the schema up to date. For SQLite, also says
+/// which database the writer's own connection opens.
+async fn connect(
+    config: DatabaseConfig,
+) -> Result<(AnyPool, Dialect, Option<writer::sqlite::SqliteTarget>), StorageError> {
     let shown = redacted(&config.url);
     let unreachable = |error: &dyn std::fmt::Display| StorageError::Unreachable {
         url: shown.clone(),
         reason: error.to_string(),
     };
-    let (url, dialect, memory) = if config.url == "memory:" {
-        ("sqlite::memory:".to_owned(), Dialect::Sqlite, true)
+    let (url, dialect, sqlite) = if config.url == "memory:" {
+        // Named, so that the writer's connection finds the same database.
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let name = format!(
+            "switchboard-memory-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let uri = format!("file:{name}?mode=memory&cache=shared");
+        (
+            format!("sqlite:{uri}"),
+            Dialect::Sqlite,
+            Some(SqliteTarget::Memory(uri)),
+        )
     } else if let Some(path) = config.url.strip_prefix("sqlite://") {
         let file = path.split('?').next().unwrap_or(path);
+        let target = SqliteTarget::File(file.into());
         if let Some(folder) = std::path::Path::new(file).parent() {
             if !folder.as_os_str().is_empty() {
                 std::fs::create_dir_all(folder).map_err(|error| unreachable(&error))?;
@@ -299,9 +324,9 @@ async fn connect(config: DatabaseConfig) -> Result<(AnyPool, Dialect), StorageEr
         } else {
             format!("{}?mode=rwc", config.url)
         };
-        (url, Dialect::Sqlite, false)
+        (url, Dialect::Sqlite, Some(target))
     } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
-        (config.url.clone(), Dialect::Postgres, false)
+        (config.url.clone(), Dialect::Postgres, None)
     } else {
         return Err(StorageError::Unreachable {
             url: shown,
@@ -311,6 +336,7 @@ async fn connect(config: DatabaseConfig) -> Result<(AnyPool, Dialect), StorageEr
     let options = AnyConnectOptions::from_str(&url)
         .map_err(|error| unreachable(&error))?
         .disable_statement_logging();
+    let memory = matches!(sqlite, Some(SqliteTarget::Memory(_)));
     let mut pool = AnyPoolOptions::new()
         .max_connections(if memory {
             1
@@ -319,7 +345,8 @@ async fn connect(config: DatabaseConfig) -> Result<(AnyPool, Dialect), StorageEr
         })
         .acquire_timeout(config.acquire_timeout);
     if memory {
-        // One connection, kept for ever: it is the database.
+        // One connection for readers, kept for ever: with the writer's, it
+        // keeps the database.
         pool = pool
             .min_connections(1)
             .idle_timeout(None)
@@ -362,7 +389,7 @@ async fn connect(config: DatabaseConfig) -> Result<(AnyPool, Dialect), StorageEr
         },
         other => StorageError::Migration(other.to_string()),
     })?;
-    Ok((pool, dialect))
+    Ok((pool, dialect, sqlite))
 }
 
 #[cfg(test)]

@@ -4,15 +4,17 @@
 //! a search page, export rows, retention.
 
 use base64::Engine as _;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::{AnyPool, Row};
 use std::sync::Arc;
 use switchboard_proto::model::{
     ConversationExportRow, ConversationListItem, ConversationPage, ConversationRecord,
-    ConversationState, CustomerRef, Message, NamedRef, OfferOutcome, Role,
+    ConversationState, CustomerRef, Message, NamedRef, OfferOutcome,
 };
 use switchboard_proto::{AgentId, ConversationId, CustomerId, Timestamp};
 
-use super::{Database, Dialect, StorageError};
+use super::change::{Statement, Value};
+use super::{Change, Database, Dialect, StorageError};
+use std::borrow::Cow;
 
 /// A conversation's row: what search filters on, and the record itself.
 #[derive(Debug, Clone)]
@@ -92,230 +94,82 @@ fn unspaced(column: &str) -> Vec<String> {
     column.split_whitespace().map(str::to_owned).collect()
 }
 
-pub(super) async fn upsert(
-    tx: &mut Transaction<'static, Any>,
-    row: &RecordRow,
-) -> Result<(), sqlx::Error> {
-    if let Some(customer) = &row.customer_id {
-        // An anonymous customer's row comes with their one conversation; a
-        // verified one's exists already (`identify_customer`).
-        sqlx::query(
-            "INSERT INTO customers (id, external_id, name, email, verified, first_seen_ms, last_seen_ms) \
-             VALUES ($1, NULL, $2, $3, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(customer.as_str())
-        .bind(row.customer_name.as_str())
-        .bind(row.customer_email.clone())
-        .bind(i64::from(row.customer_verified))
-        .bind(row.created_ms)
-        .execute(&mut **tx)
-        .await?;
+impl RecordRow {
+    /// The statements that store this row: the customer's (an anonymous
+    /// one's comes with their one conversation; a verified one's exists
+    /// already, `identify_customer`), the conversation's, and one per agent.
+    pub(crate) fn statements(&self) -> Vec<Statement<'_>> {
+        let text = Value::text;
+        let mut statements = Vec::with_capacity(2 + self.agents.len());
+        if let Some(customer) = &self.customer_id {
+            statements.push(Statement {
+                sql: "INSERT INTO customers (id, external_id, name, email, verified, first_seen_ms, last_seen_ms) \
+                      VALUES ($1, NULL, $2, $3, $4, $5, $5) ON CONFLICT (id) DO NOTHING",
+                values: vec![
+                    text(customer),
+                    text(&self.customer_name),
+                    Value::Text(self.customer_email.as_deref().map(Cow::Borrowed)),
+                    Value::Int(Some(i64::from(self.customer_verified))),
+                    Value::Int(Some(self.created_ms)),
+                ],
+            });
+        }
+        statements.push(Statement {
+            sql: "INSERT INTO conversations (id, state, queue_id, queue_name, customer_id, customer_name, created_ms, \
+                    first_accepted_ms, ended_ms, closed_ms, agents, wrap_ups, message_count, record) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13) \
+                  ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue_id = excluded.queue_id, \
+                    queue_name = excluded.queue_name, customer_name = excluded.customer_name, \
+                    first_accepted_ms = excluded.first_accepted_ms, ended_ms = excluded.ended_ms, \
+                    closed_ms = excluded.closed_ms, agents = excluded.agents, \
+                    wrap_ups = excluded.wrap_ups, record = excluded.record",
+            values: vec![
+                text(&self.id),
+                text(self.state),
+                text(&self.queue_id),
+                text(&self.queue_name),
+                Value::Text(self.customer_id.as_deref().map(Cow::Borrowed)),
+                text(&self.customer_name),
+                Value::Int(Some(self.created_ms)),
+                Value::Int(self.first_accepted_ms),
+                Value::Int(self.ended_ms),
+                Value::Int(self.closed_ms),
+                Value::Text(Some(Cow::Owned(spaced(&self.agents)))),
+                Value::Text(Some(Cow::Owned(spaced(&self.wrap_ups)))),
+                text(&self.json),
+            ],
+        });
+        for agent in &self.agents {
+            statements.push(Statement {
+                sql: "INSERT INTO conversation_agents (agent_id, conversation_id) VALUES ($1, $2) \
+                      ON CONFLICT (agent_id, conversation_id) DO NOTHING",
+                values: vec![text(agent), text(&self.id)],
+            });
+        }
+        statements
     }
-    sqlx::query(
-        "INSERT INTO conversations (id, state, queue_id, queue_name, customer_id, customer_name, created_ms, \
-           first_accepted_ms, ended_ms, closed_ms, agents, wrap_ups, message_count, record) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13) \
-         ON CONFLICT (id) DO UPDATE SET state = excluded.state, queue_id = excluded.queue_id, \
-           queue_name = excluded.queue_name, customer_name = excluded.customer_name, \
-           first_accepted_ms = excluded.first_accepted_ms, ended_ms = excluded.ended_ms, \
-           closed_ms = excluded.closed_ms, agents = excluded.agents, \
-           wrap_ups = excluded.wrap_ups, record = excluded.record",
-    )
-    .bind(row.id.as_str())
-    .bind(row.state)
-    .bind(row.queue_id.as_str())
-    .bind(row.queue_name.as_str())
-    .bind(row.customer_id.clone())
-    .bind(row.customer_name.as_str())
-    .bind(row.created_ms)
-    .bind(row.first_accepted_ms)
-    .bind(row.ended_ms)
-    .bind(row.closed_ms)
-    .bind(spaced(&row.agents))
-    .bind(spaced(&row.wrap_ups))
-    .bind(row.json.as_str())
-    .execute(&mut **tx)
-    .await?;
-    for agent in &row.agents {
-        sqlx::query(
-            "INSERT INTO conversation_agents (agent_id, conversation_id) VALUES ($1, $2) \
-             ON CONFLICT (agent_id, conversation_id) DO NOTHING",
-        )
-        .bind(agent.as_str())
-        .bind(row.id.as_str())
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
 
-/// The words a message is found by: customer and agent text only (not the
-/// engine's system lines), in the same words a query is cut into, so both
-/// databases match alike.
-fn indexed_words(message: &Message) -> String {
-    if message.from.role == Role::System {
-        return String::new();
-    }
-    SearchFilter::words_of(&message.text).join(" ")
-}
-
-/// Rows per multi-row statement: well under SQLite's limit on bound values.
-const ROWS_PER_STATEMENT: usize = 100;
-
-/// Stores messages. A second write of the same `seq` with the same content
-/// changes nothing (a retried append); with other content it replaces it:
-/// the live log is the truth, and its `seq` now names another message.
-/// A few statements for all of them: the rows, their search words, and
-/// each conversation's message count once.
-pub(super) async fn insert_messages(
-    tx: &mut Transaction<'static, Any>,
-    dialect: Dialect,
-    messages: &[&Message],
-) -> Result<(), sqlx::Error> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    // The last of each (conversation, seq): one statement may touch a row once.
-    let mut unique: std::collections::BTreeMap<(&str, u64), &Message> = Default::default();
-    for message in messages {
-        unique.insert((message.conversation_id.as_str(), message.seq), message);
-    }
-    let unique: Vec<&Message> = unique.into_values().collect();
-    let mut highest: std::collections::HashMap<String, i64> = Default::default();
-    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-        let stored = store_chunk(tx, dialect, chunk).await?;
-        for (conversation, seq) in stored {
-            let top = highest.entry(conversation).or_insert(seq);
-            *top = (*top).max(seq);
+    /// A row with every optional part present, for tests of the SQL.
+    #[cfg(test)]
+    pub(crate) fn example() -> RecordRow {
+        RecordRow {
+            id: "c1".into(),
+            state: "active",
+            queue_id: "q".into(),
+            queue_name: "Q".into(),
+            customer_id: Some("cu".into()),
+            customer_name: "Ann".into(),
+            customer_email: Some("ann@example.com".into()),
+            customer_verified: true,
+            created_ms: 1,
+            first_accepted_ms: Some(2),
+            ended_ms: Some(3),
+            closed_ms: Some(4),
+            agents: vec!["alice".into()],
+            wrap_ups: vec!["sale".into()],
+            json: "{}".into(),
         }
     }
-    for (conversation, seq) in highest {
-        sqlx::query(
-            "UPDATE conversations SET message_count = $1 WHERE id = $2 AND message_count < $1",
-        )
-        .bind(seq)
-        .bind(conversation)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
-/// `($1, $2, ...), ($k, ...)`: `rows` tuples of `width` numbered values.
-fn value_tuples(rows: usize, width: usize) -> String {
-    (0..rows)
-        .map(|row| {
-            let values: Vec<String> = (1..=width)
-                .map(|col| format!("${}", row * width + col))
-                .collect();
-            format!("({})", values.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Inserts (or replaces) one chunk; returns (conversation, seq) of each row
-/// stored or changed.
-async fn store_chunk(
-    tx: &mut Transaction<'static, Any>,
-    dialect: Dialect,
-    chunk: &[&Message],
-) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let mut rows = Vec::with_capacity(chunk.len());
-    for message in chunk {
-        let json =
-            serde_json::to_string(message).map_err(|error| sqlx::Error::Encode(error.into()))?;
-        rows.push((message, json, indexed_words(message)));
-    }
-    let seq = |message: &Message| i64::try_from(message.seq).unwrap_or(i64::MAX);
-    // SQLite indexes a replaced message's words again later (`index_words`);
-    // PostgreSQL's generated column follows `words` by itself.
-    let reindex = match dialect {
-        Dialect::Sqlite => ", indexed = 0",
-        Dialect::Postgres => "",
-    };
-    let sql = format!(
-        "INSERT INTO messages (conversation_id, seq, at_ms, message, words) VALUES {} \
-         ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
-           message = excluded.message, words = excluded.words{reindex} \
-         WHERE messages.message <> excluded.message \
-         RETURNING conversation_id, seq",
-        value_tuples(rows.len(), 5)
-    );
-    let mut query = sqlx::query(&sql);
-    for (message, json, words) in &rows {
-        query = query
-            .bind(message.conversation_id.as_str())
-            .bind(seq(message))
-            .bind(message.ts.millis())
-            .bind(json.as_str())
-            .bind(words.as_str());
-    }
-    let returned = query.fetch_all(&mut **tx).await?;
-    returned
-        .iter()
-        .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-        .collect()
-}
-
-/// SQLite: puts the words of messages not yet indexed into the search
-/// index, in one transaction (one new FTS5 segment for many messages).
-/// A replaced message's old words go first. Returns how many it took.
-pub(super) async fn index_words(pool: &AnyPool) -> Result<usize, sqlx::Error> {
-    const AT_ONCE: usize = 2_000;
-    let mut tx = pool.begin().await?;
-    let rows = sqlx::query(&format!(
-        "SELECT rowid, conversation_id, seq, words FROM messages WHERE indexed = 0 LIMIT {AT_ONCE}"
-    ))
-    .fetch_all(&mut *tx)
-    .await?;
-    if rows.is_empty() {
-        tx.rollback().await?;
-        return Ok(0);
-    }
-    let mut found: Vec<(i64, String, i64, String)> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        found.push((
-            row.try_get(0)?,
-            row.try_get(1)?,
-            row.try_get(2)?,
-            row.try_get(3)?,
-        ));
-    }
-    let ids: Vec<String> = found.iter().map(|(rowid, ..)| rowid.to_string()).collect();
-    sqlx::query(&format!(
-        "DELETE FROM message_words WHERE rowid IN ({})",
-        ids.join(", ")
-    ))
-    .execute(&mut *tx)
-    .await?;
-    let worded: Vec<&(i64, String, i64, String)> = found
-        .iter()
-        .filter(|(_, _, _, words)| !words.is_empty())
-        .collect();
-    for chunk in worded.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO message_words (rowid, text, conversation_id, seq) VALUES {}",
-            value_tuples(chunk.len(), 4)
-        );
-        let mut query = sqlx::query(&sql);
-        for (rowid, conversation, seq, words) in chunk {
-            query = query
-                .bind(*rowid)
-                .bind(words.as_str())
-                .bind(conversation.as_str())
-                .bind(*seq);
-        }
-        query.execute(&mut *tx).await?;
-    }
-    sqlx::query(&format!(
-        "UPDATE messages SET indexed = 1 WHERE rowid IN ({})",
-        ids.join(", ")
-    ))
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(found.len())
 }
 
 /// What a search or an export asks for. Every field narrows it.
@@ -892,9 +746,11 @@ impl Database {
                 ts: now,
                 client_msg_id: None,
             };
-            let row = RecordRow::of(&record)?;
-            upsert(&mut tx, &row).await?;
-            insert_messages(&mut tx, dialect, &[&message]).await?;
+            let changes = [
+                Change::Record(Box::new(RecordRow::of(&record)?)),
+                Change::Message(Arc::new(message)),
+            ];
+            super::writer::pool::apply_in(&mut tx, dialect, changes.iter()).await?;
             tx.commit().await?;
             Ok(true)
         })

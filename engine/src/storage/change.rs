@@ -1,0 +1,297 @@
+//! What the database is asked to store ([`Change`]) and the SQL that stores
+//! it, written once as [`Statement`]s: the SQL text and its values. Both
+//! writers run the same statements, SQLite's synchronously on the writer's
+//! thread, sqlx's (PostgreSQL) asynchronously; only messages, most of what a
+//! busy node writes, are stored by each writer its own way ([`MessageRow`]).
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use switchboard_proto::model::{Message, Role};
+
+use super::records::{RecordRow, SearchFilter};
+
+/// One thing to store. A write is a list of them, applied in order, whole.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// An actor's snapshot (`kind:id`): `Some` keeps it, `None` deletes it.
+    Snapshot {
+        actor: String,
+        bytes: Option<Vec<u8>>,
+    },
+    /// An actor's first snapshot, unless it has one.
+    CreateSnapshot { actor: String, bytes: Vec<u8> },
+    /// A logged-in agent's directory row; `None` when it logs out.
+    Presence {
+        agent: String,
+        view: Option<Vec<u8>>,
+    },
+    /// When the agent last logged out (tokens issued before it are refused).
+    Logout { agent: String, at_ms: i64 },
+    /// A conversation's place in a queue's index; `None` once it left.
+    Waiting {
+        queue: String,
+        conversation: String,
+        since_ms: Option<i64>,
+    },
+    /// The conversation's record as it stands (its messages apart).
+    Record(Box<RecordRow>),
+    /// A message of a conversation's log and transcript. Stored once: a
+    /// second write of the same `seq` changes nothing.
+    Message(Arc<Message>),
+}
+
+/// A value bound to a statement's `$n`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value<'a> {
+    Int(Option<i64>),
+    Text(Option<Cow<'a, str>>),
+    Blob(&'a [u8]),
+}
+
+impl<'a> Value<'a> {
+    pub(crate) fn text(text: &'a str) -> Self {
+        Value::Text(Some(Cow::Borrowed(text)))
+    }
+}
+
+/// One SQL statement with its values, `$1` first. Each `$n` appears first
+/// in the text in the order of the values (SQLite numbers them so).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Statement<'a> {
+    pub sql: &'static str,
+    pub values: Vec<Value<'a>>,
+}
+
+fn statement<'a>(sql: &'static str, values: Vec<Value<'a>>) -> Statement<'a> {
+    Statement { sql, values }
+}
+
+impl Change {
+    /// The statements that apply this change; none for a message, which
+    /// its writer stores with the others of its batch ([`MessageRow`]).
+    pub(crate) fn statements(&self) -> Vec<Statement<'_>> {
+        use Value::{Blob, Int};
+        match self {
+            Change::Snapshot {
+                actor,
+                bytes: Some(bytes),
+            } => vec![statement(
+                "INSERT INTO actor_state (actor, snapshot) VALUES ($1, $2) \
+                 ON CONFLICT (actor) DO UPDATE SET snapshot = excluded.snapshot",
+                vec![Value::text(actor), Blob(bytes)],
+            )],
+            Change::Snapshot { actor, bytes: None } => vec![statement(
+                "DELETE FROM actor_state WHERE actor = $1",
+                vec![Value::text(actor)],
+            )],
+            Change::CreateSnapshot { actor, bytes } => vec![statement(
+                "INSERT INTO actor_state (actor, snapshot) VALUES ($1, $2) \
+                 ON CONFLICT (actor) DO NOTHING",
+                vec![Value::text(actor), Blob(bytes)],
+            )],
+            Change::Presence {
+                agent,
+                view: Some(view),
+            } => vec![statement(
+                "INSERT INTO presence (agent_id, view) VALUES ($1, $2) \
+                 ON CONFLICT (agent_id) DO UPDATE SET view = excluded.view",
+                vec![Value::text(agent), Blob(view)],
+            )],
+            Change::Presence { agent, view: None } => vec![statement(
+                "DELETE FROM presence WHERE agent_id = $1",
+                vec![Value::text(agent)],
+            )],
+            Change::Logout { agent, at_ms } => vec![statement(
+                "INSERT INTO logouts (agent_id, at_ms) VALUES ($1, $2) \
+                 ON CONFLICT (agent_id) DO UPDATE SET at_ms = excluded.at_ms",
+                vec![Value::text(agent), Int(Some(*at_ms))],
+            )],
+            Change::Waiting {
+                queue,
+                conversation,
+                since_ms: Some(since),
+            } => vec![statement(
+                "INSERT INTO waiting (queue_id, conversation_id, since_ms) VALUES ($1, $2, $3) \
+                 ON CONFLICT (queue_id, conversation_id) DO UPDATE SET since_ms = excluded.since_ms",
+                vec![Value::text(queue), Value::text(conversation), Int(Some(*since))],
+            )],
+            Change::Waiting {
+                queue,
+                conversation,
+                since_ms: None,
+            } => vec![statement(
+                "DELETE FROM waiting WHERE queue_id = $1 AND conversation_id = $2",
+                vec![Value::text(queue), Value::text(conversation)],
+            )],
+            Change::Record(row) => row.statements(),
+            Change::Message(_) => Vec::new(),
+        }
+    }
+}
+
+/// Stores (or replaces) one message. A second write of the same `seq` with
+/// the same content changes nothing (a retried append); with other content
+/// it replaces it: the live log is the truth, and its `seq` now names
+/// another message. SQLite indexes a replaced message's words again later
+/// (`indexed = 0`); PostgreSQL's generated column follows `words` by itself.
+pub(crate) const SQLITE_INSERT_MESSAGE: &str =
+    "INSERT INTO messages (conversation_id, seq, at_ms, message, words) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
+       message = excluded.message, words = excluded.words, indexed = 0 \
+     WHERE messages.message <> excluded.message";
+
+/// Raises a conversation's message count to the highest `seq` stored.
+pub(crate) const RAISE_MESSAGE_COUNT: &str =
+    "UPDATE conversations SET message_count = $1 WHERE id = $2 AND message_count < $1";
+
+/// A message as its row stores it.
+pub(crate) struct MessageRow<'a> {
+    pub conversation_id: &'a str,
+    pub seq: i64,
+    pub at_ms: i64,
+    /// As on the wire.
+    pub json: String,
+    /// What search finds it by.
+    pub words: String,
+}
+
+impl<'a> MessageRow<'a> {
+    pub fn of(message: &'a Message) -> Result<MessageRow<'a>, serde_json::Error> {
+        Ok(MessageRow {
+            conversation_id: message.conversation_id.as_str(),
+            seq: i64::try_from(message.seq).unwrap_or(i64::MAX),
+            at_ms: message.ts.millis(),
+            json: serde_json::to_string(message)?,
+            words: indexed_words(message),
+        })
+    }
+
+    /// Its values, in the order of the row's columns (and of
+    /// [`SQLITE_INSERT_MESSAGE`]).
+    pub fn values(&self) -> [Value<'_>; 5] {
+        [
+            Value::text(self.conversation_id),
+            Value::Int(Some(self.seq)),
+            Value::Int(Some(self.at_ms)),
+            Value::text(&self.json),
+            Value::text(&self.words),
+        ]
+    }
+}
+
+/// The words a message is found by: customer and agent text only (not the
+/// engine's system lines), in the same words a query is cut into, so both
+/// databases match alike.
+fn indexed_words(message: &Message) -> String {
+    if message.from.role == Role::System {
+        return String::new();
+    }
+    SearchFilter::words_of(&message.text).join(" ")
+}
+
+/// The messages of a batch, the last of each (conversation, seq) only, in
+/// that order: a retried append is then one row, and a multi-row statement
+/// touches each row once.
+pub(crate) fn latest_per_seq<'a>(messages: &[&'a Message]) -> Vec<&'a Message> {
+    let mut unique: std::collections::BTreeMap<(&str, u64), &Message> = Default::default();
+    for message in messages {
+        unique.insert((message.conversation_id.as_str(), message.seq), message);
+    }
+    unique.into_values().collect()
+}
+
+/// The highest `seq` stored per conversation, for [`RAISE_MESSAGE_COUNT`].
+#[derive(Default)]
+pub(crate) struct HighestSeq(std::collections::HashMap<String, i64>);
+
+impl HighestSeq {
+    pub fn stored(&mut self, conversation: &str, seq: i64) {
+        match self.0.get_mut(conversation) {
+            Some(top) => *top = (*top).max(seq),
+            None => {
+                self.0.insert(conversation.to_owned(), seq);
+            }
+        }
+    }
+
+    pub fn statements(&self) -> impl Iterator<Item = Statement<'_>> {
+        self.0.iter().map(|(conversation, seq)| {
+            statement(
+                RAISE_MESSAGE_COUNT,
+                vec![Value::Int(Some(*seq)), Value::text(conversation)],
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SQLite numbers `$n` in the order each first appears; the writers
+    /// bind by position, so every statement must name them in order.
+    #[test]
+    fn every_statement_names_its_values_in_order() {
+        let changes = vec![
+            Change::Snapshot {
+                actor: "a".into(),
+                bytes: Some(vec![1]),
+            },
+            Change::Snapshot {
+                actor: "a".into(),
+                bytes: None,
+            },
+            Change::CreateSnapshot {
+                actor: "a".into(),
+                bytes: vec![1],
+            },
+            Change::Presence {
+                agent: "a".into(),
+                view: Some(vec![1]),
+            },
+            Change::Presence {
+                agent: "a".into(),
+                view: None,
+            },
+            Change::Logout {
+                agent: "a".into(),
+                at_ms: 1,
+            },
+            Change::Waiting {
+                queue: "q".into(),
+                conversation: "c".into(),
+                since_ms: Some(1),
+            },
+            Change::Waiting {
+                queue: "q".into(),
+                conversation: "c".into(),
+                since_ms: None,
+            },
+            Change::Record(Box::new(RecordRow::example())),
+        ];
+        let mut sqls: Vec<(&str, usize)> = changes
+            .iter()
+            .flat_map(Change::statements)
+            .map(|s| (s.sql, s.values.len()))
+            .collect();
+        sqls.push((SQLITE_INSERT_MESSAGE, 5));
+        sqls.push((RAISE_MESSAGE_COUNT, 2));
+        for (sql, count) in sqls {
+            let mut next = 1;
+            let mut rest = sql;
+            while let Some(at) = rest.find('$') {
+                let digits: String = rest[at + 1..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let n: usize = digits.parse().expect("a number after $");
+                assert!(n <= next, "{sql}: ${n} before ${next}");
+                if n == next {
+                    next += 1;
+                }
+                rest = &rest[at + 1 + digits.len()..];
+            }
+            assert_eq!(next - 1, count, "{sql}: values bound");
+        }
+    }
+}
