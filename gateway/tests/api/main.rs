@@ -18,5 +18,7 @@ mod rona;
 mod routing;
 mod socket;
 mod telemetry;
+mod takers;
 mod transfer;
+mod waiting;
 mod wrapup;
