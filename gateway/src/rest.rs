@@ -46,15 +46,14 @@ pub async fn login(
         .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
     let agent_id = verified
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "wrong username or password"))?;
-    let agent = if take_chats.unwrap_or(true) {
-        state.engine.login_agent(&agent_id).await?
-    } else {
-        state
-            .engine
-            .catalog()
-            .profile(&agent_id)
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "wrong username or password"))?
-    };
+    let agent =
+        if take_chats.unwrap_or(true) {
+            state.engine.login_agent(&agent_id).await?
+        } else {
+            state.engine.catalog().profile(&agent_id).ok_or_else(|| {
+                ApiError::new(ErrorCode::Unauthorized, "wrong username or password")
+            })?
+        };
     let token = state.signer.issue_agent(&agent_id);
     Ok(HttpResponse::Ok().json(LoginResponse { token, agent }))
 }

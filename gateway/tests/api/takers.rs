@@ -90,13 +90,11 @@ async fn each_agent_says_whether_it_can_take_the_chat_and_why_not(codec: Codec) 
     carol
         .ok(json!({"type": "wrap_up", "conversation_id": id, "reason": "resolved"}))
         .await;
-    let rows = node
-        .supervised_until(&path, |rows| {
-            rows.as_array().is_some_and(|rows| {
-                rows.iter()
-                    .any(|row| row["id"] == "carol" && row["can_take"] == true)
-            })
+    node.supervised_until(&path, |rows| {
+        rows.as_array().is_some_and(|rows| {
+            rows.iter()
+                .any(|row| row["id"] == "carol" && row["can_take"] == true)
         })
-        .await;
-    assert!(verdicts(&rows).iter().any(|(agent, can, _)| agent == "carol" && can == true));
+    })
+    .await;
 }

@@ -102,6 +102,9 @@ async fn with_enough_answers_lately_the_status_carries_an_estimate(codec: Codec)
     let (_four, mut joan) = node.customer("sales", "Joan", "Four", codec).await;
     let told = status_at(&mut joan, 1).await;
     let wait = told["estimated_wait_s"].as_u64().expect("an estimate");
-    assert!(wait > 0 && wait % 30 == 0, "rounded to half minutes: {told}");
+    assert!(
+        wait > 0 && wait % 30 == 0,
+        "rounded to half minutes: {told}"
+    );
     assert!(told.get("no_estimate").is_none(), "{told}");
 }
