@@ -31,6 +31,10 @@ pub struct RoutingConfig {
     /// How long an agent has to wrap up before the default reason is recorded.
     pub auto_wrap_up: Duration,
     pub default_max_chats: u32,
+    /// A waiting customer hears of a new place in the queue (or a new
+    /// estimate) at most this often: the queue sends changed statuses at
+    /// most once per interval.
+    pub queue_status_interval: Duration,
 }
 
 #[derive(Clone, Debug)]

@@ -12,6 +12,7 @@ use switchboard_proto::{
 };
 
 use crate::agent::actor as agent;
+use crate::agent::availability::{self, Involvement};
 use crate::catalog::Catalog;
 use crate::cluster::directory::{ActorRef, Directory};
 use crate::cluster::hub::{Subscription, Topic};
@@ -33,6 +34,15 @@ use crate::storage::Database;
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<EngineContext>,
+}
+
+/// `?conversation_id=` of `GET /api/v1/agents`: which conversation, and
+/// who asks (an agent who took part in it, or a supervisor).
+#[derive(Debug, Clone, Copy)]
+pub struct TakersOf<'a> {
+    pub conversation_id: &'a ConversationId,
+    pub viewer: &'a AgentId,
+    pub supervisor: bool,
 }
 
 /// A new chat, as `POST /api/v1/chats` answers it.
@@ -459,6 +469,21 @@ impl Engine {
                 summary_of(&record)
             }
         };
+        // A customer waiting in line hears where it stands at once; the
+        // queue sends changes from then on.
+        let mut followups = Vec::new();
+        if summary.state == ConversationState::Queued {
+            let queue_id = QueueId::new(summary.queue.id.as_str());
+            if let Some(queue) = self.inner.directory.queue(&queue_id) {
+                match queue.ask(queue::StatusOf(id.clone())).await {
+                    Ok(Some(status)) => followups.push(ServerFrame::QueueStatus(status)),
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::debug!(conversation_id = %id, %error, "no queue status in hello")
+                    }
+                }
+            }
+        }
         Ok(Session {
             hello: Hello {
                 server_time: Timestamp::now(),
@@ -471,7 +496,7 @@ impl Engine {
                 conversations: vec![summary],
                 offers: Vec::new(),
             },
-            followups: Vec::new(),
+            followups,
             events,
         })
     }
@@ -841,18 +866,39 @@ impl Engine {
                     state: AgentState::Offline,
                     active_chats: 0,
                     max_chats: config.max_chats,
+                    can_take: None,
+                    why_not: None,
                 })
             })
             .collect())
     }
 
-    /// `GET /api/v1/agents?state=&q=`: logged-in agents (or those in
-    /// `state`, `offline` included), names matching `q` case-insensitively.
+    /// `GET /api/v1/agents?state=&q=&conversation_id=`: logged-in agents
+    /// (or those in `state`, `offline` included), names matching `q`
+    /// case-insensitively; with a conversation, whether each could take it
+    /// now and why not ([`availability::can_take`], the rule a transfer or
+    /// conference applies when it reserves the agent's slot).
     pub async fn agents(
         &self,
         state: Option<AgentState>,
         query: Option<&str>,
+        taking: Option<TakersOf<'_>>,
     ) -> Result<Vec<AgentInfo>, EngineError> {
+        let involved: Option<std::collections::HashMap<AgentId, Involvement>> = match taking {
+            Some(taking) => Some(
+                self.in_conversation(
+                    taking.conversation_id,
+                    conversation::Involved {
+                        viewer: taking.viewer.clone(),
+                        supervisor: taking.supervisor,
+                    },
+                )
+                .await?
+                .into_iter()
+                .collect(),
+            ),
+            None => None,
+        };
         let query = query.map(str::to_lowercase).unwrap_or_default();
         let mut rows: Vec<AgentInfo> = self
             .all_agents()
@@ -864,6 +910,15 @@ impl Engine {
             })
             .filter(|info| query.is_empty() || info.name.to_lowercase().contains(&query))
             .collect();
+        if let Some(involved) = &involved {
+            for row in &mut rows {
+                let involvement = involved.get(&row.id).copied().unwrap_or(Involvement::None);
+                let verdict =
+                    availability::can_take(row.state, row.active_chats, row.max_chats, involvement);
+                row.can_take = Some(verdict.is_ok());
+                row.why_not = verdict.err();
+            }
+        }
         rows.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(rows)
     }

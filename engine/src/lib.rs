@@ -37,5 +37,5 @@ pub mod queue;
 pub mod records;
 pub mod storage;
 
-pub use engine::{Engine, Outcome, Session, StartedChat};
+pub use engine::{Engine, Outcome, Session, StartedChat, TakersOf};
 pub use error::EngineError;

@@ -13,6 +13,7 @@ use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::identity::{AgentIdentity, SupervisorIdentity};
 use crate::throttle::client_address;
+use switchboard_engine::TakersOf;
 
 type Data = web::Data<AppState>;
 
@@ -28,7 +29,11 @@ pub async fn login(
     state
         .login_throttle
         .check(client_address(&req, state.trust_forwarded_for))?;
-    let LoginRequest { username, password } = body.into_inner();
+    let LoginRequest {
+        username,
+        password,
+        take_chats,
+    } = body.into_inner();
     let credentials = state.credentials.clone();
     let _checking = state
         .password_checks
@@ -41,7 +46,14 @@ pub async fn login(
         .map_err(|error| ApiError::new(ErrorCode::Internal, error.to_string()))?;
     let agent_id = verified
         .ok_or_else(|| ApiError::new(ErrorCode::Unauthorized, "wrong username or password"))?;
-    let agent = state.engine.login_agent(&agent_id).await?;
+    let agent =
+        if take_chats.unwrap_or(true) {
+            state.engine.login_agent(&agent_id).await?
+        } else {
+            state.engine.catalog().profile(&agent_id).ok_or_else(|| {
+                ApiError::new(ErrorCode::Unauthorized, "wrong username or password")
+            })?
+        };
     let token = state.signer.issue_agent(&agent_id);
     Ok(HttpResponse::Ok().json(LoginResponse { token, agent }))
 }
@@ -99,18 +111,33 @@ pub struct AgentQuery {
     state: Option<AgentState>,
     /// Case-insensitive part of the name.
     q: Option<String>,
+    /// A live conversation the caller took part in (or any, for a
+    /// supervisor): each row then says whether that agent could take it
+    /// now (`can_take`) and why not (`why_not`).
+    conversation_id: Option<String>,
 }
 
 /// Agents with state and load (the transfer and conference dialogs).
 #[utoipa::path(get, path = "/api/v1/agents", params(AgentQuery), security(("token" = [])),
-    responses((status = 200, body = [AgentInfo]), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = [AgentInfo]), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
 pub async fn agents(
     state: Data,
-    _who: AgentIdentity,
+    who: AgentIdentity,
     query: web::Query<AgentQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
-    let rows = state.engine.agents(query.state, query.q.as_deref()).await?;
+    let conversation_id = query.conversation_id.map(ConversationId::new);
+    let taking = conversation_id.as_ref().map(|conversation_id| TakersOf {
+        conversation_id,
+        viewer: &who.agent,
+        supervisor: who.supervisor,
+    });
+    let rows = state
+        .engine
+        .agents(query.state, query.q.as_deref(), taking)
+        .await?;
     Ok(HttpResponse::Ok().json(rows))
 }
 

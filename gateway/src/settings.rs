@@ -167,6 +167,8 @@ pub struct RoutingSettings {
     pub rona_timeout: Duration,
     pub auto_wrap_up: Duration,
     pub default_max_chats: u32,
+    /// At most one `queue_status` per waiting customer per interval.
+    pub queue_status_interval: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -407,6 +409,7 @@ impl Settings {
                 rona_timeout: self.routing.rona_timeout,
                 auto_wrap_up: self.routing.auto_wrap_up,
                 default_max_chats: self.routing.default_max_chats,
+                queue_status_interval: self.routing.queue_status_interval,
             },
             max_message_chars: self.limits.max_message_chars,
             service_level: self.stats.service_level,
@@ -538,6 +541,7 @@ struct RawRouting {
     rona_timeout_ms: Option<u64>,
     auto_wrap_up_ms: Option<u64>,
     default_max_chats: Option<u64>,
+    queue_status_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -623,6 +627,7 @@ const DEFAULT_HEARTBEAT_TTL_MS: u64 = 3000;
 const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 2000;
 const DEFAULT_RONA_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_AUTO_WRAP_UP_MS: u64 = 120_000;
+const DEFAULT_QUEUE_STATUS_INTERVAL_MS: u64 = 2_000;
 const DEFAULT_MAX_CHATS: u64 = 3;
 const DEFAULT_MAX_MESSAGE_CHARS: u64 = 4_000;
 const DEFAULT_SERVICE_LEVEL_S: u64 = 30;
@@ -722,6 +727,12 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
     let default_max_chats = chat_count(
         "routing.default_max_chats",
         raw.routing.default_max_chats.unwrap_or(DEFAULT_MAX_CHATS),
+    )?;
+    let queue_status_interval_ms = positive(
+        "routing.queue_status_interval_ms",
+        raw.routing
+            .queue_status_interval_ms
+            .unwrap_or(DEFAULT_QUEUE_STATUS_INTERVAL_MS),
     )?;
     let max_message_chars = positive(
         "limits.max_message_chars",
@@ -849,6 +860,7 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             rona_timeout: Duration::from_millis(rona_timeout_ms),
             auto_wrap_up: Duration::from_millis(auto_wrap_up_ms),
             default_max_chats,
+            queue_status_interval: Duration::from_millis(queue_status_interval_ms),
         },
         limits: LimitSettings {
             max_message_chars,
@@ -1680,6 +1692,7 @@ default_reason = "done"
             ("routing", "rona_timeout_ms"),
             ("routing", "auto_wrap_up_ms"),
             ("routing", "default_max_chats"),
+            ("routing", "queue_status_interval_ms"),
             ("limits", "max_message_chars"),
             ("stats", "service_level_s"),
             ("auth", "token_ttl_s"),

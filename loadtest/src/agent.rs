@@ -874,7 +874,7 @@ impl Agent {
                 });
                 self.schedule(now, Action::WrapUp(conv));
             }
-            ServerFrame::Typing(_) | ServerFrame::Notice(_) => {}
+            ServerFrame::Typing(_) | ServerFrame::Notice(_) | ServerFrame::QueueStatus(_) => {}
             ServerFrame::Reconnect(_) => {
                 if self.shared.failover.is_some() {
                     // A draining node: go to another one and resume.

@@ -26,6 +26,8 @@ pub enum ServerFrame {
     Notice(Notice),
     /// Extension: the node is draining; reconnect (to any node) and resume.
     Reconnect(Reconnect),
+    /// Extension (customer): the place in the queue and the estimated wait.
+    QueueStatus(QueueStatus),
 }
 
 /// The successful reply to a command. Which optional fields are present

@@ -266,6 +266,69 @@ pub struct AgentInfo {
     pub state: AgentState,
     pub active_chats: u32,
     pub max_chats: u32,
+    /// Only with `?conversation_id=`: could this agent take that chat now
+    /// (a transfer or a conference)? The dialogs mark who cannot, so a
+    /// transfer is not refused after the click.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub can_take: Option<bool>,
+    /// Why not, when `can_take` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_not: Option<CannotTake>,
+}
+
+/// Why an agent cannot take a given chat now. The first that applies, the
+/// conversation's own reasons first (they last longer than a state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CannotTake {
+    /// Owner or guest of the conversation, or offered it right now.
+    AlreadyInConversation,
+    /// Left the conversation and has not wrapped it up yet.
+    OwesWrapUp,
+    /// `idle`, `rona` or logged out.
+    NotAvailable,
+    /// Every slot is taken (offers in flight and wrap-ups count).
+    NoFreeSlot,
+}
+
+impl CannotTake {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CannotTake::AlreadyInConversation => "already_in_conversation",
+            CannotTake::OwesWrapUp => "owes_wrap_up",
+            CannotTake::NotAvailable => "not_available",
+            CannotTake::NoFreeSlot => "no_free_slot",
+        }
+    }
+}
+
+/// `queue_status` (customer): where a waiting customer stands in the queue.
+/// Sent when it changes, at most once per `[routing]
+/// queue_status_interval_ms` per customer, and once when the customer's
+/// session opens while it waits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct QueueStatus {
+    pub conversation_id: ConversationId,
+    /// 1 is next in line.
+    pub position: u32,
+    /// Seconds, rounded up to half a minute; absent when no honest
+    /// estimate can be made (then `no_estimate` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_s: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_estimate: Option<NoEstimate>,
+}
+
+/// Why a `queue_status` carries no estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NoEstimate {
+    /// No agent serving the queue is logged in.
+    NoAgentsOnline,
+    /// Agents are logged in, none is available (all idle or in RONA).
+    NoAgentAvailable,
+    /// Too few chats answered lately to measure a rate.
+    TooLittleHistory,
 }
 
 /// Why an offer went to the agent it went to: every candidate the queue

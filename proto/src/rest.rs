@@ -11,6 +11,11 @@ use utoipa::ToSchema;
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// `false`: sign in without logging in as an agent taking chats (the
+    /// supervisor page): no presence, not counted among idle agents until
+    /// a desktop connects. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub take_chats: Option<bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

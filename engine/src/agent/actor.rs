@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 use switchboard_proto::event::{AgentStateEvent, OfferWithdrawn, ServerFrame, WrapUpRequired};
-use switchboard_proto::model::{AgentState, ConversationSummary, Offer};
+use switchboard_proto::model::{AgentState, CannotTake, ConversationSummary, Offer};
 use switchboard_proto::{ConversationId, IdleReasonId, OfferId, RequestedState, Timestamp};
 
 use super::state::{Agent, AgentEffect, Slot};
@@ -352,7 +352,7 @@ pub struct Reserve {
 /// queue corrects its view.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Refused {
-    pub why: String,
+    pub why: CannotTake,
     pub view: AgentView,
 }
 
@@ -372,7 +372,7 @@ impl Handler<Reserve> for AgentActor {
                 Ok(())
             }
             Err(why) => Err(Refused {
-                why: why.to_owned(),
+                why,
                 view: self.view(),
             }),
         }

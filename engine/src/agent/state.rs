@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 use switchboard_proto::event::{AgentStateEvent, WrapUpRequired};
-use switchboard_proto::model::{AgentInfo, AgentState, Offer, WithdrawReason};
+use switchboard_proto::model::{AgentInfo, AgentState, CannotTake, Offer, WithdrawReason};
 use switchboard_proto::{AgentId, ConversationId, IdleReasonId, OfferId, Timestamp};
 
+use super::availability::{can_take, Involvement};
 use crate::error::EngineError;
 
 /// What occupies one slot.
@@ -110,6 +111,8 @@ impl Agent {
             state: self.state,
             active_chats: self.load(),
             max_chats: self.max_chats,
+            can_take: None,
+            why_not: None,
         }
     }
 
@@ -171,18 +174,16 @@ impl Agent {
         Ok(vec![AgentEffect::PublishState, AgentEffect::ReportToQueues])
     }
 
-    /// Why this agent cannot take an offer now, if it cannot.
-    pub fn refusal(&self, conversation_id: &ConversationId) -> Option<&'static str> {
-        if self.state != AgentState::Available {
-            return Some(self.state.as_str());
-        }
-        if !self.has_free_slot() {
-            return Some("no_free_slot");
-        }
-        if self.slots.contains_key(conversation_id) {
-            return Some("already_holds_conversation");
-        }
-        None
+    /// Why this agent cannot take an offer for `conversation_id` now, if
+    /// it cannot ([`availability::can_take`], the rule the transfer dialog
+    /// shows too).
+    pub fn refusal(&self, conversation_id: &ConversationId) -> Option<CannotTake> {
+        let involvement = match self.slots.get(conversation_id) {
+            None => Involvement::None,
+            Some(Slot::WrapUp(_)) => Involvement::OwesWrapUp,
+            Some(Slot::Offered { .. } | Slot::Active) => Involvement::Present,
+        };
+        can_take(self.state, self.load(), self.max_chats, involvement).err()
     }
 
     /// A queue, a transfer or a conference asks for a slot for an offer.
@@ -191,7 +192,7 @@ impl Agent {
         &mut self,
         conversation_id: ConversationId,
         offer_id: OfferId,
-    ) -> Result<Vec<AgentEffect>, &'static str> {
+    ) -> Result<Vec<AgentEffect>, CannotTake> {
         if let Some(why) = self.refusal(&conversation_id) {
             return Err(why);
         }
@@ -390,7 +391,7 @@ mod tests {
         let mut alice = agent(1);
         assert_eq!(
             alice.reserve(ConversationId::new("c1"), OfferId::new("o1")),
-            Err("idle")
+            Err(CannotTake::NotAvailable)
         );
         alice.set_available(Timestamp(5));
         assert!(alice
@@ -398,7 +399,7 @@ mod tests {
             .is_ok());
         assert_eq!(
             alice.reserve(ConversationId::new("c2"), OfferId::new("o2")),
-            Err("no_free_slot")
+            Err(CannotTake::NoFreeSlot)
         );
     }
 
@@ -448,7 +449,7 @@ mod tests {
         );
         assert_eq!(
             alice.reserve(ConversationId::new("c2"), OfferId::new("o2")),
-            Err("rona")
+            Err(CannotTake::NotAvailable)
         );
         assert!(alice.set_idle(None, Timestamp(4)).is_err());
         alice.set_available(Timestamp(5));

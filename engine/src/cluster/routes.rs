@@ -38,13 +38,15 @@ pub fn route(
             agent::SetState, agent::Reserve, agent::Accept, agent::FromConversation,
             agent::Snapshot, agent::Logout,
         ],
-        QueueActor: [queue::AgentStatus, queue::FromConversation, queue::Snapshot],
+        QueueActor: [
+            queue::AgentStatus, queue::FromConversation, queue::Snapshot, queue::StatusOf,
+        ],
         ConversationActor: [
             conversation::OfferReserved, conversation::AcceptOffer, conversation::Say,
             conversation::SayTemplate, conversation::TypingNow, conversation::Transfer,
             conversation::Invite, conversation::EndConference, conversation::End,
             conversation::WrapUp, conversation::Resume, conversation::Summary,
-            conversation::Record,
+            conversation::Record, conversation::Involved,
         ],
     );
     Box::pin(ready(Err(EngineError::Internal(format!(

@@ -17,6 +17,7 @@ use switchboard_proto::{
 
 use super::state::{Conversation, Effect, Seat, Speaker, Timer};
 use crate::agent::actor::{FromConversation as ToAgent, Reserve};
+use crate::agent::availability::Involvement;
 use crate::cluster::hub::{Published, Topic};
 use crate::cluster::key::ActorKey;
 use crate::cluster::node;
@@ -453,10 +454,9 @@ impl ConversationActor {
                         },
                     )
                 }),
-                Ok(Err(refused)) => Err(EngineError::AgentUnavailable(format!(
-                    "{} cannot take it now ({})",
-                    seat.name, refused.why
-                ))),
+                Ok(Err(refused)) => Err(EngineError::AgentUnavailable(
+                    crate::agent::availability::refusal_sentence(&seat.name, refused.why),
+                )),
                 Err(error) => Err(error),
             };
             let answered: ResponseActFuture<Self, Reply<ConversationSummary>> = match opened {
@@ -893,7 +893,30 @@ impl Handler<Record> for ConversationActor {
     }
 }
 
+/// Who has a part in the conversation now, for the transfer and conference
+/// dialogs: asked by an agent who took part in it, or a supervisor.
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "Result<Vec<(AgentId, Involvement)>, EngineError>")]
+pub struct Involved {
+    pub viewer: AgentId,
+    pub supervisor: bool,
+}
+
+impl Handler<Involved> for ConversationActor {
+    type Result = Reply<Vec<(AgentId, Involvement)>>;
+
+    fn handle(&mut self, message: Involved, _ctx: &mut Self::Context) -> Self::Result {
+        if !message.supervisor && !self.conversation.took_part(&message.viewer) {
+            return Err(EngineError::Forbidden(
+                "only agents in this conversation, or supervisors, may ask who can take it".into(),
+            ));
+        }
+        Ok(self.conversation.involved_agents())
+    }
+}
+
 crate::routed!(
+    Involved => "conversation.involved",
     OfferReserved => "conversation.offer_reserved",
     AcceptOffer => "conversation.accept_offer",
     Say => "conversation.say",

@@ -17,8 +17,14 @@ use switchboard_proto::model::*;
 use switchboard_proto::validation::{check_agent_text, check_customer_text};
 use switchboard_proto::{AgentId, ClientMsgId, ConversationId, MessageId, OfferId, Timestamp};
 
+use crate::agent::availability::Involvement;
 use crate::error::EngineError;
 use crate::queue::waiting::Position;
+
+/// What everyone in a chat reads when a transfer to an agent was not
+/// accepted in time and the chat went back to its queue.
+pub const TRANSFER_FELL_BACK: &str =
+    "Your chat is back in the queue; the next available agent will answer.";
 
 /// An agent as a conversation knows it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -605,6 +611,9 @@ impl Conversation {
             OfferKind::New | OfferKind::Transfer => {
                 if pending.kind == OfferKind::Transfer {
                     self.queued_since = now;
+                    // The customer's last line said it went to that agent:
+                    // say where it is now.
+                    effects.push(self.system_message(TRANSFER_FELL_BACK.to_owned(), now));
                 }
                 self.state = ConversationState::Queued;
                 effects.push(Effect::Queue(self.queue_id(), QueueNotice::Rona));
@@ -1080,6 +1089,23 @@ impl Conversation {
             effects.push(Effect::Finished);
         }
         Ok(effects)
+    }
+
+    /// Every agent with a part in the conversation now, and which part:
+    /// present (owner, guest, or offered it right now) or owing its
+    /// wrap-up. Whoever is not listed has none.
+    pub fn involved_agents(&self) -> Vec<(AgentId, Involvement)> {
+        let present = self
+            .owner
+            .iter()
+            .chain(self.guest.iter())
+            .chain(self.pending.iter().map(|pending| &pending.agent))
+            .map(|seat| (seat.id.clone(), Involvement::Present));
+        let owing = self
+            .owed
+            .iter()
+            .map(|owed| (owed.agent.id.clone(), Involvement::OwesWrapUp));
+        present.chain(owing).collect()
     }
 
     pub fn owes_wrap_up(&self, agent: &AgentId) -> bool {

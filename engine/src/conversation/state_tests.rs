@@ -456,6 +456,44 @@ fn unanswered_transfer_returns_the_conversation_to_the_head_of_its_queue() {
             queued_since: Timestamp(40_000)
         }
     )));
+    // The customer's last line said "transferred to Dave": it is told
+    // where the chat is now.
+    assert_eq!(appended_texts(&effects), [TRANSFER_FELL_BACK]);
+}
+
+#[test]
+fn an_unanswered_new_offer_goes_back_to_the_queue_without_a_word() {
+    let mut conversation = queued();
+    offered_to(&mut conversation, "bob", "o1");
+    let effects = conversation.offer_expired(&OfferId::new("o1"), Timestamp(40_000));
+    assert_eq!(conversation.state, ConversationState::Queued);
+    assert!(appended_texts(&effects).is_empty());
+}
+
+#[test]
+fn involved_agents_are_those_present_offered_or_owing_a_wrap_up() {
+    use crate::agent::availability::Involvement;
+    let mut conversation = active_with("bob");
+    assert_eq!(
+        conversation.involved_agents(),
+        [(agent("bob"), Involvement::Present)]
+    );
+    conversation
+        .transfer_to_agent(
+            &agent("bob"),
+            OfferId::new("o2"),
+            seat("dave"),
+            Timestamp(4_000),
+        )
+        .unwrap();
+    // Dave is offered it; Bob left and owes the wrap-up.
+    assert_eq!(
+        conversation.involved_agents(),
+        [
+            (agent("dave"), Involvement::Present),
+            (agent("bob"), Involvement::OwesWrapUp)
+        ]
+    );
 }
 
 #[test]

@@ -8,14 +8,17 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use switchboard_proto::event::ServerFrame;
 use switchboard_proto::model::{
-    AgentState, QueueInfo, QueueStats, RoutingDecision, WithdrawReason,
+    AgentState, CannotTake, QueueInfo, QueueStats, QueueStatus, RoutingDecision, WithdrawReason,
 };
 use switchboard_proto::{AgentId, ConversationId, OfferId, QueueId, Timestamp};
 
+use super::estimate::{self, Announced, Answer, AnswerHistory, Staffing};
 use super::routing::{self, AgentView};
 use super::waiting::{Position, Waiting, WaitingList};
 use crate::agent::actor::{FromConversation as ToAgent, Refused, Reserve};
+use crate::cluster::hub::{Published, Topic};
 use crate::cluster::key::ActorKey;
 use crate::cluster::routed::{load_snapshot, wrong_kind, Activate, Retire};
 use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
@@ -45,6 +48,15 @@ pub struct QueueActor {
     holding: HashMap<AgentId, HashSet<ConversationId>>,
     counters: Counters,
     service_level_ms: u64,
+    /// Recent answers: the rate behind each customer's estimated wait.
+    answers: AnswerHistory,
+    /// What each waiting customer was last told (`queue_status`).
+    announced: Announced,
+    /// The queue changed since statuses were last sent.
+    status_stale: bool,
+    /// Statuses went out less than an interval ago: the next round waits
+    /// for this timer, so a customer hears at most once per interval.
+    status_hold: Option<SpawnHandle>,
     engine: Arc<EngineContext>,
     /// Cluster only: a snapshot write is in flight; state changed since it
     /// began; the bytes last saved.
@@ -59,6 +71,8 @@ pub struct QueueActor {
 struct QueueSnapshot {
     waiting: Vec<Waiting>,
     counters: Counters,
+    #[serde(default)]
+    answers: AnswerHistory,
 }
 
 impl QueueActor {
@@ -72,6 +86,10 @@ impl QueueActor {
             holding: HashMap::new(),
             counters: Counters::default(),
             service_level_ms,
+            answers: AnswerHistory::default(),
+            announced: Announced::default(),
+            status_stale: false,
+            status_hold: None,
             engine,
             saving: false,
             unsaved: false,
@@ -95,6 +113,7 @@ impl QueueActor {
         let snapshot = QueueSnapshot {
             waiting: self.waiting.in_order(),
             counters: self.counters.clone(),
+            answers: self.answers.clone(),
         };
         let bytes = match rmp_serde::to_vec_named(&snapshot) {
             Ok(bytes) => bytes,
@@ -129,6 +148,67 @@ impl QueueActor {
                 }
             }
         }));
+    }
+
+    /// Agents serving the queue now, as the estimate counts them.
+    fn staffing(&self) -> Staffing {
+        Staffing {
+            logged_in: self.agents.len() as u32,
+            available: self
+                .agents
+                .values()
+                .filter(|agent| agent.state == AgentState::Available)
+                .count() as u32,
+        }
+    }
+
+    /// Every waiting customer's place and estimated wait, first in line
+    /// first (those an agent is being reserved for are ahead).
+    fn statuses(&self) -> Vec<QueueStatus> {
+        let now = Timestamp::now();
+        let staffing = self.staffing();
+        self.waiting
+            .in_order()
+            .into_iter()
+            .zip(1u32..)
+            .map(|(waiting, position)| {
+                estimate::status(
+                    waiting.conversation_id,
+                    position,
+                    &self.answers,
+                    staffing,
+                    now,
+                )
+            })
+            .collect()
+    }
+
+    /// The queue changed: tell waiting customers whose place or estimate
+    /// changed, now, or when the last round's interval is over.
+    fn announce(&mut self, ctx: &mut Context<Self>) {
+        self.status_stale = true;
+        if self.status_hold.is_none() {
+            self.send_statuses(ctx);
+        }
+    }
+
+    fn send_statuses(&mut self, ctx: &mut Context<Self>) {
+        self.status_hold = None;
+        if !self.status_stale {
+            return;
+        }
+        self.status_stale = false;
+        let changed = self.announced.changed(self.statuses());
+        if changed.is_empty() {
+            return;
+        }
+        for status in changed {
+            let topic = Topic::Customer(status.conversation_id.clone());
+            let frame = Published::new(ServerFrame::QueueStatus(status));
+            self.engine.hub.publish(&topic, frame);
+        }
+        let interval = self.engine.catalog.config.routing.queue_status_interval;
+        self.status_hold = Some(ctx.run_later(interval, |queue, ctx| queue.send_statuses(ctx)));
     }
 
     fn record_depth(&self) {
@@ -203,6 +283,7 @@ impl QueueActor {
         }
         self.record_depth();
         self.persist(ctx);
+        self.announce(ctx);
     }
 
     fn reserved(
@@ -252,8 +333,11 @@ impl QueueActor {
                 }
             },
             Ok(Err(refused)) => {
-                tracing::debug!(agent_id = %seat.id, why = refused.why, "reservation refused");
-                if refused.why == "already_holds_conversation" {
+                tracing::debug!(agent_id = %seat.id, why = refused.why.as_str(), "reservation refused");
+                if matches!(
+                    refused.why,
+                    CannotTake::AlreadyInConversation | CannotTake::OwesWrapUp
+                ) {
                     // Skip this agent for this conversation only, until it
                     // reports again (its wrap-up frees it).
                     self.holding
@@ -415,6 +499,7 @@ impl Activate for QueueActor {
             if let Some(snapshot) = snapshot {
                 waiting = snapshot.waiting;
                 queue.counters = snapshot.counters;
+                queue.answers = snapshot.answers;
             }
             let still: HashSet<&ConversationId> = indexed.iter().map(|(id, _)| id).collect();
             waiting.retain(|entry| still.contains(&entry.conversation_id));
@@ -497,6 +582,11 @@ impl Handler<FromConversation> for QueueActor {
                 self.record_depth();
             }
             QueueNotice::Answered { wait_ms } => {
+                let available_agents = self.staffing().available;
+                self.answers.record(Answer {
+                    at: Timestamp::now(),
+                    available_agents,
+                });
                 self.counters.accepted += 1;
                 self.counters.total_wait_ms += wait_ms;
                 if wait_ms <= self.service_level_ms {
@@ -508,6 +598,7 @@ impl Handler<FromConversation> for QueueActor {
             QueueNotice::Rona => self.counters.rona += 1,
         }
         self.persist(ctx);
+        self.announce(ctx);
     }
 }
 
@@ -524,7 +615,27 @@ impl Handler<Snapshot> for QueueActor {
     }
 }
 
+/// A waiting customer's status now, for the `queue_status` that follows
+/// the `hello` of a customer session opening while it waits. `None`: it
+/// does not wait in this queue.
+#[derive(Message, Serialize, Deserialize)]
+#[rtype(result = "Option<QueueStatus>")]
+pub struct StatusOf(pub ConversationId);
+
+impl Handler<StatusOf> for QueueActor {
+    type Result = MessageResult<StatusOf>;
+
+    fn handle(&mut self, message: StatusOf, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(
+            self.statuses()
+                .into_iter()
+                .find(|status| status.conversation_id == message.0),
+        )
+    }
+}
+
 crate::routed!(
+    StatusOf => "queue.status_of",
     AgentStatus => "queue.agent_status",
     FromConversation => "queue.from_conversation",
     Snapshot => "queue.snapshot",

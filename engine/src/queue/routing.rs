@@ -36,6 +36,8 @@ impl AgentView {
             state: self.state,
             active_chats: self.load,
             max_chats: self.max_chats,
+            can_take: None,
+            why_not: None,
         }
     }
 

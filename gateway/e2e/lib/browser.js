@@ -33,6 +33,11 @@ export async function openPage(browser, url, { viewport = { width: 1360, height:
     dialog.dismiss().catch(() => {});
   });
   page.on('pageerror', (error) => page.errors.push(String(error)));
+  // Every resource the server did not find (each is also a console error).
+  page.notFound = [];
+  page.on('response', (response) => {
+    if (response.status() === 404) page.notFound.push(response.url());
+  });
   page.setDefaultTimeout(15000);
   await page.goto(url);
   return page;

@@ -34,9 +34,10 @@ const list = (values) => `[${values.map(q).join(', ')}]`;
 export const AGENTS = {
   alice: { id: 'alice', name: 'Alice Martin', username: 'alice', password: 'alice-pass', queues: ['sales', 'support'], max_chats: 3, roles: ['agent', 'supervisor'] },
   bob: { id: 'bob', name: 'Bob Chen', username: 'bob', password: 'bob-pass', queues: ['sales'], max_chats: 3, roles: ['agent'] },
+  carol: { id: 'carol', name: 'Carol Diaz', username: 'carol', password: 'carol-pass', queues: ['sales'], max_chats: 3, roles: ['agent'] },
 };
 
-function configToml({ port, dir, rona = 5000, autoWrapUp = 10000 }) {
+function configToml({ port, dir, rona = 5000, autoWrapUp = 10000, queueStatus = 200 }) {
   const agents = Object.values(AGENTS).map((a) => `
 [[agents]]
 id = ${q(a.id)}
@@ -61,6 +62,7 @@ identity_secret = ${q(IDENTITY_SECRET)}
 rona_timeout_ms = ${rona}
 auto_wrap_up_ms = ${autoWrapUp}
 default_max_chats = 3
+queue_status_interval_ms = ${queueStatus}
 
 [auth]
 token_secret = "e2e-token-secret-0123456789abcdef0123456789"
@@ -110,7 +112,7 @@ text = "Thanks <customerName>, I'm checking order <orderId> for you now."
 
 /**
  * @param {string} name  used for the log file name
- * @param {{rona?: number, autoWrapUp?: number}} [timers]  milliseconds
+ * @param {{rona?: number, autoWrapUp?: number, queueStatus?: number}} [timers]  milliseconds
  */
 export async function startServer(name, timers = {}) {
   if (!existsSync(BINARY)) {

@@ -42,6 +42,8 @@ describe('supervisor view', () => {
     await sales.waitFor();
     assert.equal(await page.locator('#queues-table tr[data-queue="support"] th').textContent(), 'Support');
     await page.locator('#agents-table tr[data-agent="bob"] .badge', { hasText: 'Idle' }).waitFor();
+    // Alice watches from the supervisor page only: she is not an idle agent.
+    await page.locator('#agents-table tr[data-agent="alice"] .badge', { hasText: 'Offline' }).waitFor();
 
     // A chat comes in: it waits in Sales, then Bob takes it. The view follows
     // without a reload.

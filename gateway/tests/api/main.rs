@@ -17,6 +17,8 @@ mod resume;
 mod rona;
 mod routing;
 mod socket;
+mod takers;
 mod telemetry;
 mod transfer;
+mod waiting;
 mod wrapup;

@@ -258,6 +258,11 @@ async fn unanswered_transfer_goes_back_to_the_head_of_the_queue(codec: Codec) {
     dave.event_where("agent_state", |e| e["state"] == "rona")
         .await;
     customer.conversation_state("queued").await;
+    // The customer's last line said it went to Dave: now it says where it is.
+    let fell_back = customer
+        .message("Your chat is back in the queue; the next available agent will answer.")
+        .await;
+    assert_eq!(fell_back["from"]["role"], "system");
     assert_eq!(node.queue("sales").await["waiting"], 2);
 
     // Never dropped: first in line when Dave (one slot) is back.

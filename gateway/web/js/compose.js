@@ -2,6 +2,7 @@
 // does the same. For agents, `<` and `>` are refused at once with an inline
 // notice (the engine refuses them too: they are reserved for template slots).
 
+import { describeError } from './errors.js';
 import { el, newId } from './util.js';
 
 const RESERVED = /[<>]/;
@@ -79,7 +80,7 @@ export class Compose {
     } catch (error) {
       // Refused outright (reserved characters, too long...): give the text back.
       if (!this.input.value) this.input.value = text;
-      this.showNotice(error.code === 'reserved_characters' ? RESERVED_NOTICE : error.message);
+      this.showNotice(error.code === 'reserved_characters' ? RESERVED_NOTICE : describeError(error));
     }
   }
 

@@ -41,8 +41,10 @@ export class ConversationList {
         onclick: () => this.onSelect(conv.id),
       },
       el('span.avatar', { 'aria-hidden': 'true' }, initials(conv.customerName)),
-      el('span.conv-main', {}, el('span.conv-line', {}, name, dot), el('span.conv-line', {}, queue, timer)),
-      badge);
+      el('span.conv-main', {},
+        el('span.conv-line', {}, name, dot),
+        el('span.conv-line', {}, queue, timer),
+        el('span.conv-line.conv-status', {}, badge)));
       const item = el('li', {}, button);
       this.node.append(item);
       row = { item, button, badge, timer, dot, name, queue, createdAt: conv.createdAt };

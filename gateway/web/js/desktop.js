@@ -10,6 +10,7 @@ import { TemplatePicker } from './templates.js';
 import { OfferPopover } from './popover.js';
 import { ConversationList, STATE_LABEL } from './conversation-list.js';
 import { openConferenceDialog, openTransferDialog, openWrapUpDialog } from './dialogs.js';
+import { describeError } from './errors.js';
 import { CustomerPanel } from './customer-panel.js';
 
 const ORIGIN = location.origin;
@@ -104,7 +105,7 @@ function startDesktop() {
     .on('typing', onTyping)
     .on('wrap_up_required', onWrapUpRequired)
     .on('notice', (notice) => notify(notice.text, 'warning'))
-    .on('protocol_error', (e) => e.code !== 'offline' && notify(e.message, 'error'));
+    .on('protocol_error', (e) => e.code !== 'offline' && notify(describeError(e), 'error'));
   client.connect();
 }
 
@@ -173,7 +174,7 @@ async function setState(value) {
     const ack = await client.request('set_state', reason ? { state, reason } : { state });
     if (ack.state) agentState = { state: ack.state, reason: reason || undefined, since: ack.since || new Date(now()).toISOString() };
   } catch (e) {
-    notify(`Could not change state: ${e.message}`, 'error');
+    notify(`Could not change state. ${describeError(e)}`, 'error');
   }
   renderState();
 }
@@ -348,13 +349,14 @@ class Conv {
     setTimeout(() => { this.checking = false; }, 3000);
   }
 
-  async command(type, fields = {}) {
+  /** `inline`: the caller (a dialog) shows a refusal itself, so no toast. */
+  async command(type, fields = {}, { inline = false } = {}) {
     try {
       const ack = await client.request(type, { conversation_id: this.id, ...fields });
       if (ack.conversation) onConversation(ack.conversation);
       return ack;
     } catch (e) {
-      notify(e.message, 'error');
+      if (!inline) notify(describeError(e), 'error');
       throw e;
     }
   }
@@ -375,7 +377,7 @@ class Conv {
         this.thread.drop(clientMsgId);
         this.failed.delete(clientMsgId);
         if (fromCompose) throw e;
-        notify(e.message, 'error');
+        notify(describeError(e), 'error');
         return;
       }
       this.failed.set(clientMsgId, text);
@@ -406,16 +408,22 @@ class Conv {
     this.typingTimer = setTimeout(() => { this.typing.textContent = ''; }, 5000);
   }
 
+  /** Logged-in agents, each marked whether it can take this chat now. */
+  takers(query) {
+    const q = query ? `&q=${encodeURIComponent(query)}` : '';
+    return rest(`/agents?conversation_id=${encodeURIComponent(this.id)}${q}`);
+  }
+
   openTransfer() {
     openTransferDialog({
       customerName: this.customer.name,
       selfId: me.id,
       fetchQueues: () => rest('/queues'),
-      fetchAgents: (q) => rest(`/agents?state=available${q ? `&q=${encodeURIComponent(q)}` : ''}`),
+      fetchAgents: (q) => this.takers(q),
       onTransfer: async (to) => {
         this.leaving = true;
         try {
-          await this.command('transfer', { to });
+          await this.command('transfer', { to }, { inline: true });
           notify(`Chat with ${this.customer.name} transferred.`, 'info');
         } catch (e) {
           this.leaving = false;
@@ -430,8 +438,8 @@ class Conv {
     openConferenceDialog({
       customerName: this.customer.name,
       selfId: me.id,
-      fetchAgents: (q) => rest(`/agents?state=available${q ? `&q=${encodeURIComponent(q)}` : ''}`),
-      onConference: (agent) => this.command('conference', { agent }),
+      fetchAgents: (q) => this.takers(q),
+      onConference: (agent) => this.command('conference', { agent }, { inline: true }),
     });
   }
 

@@ -3,6 +3,7 @@
 // searchable list of radio options, so arrow keys and screen readers work.
 
 import { el, clear, formatDuration, newId, onTick, secondsUntil } from './util.js';
+import { describeError, WHY_NOT } from './errors.js';
 
 /** A search box over a radio list. `load(query)` returns [{id, name, detail, disabled}]. */
 export class SearchList {
@@ -42,7 +43,7 @@ export class SearchList {
     try {
       items = await this.load(query);
     } catch (error) {
-      if (ticket === this.ticket) this.status.textContent = error.message;
+      if (ticket === this.ticket) this.status.textContent = describeError(error);
       return;
     }
     if (ticket !== this.ticket) return; // a newer search answered first
@@ -56,7 +57,8 @@ export class SearchList {
       this.list.append(el(`label.option${item.disabled ? '.option-disabled' : ''}`, {},
         input,
         el('span.option-name', {}, item.name),
-        item.detail ? el('span.option-detail', {}, item.detail) : null));
+        item.detail ? el('span.option-detail', {}, item.detail) : null,
+        item.why ? el('span.option-why', {}, item.why) : null));
     }
     this.status.textContent = items.length ? `${items.length} result${items.length === 1 ? '' : 's'}` : 'Nothing matches.';
   }
@@ -67,8 +69,12 @@ export class SearchList {
   }
 }
 
-/** The shell every dialog shares: title, body, error line, Cancel + primary button. */
-function modal({ title, primary, onPrimary, body, footerExtra }) {
+/**
+ * The shell every dialog shares: title, body, error line, Cancel + primary
+ * button. A refused primary action shows its sentence here, once (the
+ * caller does not toast it too); `onRefused(error)` may react (refresh).
+ */
+function modal({ title, primary, onPrimary, body, footerExtra, onRefused }) {
   const id = newId('dlg-');
   const error = el('p.error', { role: 'alert', hidden: true });
   const submit = el('button.btn.btn-primary', { type: 'submit', disabled: true }, primary);
@@ -82,9 +88,10 @@ function modal({ title, primary, onPrimary, body, footerExtra }) {
         await onPrimary();
         dialog.close();
       } catch (e) {
-        error.textContent = e.message;
+        error.textContent = describeError(e);
         error.hidden = false;
         submit.disabled = false;
+        onRefused?.(e);
       }
     },
   },
@@ -104,20 +111,31 @@ function modal({ title, primary, onPrimary, body, footerExtra }) {
   return { dialog, submit, error };
 }
 
+const STATE_NAME = { available: 'Available', idle: 'Idle', rona: 'RONA', offline: 'Offline' };
+
+/**
+ * Agents for the transfer and conference dialogs, as GET
+ * /agents?conversation_id= lists them: those who can take the chat first;
+ * the others marked, disabled, with the reason, so nothing is refused after
+ * the click. (Without `can_take`, a full agent is the one marked.)
+ */
 function agentItems(agents, selfId) {
-  return agents.filter((agent) => agent.id !== selfId).map((agent) => {
-    const full = agent.active_chats >= agent.max_chats;
+  const items = agents.filter((agent) => agent.id !== selfId).map((agent) => {
+    const cannot = agent.can_take === false || (agent.can_take === undefined && agent.active_chats >= agent.max_chats);
+    const why = agent.why_not ? WHY_NOT[agent.why_not] || agent.why_not.replace(/_/g, ' ') : 'no free slot';
     return {
       id: agent.id,
       name: agent.name,
-      detail: `${agent.state === 'available' ? 'Available' : agent.state} · ${agent.active_chats}/${agent.max_chats} chats${full ? ' · full' : ''}`,
-      disabled: full,
+      detail: `${STATE_NAME[agent.state] || agent.state} · ${agent.active_chats}/${agent.max_chats} chats`,
+      why: cannot ? `Cannot take it now: ${why}` : null,
+      disabled: cannot,
     };
   });
+  return [...items.filter((item) => !item.disabled), ...items.filter((item) => item.disabled)];
 }
 
 /**
- * Transfer: to a queue or to an available agent.
+ * Transfer: to a queue or to an agent who can take the chat now.
  * @param {object} o {customerName, selfId, fetchQueues(), fetchAgents(q), onTransfer(to)}
  */
 export function openTransferDialog(o) {
@@ -161,13 +179,15 @@ export function openTransferDialog(o) {
       list.node,
     ],
     onPrimary: () => o.onTransfer(mode === 'queue' ? { queue: list.value } : { agent: list.value }),
+    // Refused because the agent changed meanwhile: show why, next to them.
+    onRefused: (e) => { if (e.code === 'agent_unavailable') list.refresh(); },
   });
   list.refresh();
   list.search.focus();
   return shell.dialog;
 }
 
-/** Conference: invite an available agent with a free slot. */
+/** Conference: invite an agent who can take the chat now. */
 export function openConferenceDialog(o) {
   const list = new SearchList({
     label: 'Available agents',
@@ -181,6 +201,7 @@ export function openConferenceDialog(o) {
     primary: 'Conference',
     body: [el('div.search-row', {}, list.search, refresh), list.node],
     onPrimary: () => o.onConference(list.value),
+    onRefused: (e) => { if (e.code === 'agent_unavailable') list.refresh(); },
   });
   list.refresh();
   list.search.focus();

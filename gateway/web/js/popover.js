@@ -3,6 +3,7 @@
 // the date, a live timer since the conversation was received, the time left
 // to accept) and an Accept button.
 
+import { describeError } from './errors.js';
 import { el, formatDate, formatDuration, newId, onTick, secondsSince, secondsUntil } from './util.js';
 import { Thread } from './thread.js';
 
@@ -77,7 +78,7 @@ export class OfferPopover {
     try {
       await onAccept(this.offer);
     } catch (error) {
-      this.error.textContent = error.message;
+      this.error.textContent = describeError(error);
       this.error.hidden = false;
       this.accept.disabled = false;
       this.accept.textContent = 'Accept';

@@ -2,6 +2,7 @@
 // token is kept in sessionStorage: it survives a reload, not a closed tab.
 
 import { api } from './protocol.js';
+import { describeError } from './errors.js';
 
 const STORAGE_KEY = 'switchboard.agent';
 
@@ -21,8 +22,11 @@ export function clearSession() {
 /**
  * Wires a login form (#login-username, #login-password, #login-error) to
  * POST /agent/login; calls onLogin({token, agent}) once signed in.
+ * `takeChats: false` (the supervisor page) signs in without logging in as
+ * an agent: the supervisor is not listed as an idle agent until a desktop
+ * connects.
  */
-export function bindLoginForm(form, onLogin) {
+export function bindLoginForm(form, onLogin, { takeChats = true } = {}) {
   const username = form.querySelector('#login-username');
   const password = form.querySelector('#login-password');
   const error = form.querySelector('#login-error');
@@ -39,14 +43,14 @@ export function bindLoginForm(form, onLogin) {
     try {
       const answer = await api(location.origin, '/agent/login', {
         method: 'POST',
-        body: { username: username.value.trim(), password: password.value },
+        body: { username: username.value.trim(), password: password.value, ...(takeChats ? {} : { take_chats: false }) },
       });
       const session = { token: answer.token, agent: answer.agent };
       sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
       password.value = '';
       onLogin(session);
     } catch (e) {
-      fail(e.code === 'unauthorized' ? 'Wrong username or password.' : e.message);
+      fail(e.code === 'unauthorized' ? 'Wrong username or password.' : describeError(e));
     } finally {
       button.disabled = false;
     }

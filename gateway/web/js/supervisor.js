@@ -4,6 +4,7 @@ import { api } from './protocol.js';
 import { bindLoginForm, clearSession, loadSession } from './session.js';
 import { el, clear, formatDuration } from './util.js';
 import { ConversationSearch } from './conversation-search.js';
+import { describeError } from './errors.js';
 
 const REFRESH_MS = 3000;
 const $ = (id) => document.getElementById(id);
@@ -52,7 +53,7 @@ async function refresh() {
       showLogin(e.code === 'forbidden' ? 'This account may not see the supervisor view.' : 'Your session has expired. Please sign in again.');
       return;
     }
-    $('sup-error').textContent = `Could not refresh: ${e.message}`;
+    $('sup-error').textContent = `Could not refresh. ${describeError(e)}`;
     $('sup-error').hidden = false;
     $('updated').textContent = 'Reconnecting…';
     $('updated').className = 'pill pill-reconnecting';
@@ -105,7 +106,8 @@ $('logout').addEventListener('click', () => {
   showLogin();
 });
 
-bindLoginForm($('login-form'), start);
+// Watching the floor is not taking chats: no agent presence from this page.
+bindLoginForm($('login-form'), start, { takeChats: false });
 const existing = loadSession();
 if (existing) start(existing);
 else showLogin();

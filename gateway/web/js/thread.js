@@ -13,7 +13,9 @@ export class Thread {
     this.me = me;
     this.bySeq = new Map();
     this.pending = new Map(); // client_msg_id -> li
-    this.node = el('ol.thread', { role: 'log', 'aria-label': label, 'aria-live': 'polite', tabindex: '0' });
+    // A list (each message an item) that announces what is added: a
+    // `role="log"` here would take the list's role away from its items.
+    this.node = el('ol.thread', { 'aria-label': label, 'aria-live': 'polite', 'aria-relevant': 'additions', tabindex: '0' });
   }
 
   get count() {

@@ -6,6 +6,7 @@ import { api, Client } from './protocol.js';
 import { el, clear } from './util.js';
 import { Thread } from './thread.js';
 import { Compose } from './compose.js';
+import { describeError } from './errors.js';
 
 const FINAL = ['ended', 'closed', 'abandoned'];
 
@@ -58,7 +59,8 @@ export function mount(root, { origin, queue, title, color, identity = () => null
     id: 'sb-panel', role: 'dialog', 'aria-label': title, hidden: true,
     onkeydown: (event) => { if (event.key === 'Escape') setOpen(false); },
   },
-  el('header.sb-head', {},
+  // A div, not a <header>: the host page has its own banner landmark.
+  el('div.sb-head', {},
     el('div.sb-head-text', {}, el('h2.sb-title', {}, title), subtitle),
     endButton,
     el('button.sb-head-btn.sb-min', { type: 'button', 'aria-label': 'Minimize chat', onclick: () => setOpen(false) }, '—')),
@@ -126,7 +128,7 @@ export function mount(root, { origin, queue, title, color, identity = () => null
           save(stored);
           startChat([{ seq: 1, from: { role: 'customer', name: customer.name }, text: message, ts: chat.created_at }]);
         } catch (e) {
-          error.textContent = e.message;
+          error.textContent = describeError(e);
           error.hidden = false;
           submit.disabled = false;
           submit.textContent = 'Start chat';
@@ -181,6 +183,7 @@ export function mount(root, { origin, queue, title, color, identity = () => null
 
     let typingTimer = null;
     let agents = [];
+    let queueStatus = null; // the last `queue_status`
     const render = () => {
       const ended = FINAL.includes(state);
       status.className = 'sb-status';
@@ -191,8 +194,9 @@ export function mount(root, { origin, queue, title, color, identity = () => null
         status.textContent = 'This chat has ended.';
         status.classList.add('sb-status-ended');
       } else if (!state || state === 'queued' || state === 'offered') {
-        status.textContent = 'Waiting for an agent… You are in the queue; we will be with you shortly.';
+        status.textContent = waitingText(state, queueStatus);
         status.classList.add('sb-status-wait');
+        status.classList.toggle('sb-status-offline', queueStatus?.no_estimate === 'no_agents_online');
       } else {
         status.textContent = '';
       }
@@ -218,6 +222,8 @@ export function mount(root, { origin, queue, title, color, identity = () => null
 
     renderChat = render;
     const onSummary = (summary) => {
+      // Back in a queue (an unanswered transfer): wait for its new status.
+      if (summary.state === 'queued' && state !== 'queued') queueStatus = null;
       state = summary.state;
       agents = (summary.participants || []).filter((p) => p.role === 'agent').map((p) => p.name);
       render();
@@ -237,6 +243,7 @@ export function mount(root, { origin, queue, title, color, identity = () => null
         for (const [clientMsgId, text] of failed) deliver(clientMsgId, text, false);
       })
       .on('conversation', onSummary)
+      .on('queue_status', (event) => { queueStatus = event; render(); })
       .on('message', (message) => {
         thread.add(message);
         if (message.from.role === 'agent') typing.textContent = '';
@@ -256,6 +263,30 @@ export function mount(root, { origin, queue, title, color, identity = () => null
     if (isOpen()) compose.focus();
   }
 
+  /**
+   * What a waiting customer reads: the place in line and the estimated wait
+   * when the engine could estimate it honestly; otherwise a plain sentence
+   * (and when no agent is online at all, that).
+   */
+  function waitingText(conversationState, queued) {
+    const lead = 'Waiting for an agent…';
+    if (conversationState === 'offered') return `${lead} An agent is being connected to you now.`;
+    if (!queued) return `${lead} You are in the queue; we will be with you shortly.`;
+    if (queued.no_estimate === 'no_agents_online') {
+      return `${lead} No agent is online right now. Keep this chat open: we will answer as soon as one is back.`;
+    }
+    if (queued.estimated_wait_s === undefined || queued.estimated_wait_s === null) {
+      return `${lead} You are in the queue; an agent will answer as soon as one is free.`;
+    }
+    return `${lead} You are number ${queued.position} in line. Estimated wait: ${aboutMinutes(queued.estimated_wait_s)}.`;
+  }
+
+  function aboutMinutes(seconds) {
+    if (seconds < 60) return 'less than a minute';
+    const minutes = Math.round(seconds / 60);
+    return minutes === 1 ? 'about 1 minute' : `about ${minutes} minutes`;
+  }
+
   function confirmEnd() {
     if (panel.querySelector('.sb-confirm')) return;
     const bar = el('div.sb-confirm', { role: 'alertdialog', 'aria-label': 'End this chat?' },
@@ -270,7 +301,7 @@ export function mount(root, { origin, queue, title, color, identity = () => null
             state = ack.conversation ? ack.conversation.state : 'ended';
             renderChat();
           } catch (e) {
-            body.prepend(el('p.sb-error', { role: 'alert' }, e.message));
+            body.prepend(el('p.sb-error', { role: 'alert' }, describeError(e)));
           }
         },
       }, 'End chat'));

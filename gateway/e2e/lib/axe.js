@@ -1,0 +1,33 @@
+// axe-core (the npm package, injected into the page under test): the
+// accessibility rules a screen-reader or keyboard user depends on. Serious
+// and critical findings fail a test; the page's shadow roots (the widget)
+// are checked too.
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import assert from 'node:assert/strict';
+
+const require = createRequire(import.meta.url);
+const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+/** Runs axe on the page as it is now; returns the serious and critical violations. */
+export async function seriousViolations(page) {
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) {
+    await page.addScriptTag({ content: AXE_SOURCE });
+  }
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return results.violations
+    .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
+    .map((violation) => ({
+      id: violation.id,
+      impact: violation.impact,
+      help: violation.help,
+      nodes: violation.nodes.map((node) => `${node.target.join(' ')}: ${node.failureSummary}`),
+    }));
+}
+
+/** Fails with axe's findings if the page (in its current state) has any serious one. */
+export async function assertAccessible(page, what) {
+  const found = await seriousViolations(page);
+  assert.deepEqual(found, [], `axe: serious or critical findings on ${what}:\n${JSON.stringify(found, null, 2)}`);
+}
