@@ -189,7 +189,11 @@ fn run(
             }
         } else if unindexed && last_index.elapsed() >= INDEX_EVERY {
             // One chunk between batches, so no write waits long for it.
-            match backend.index() {
+            let started = Instant::now();
+            let indexed = backend.index();
+            metrics::histogram!("switchboard_db_index_seconds")
+                .record(started.elapsed().as_secs_f64());
+            match indexed {
                 Ok(true) => {}
                 Ok(false) => {
                     unindexed = false;

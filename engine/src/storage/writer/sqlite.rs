@@ -33,6 +33,9 @@ const INDEX_CHUNK: usize = 256;
 /// Least time between two checkpoints.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
+/// The WAL starts over after every this many checkpoints (about 2 s).
+const RESTART_EVERY_PASSES: u32 = 4;
+
 pub(crate) struct SqliteBackend {
     connection: Connection,
     /// `None` for `memory:` (no WAL).
@@ -281,6 +284,7 @@ impl Checkpoints {
             .name("switchboard-db-checkpoint".into())
             .spawn(move || {
                 let mut last: Option<Instant> = None;
+                let mut passes = 0_u32;
                 while nudged.recv().is_ok() {
                     if let Some(last) = last {
                         // Pacing, not waiting for an event: the WAL may
@@ -288,8 +292,14 @@ impl Checkpoints {
                         std::thread::sleep(CHECKPOINT_EVERY.saturating_sub(last.elapsed()));
                     }
                     last = Some(Instant::now());
+                    passes += 1;
                     match pragma(&connection, "PRAGMA wal_checkpoint(PASSIVE)") {
-                        Ok(()) => copied.store(true, Ordering::Release),
+                        // The writer's part stalls its commits for a few
+                        // ms (two fsyncs): not after every pass.
+                        Ok(()) if passes % RESTART_EVERY_PASSES == 0 => {
+                            copied.store(true, Ordering::Release)
+                        }
+                        Ok(()) => {}
                         Err(error) => tracing::warn!(%error, "WAL checkpoint failed"),
                     }
                 }
@@ -302,9 +312,12 @@ impl Checkpoints {
     /// asks for the next checkpoint.
     fn committed(&self, connection: &Connection) {
         if self.bulk_copied.swap(false, Ordering::AcqRel) {
+            let started = Instant::now();
             if let Err(error) = pragma(connection, "PRAGMA wal_checkpoint(PASSIVE)") {
                 tracing::warn!(%error, "WAL checkpoint failed");
             }
+            metrics::histogram!("switchboard_db_wal_catch_up_seconds")
+                .record(started.elapsed().as_secs_f64());
         }
         // Full: a checkpoint is already asked for.
         let _ = self.nudge.try_send(());
