@@ -26,3 +26,4 @@ mod soak;
 mod storage;
 mod storm;
 mod tracing;
+mod waiting;

@@ -296,7 +296,7 @@ impl Checkpoints {
                     match pragma(&connection, "PRAGMA wal_checkpoint(PASSIVE)") {
                         // The writer's part stalls its commits for a few
                         // ms (two fsyncs): not after every pass.
-                        Ok(()) if passes % RESTART_EVERY_PASSES == 0 => {
+                        Ok(()) if passes.is_multiple_of(RESTART_EVERY_PASSES) => {
                             copied.store(true, Ordering::Release)
                         }
                         Ok(()) => {}
