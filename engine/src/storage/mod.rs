@@ -285,6 +285,21 @@ impl Database {
     }
 }
 
+/// Every SQLite connection's settings, the pool's and the writer's.
+/// WAL: readers never wait on the writer. NORMAL: a commit is safe from a
+/// killed process (not from a power cut until the next checkpoint). Pages
+/// from memory, not from read(2): a 16 MiB page cache per connection and
+/// the file mapped (reads then cost no system call), measured in
+/// docs/benchmarks.md.
+pub(crate) const SQLITE_PRAGMAS: [&str; 6] = [
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA busy_timeout = 5000",
+    "PRAGMA cache_size = -16384",
+    "PRAGMA mmap_size = 268435456",
+    "PRAGMA temp_store = MEMORY",
+];
+
 /// Opens the pool and brings the schema up to date. For SQLite, also says
 /// which database the writer's own connection opens.
 async fn connect(
@@ -355,19 +370,9 @@ async fn connect(
     if dialect == Dialect::Sqlite {
         pool = pool.after_connect(|conn, _| {
             Box::pin(async move {
-                // WAL: readers never wait on the writer. NORMAL: a commit is
-                // safe from a killed process (not from a power cut until the
-                // next checkpoint); the writer batches commits anyway.
-                conn.execute("PRAGMA journal_mode = WAL").await?;
-                conn.execute("PRAGMA synchronous = NORMAL").await?;
-                conn.execute("PRAGMA busy_timeout = 5000").await?;
-                // Pages from memory, not from read(2): a 16 MiB page cache
-                // per connection (at most `max_connections` of them) and the
-                // file mapped (reads then cost no system call), measured in
-                // docs/benchmarks.md.
-                conn.execute("PRAGMA cache_size = -16384").await?;
-                conn.execute("PRAGMA mmap_size = 268435456").await?;
-                conn.execute("PRAGMA temp_store = MEMORY").await?;
+                for sql in SQLITE_PRAGMAS {
+                    conn.execute(sql).await?;
+                }
                 Ok(())
             })
         });

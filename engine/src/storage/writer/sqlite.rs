@@ -78,20 +78,10 @@ impl SqliteBackend {
             StorageError::Unavailable(format!("the SQLite writer's connection: {error}"))
         };
         let connection = opened.map_err(failed)?;
-        // As the pool's connections (`connect`), and: most statements the
-        // writer runs are the same few, prepared once.
-        for sql in [
-            "PRAGMA journal_mode = WAL",
-            "PRAGMA synchronous = NORMAL",
-            "PRAGMA cache_size = -16384",
-            "PRAGMA mmap_size = 268435456",
-            "PRAGMA temp_store = MEMORY",
-        ] {
+        for sql in crate::storage::SQLITE_PRAGMAS {
             pragma(&connection, sql).map_err(failed)?;
         }
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(failed)?;
+        // Most statements the writer runs are the same few, prepared once.
         connection.set_prepared_statement_cache_capacity(64);
         let deadline = Arc::new(AtomicU64::new(u64::MAX));
         let epoch = Instant::now();
