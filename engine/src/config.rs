@@ -22,6 +22,8 @@ pub struct EngineConfig {
     pub default_wrap_up_reason: WrapUpReasonId,
     pub idle_reasons: Vec<Reason>,
     pub templates: Vec<TemplateConfig>,
+    /// `[webhooks]`: delivery and its targets.
+    pub webhooks: crate::events::webhooks::WebhookConfig,
 }
 
 #[derive(Clone, Debug)]

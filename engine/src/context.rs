@@ -10,6 +10,7 @@ use crate::cluster::bus::Bus;
 use crate::cluster::directory::Directory;
 use crate::cluster::hub::{Hub, Published, Topic};
 use crate::cluster::store::Store;
+use crate::events::feed::EventSignal;
 use crate::storage::Database;
 
 pub struct EngineContext {
@@ -20,6 +21,9 @@ pub struct EngineContext {
     /// The system of record: search, export, records of any state.
     pub database: Database,
     pub bus: Option<Arc<Bus>>,
+    /// Raised when this node created or deleted a webhook: delivery looks
+    /// at the list again at once (other nodes do within a second).
+    pub webhooks_changed: EventSignal,
     /// Set when the node drains: it stops renewing its heartbeat.
     resigned: AtomicBool,
     /// Set while an embedded node starts its actors again from its
@@ -42,6 +46,7 @@ impl EngineContext {
             store,
             database,
             bus,
+            webhooks_changed: EventSignal::default(),
             resigned: AtomicBool::new(false),
             resuming: AtomicBool::new(false),
         }

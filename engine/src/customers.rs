@@ -8,6 +8,7 @@ use switchboard_proto::model::{ConversationPage, Customer, CustomerProfile};
 use switchboard_proto::{CustomerId, Timestamp};
 
 use crate::error::EngineError;
+use crate::events::DomainEvent;
 use crate::records::{ConversationQuery, Viewer};
 use crate::storage::customers::EraseOutcome;
 use crate::storage::records::SearchFilter;
@@ -125,6 +126,8 @@ impl Engine {
         match self.database().erase_customer(id).await? {
             EraseOutcome::Erased { conversations } => {
                 tracing::info!(customer_id = %id, conversations, "customer erased");
+                let erased = DomainEvent::customer_erased(id, conversations, Timestamp::now());
+                self.inner.store.append_events(vec![erased]).await?;
                 Ok(conversations)
             }
             EraseOutcome::Live => Err(EngineError::invalid_state(

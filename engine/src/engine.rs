@@ -26,6 +26,7 @@ use crate::conversation::actor::{self as conversation, ConversationActor, Party}
 use crate::conversation::state::{Conversation, NewConversation};
 use crate::customers::VerifiedIdentity;
 use crate::error::EngineError;
+use crate::events::DomainEvent;
 use crate::queue::actor::{self as queue, QueueActor};
 use crate::storage::live::{Recorded, SqlStore};
 use crate::storage::Database;
@@ -33,7 +34,7 @@ use crate::storage::Database;
 /// A cheap, cloneable handle on a running engine.
 #[derive(Clone)]
 pub struct Engine {
-    inner: Arc<EngineContext>,
+    pub(crate) inner: Arc<EngineContext>,
 }
 
 /// `?conversation_id=` of `GET /api/v1/agents`: which conversation, and
@@ -103,6 +104,7 @@ impl Engine {
             database,
             None,
         ));
+        crate::events::webhooks::delivery::start(inner.clone(), None);
         if inner.store.keeps_state() {
             resume(&inner).await?;
         } else {
@@ -145,8 +147,11 @@ impl Engine {
         ));
         inner.hub.connect(joined.bus.clone());
         joined.bus.attach(inner.clone());
+        let placement = joined.bus.placement().clone();
         actix::spawn(node::keep_membership(inner.clone(), joined.bus, node_id));
         actix::spawn(crate::cluster::recovery::keep_recovering(inner.clone()));
+        crate::events::outbox::start(inner.clone(), placement.clone());
+        crate::events::webhooks::delivery::start(inner.clone(), Some(placement));
         Ok(Engine { inner })
     }
 
@@ -235,6 +240,8 @@ impl Engine {
             .agent(id)
             .cloned()
             .ok_or_else(|| EngineError::not_found("agent", id))?;
+        let was_in = self.is_logged_in(id).await;
+        let name = config.name.clone();
         if self.inner.directory.is_clustered() {
             // Its snapshot is created unless it exists (logged in on another
             // node or tab); the ask below starts its actor on its owner.
@@ -249,6 +256,10 @@ impl Engine {
         // Answered once the actor has started, and so has listed itself in
         // the directory: a lookup right after the login finds it, idle.
         self.agent(id)?.ask(agent::Snapshot).await?;
+        if !was_in {
+            let event = DomainEvent::agent_logged_in(id, &name, Timestamp::now());
+            self.inner.store.append_events(vec![event]).await?;
+        }
         Ok(profile)
     }
 

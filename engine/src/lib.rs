@@ -16,6 +16,8 @@
 //! - [`customers`]: who a chat is with (signed identities link chats),
 //!   a customer's history, erasure.
 //! - [`records`]: search, export and transcripts, and who may see them.
+//! - [`events`]: events for other systems (the ordered feed, the cluster's
+//!   outbox), API keys and webhooks.
 //! - [`storage`]: the system of record (SQLite or PostgreSQL): records,
 //!   search, export; on an embedded node, the live state too.
 //! - [`catalog`], [`config`]: the configuration, validated by the gateway.
@@ -33,6 +35,7 @@ pub mod conversation;
 pub mod customers;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod queue;
 pub mod records;
 pub mod storage;

@@ -15,7 +15,7 @@ use crate::auth::{AuthError, Credentials, TokenSigner};
 use crate::session::SessionLimits;
 use crate::settings::Settings;
 use crate::throttle::AddressThrottle;
-use crate::{customers, observability, records, rest, session, web as ui};
+use crate::{customers, feed, observability, records, rest, session, web as ui};
 
 /// Largest REST body accepted (a chat start with its first message).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -236,6 +236,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 web::get().to(customers::conversations),
             )
             .route("/stats", web::get().to(rest::stats))
+            .route("/events", web::get().to(feed::events))
+            .route("/admin/api-keys", web::post().to(feed::create_api_key))
+            .route("/admin/api-keys", web::get().to(feed::api_keys))
+            .route(
+                "/admin/api-keys/{id}",
+                web::delete().to(feed::revoke_api_key),
+            )
+            .route("/admin/webhooks", web::post().to(feed::create_webhook))
+            .route("/admin/webhooks", web::get().to(feed::webhooks))
+            .route(
+                "/admin/webhooks/{id}",
+                web::delete().to(feed::delete_webhook),
+            )
+            .route(
+                "/admin/webhooks/{id}/deliveries",
+                web::get().to(feed::deliveries),
+            )
             .route("/openapi.json", web::get().to(rest::openapi))
             .default_service(web::to(rest::not_found)),
     )

@@ -1,9 +1,13 @@
 //! Who is calling: the token from `Authorization: Bearer` or `?token=`,
-//! verified with the node's signer. Tokens validate on any node.
+//! verified with the node's signer (tokens validate on any node), or an
+//! API key (`sbk_...`) checked against the database with its scopes.
 
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::future::LocalBoxFuture;
+use switchboard_engine::events::api_keys::{is_api_key, ApiKeyGrant};
+use switchboard_engine::records::Viewer;
+use switchboard_proto::feed::Scope;
 use switchboard_proto::{AgentId, ErrorCode};
 
 use crate::api_error::ApiError;
@@ -35,6 +39,12 @@ pub async fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "application state missing"))?;
     let token = token_of(req).ok_or_else(ApiError::unauthorized)?;
+    if is_api_key(&token) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "API keys read events, records and reports only; this needs an agent's token",
+        ));
+    }
     let claims = state.signer.verify(&token).map_err(|error| {
         ApiError::new(ErrorCode::Unauthorized, format!("invalid token: {error}"))
     })?;
@@ -144,5 +154,99 @@ impl FromRequest for AdminIdentity {
             |who| who.admin,
             |who| AdminIdentity(who.agent),
         )
+    }
+}
+
+/// An API key's request, checked: known, not revoked, holding `scope`.
+/// `None` when the request carries no API key (it may carry a token).
+async fn api_key_of(req: &HttpRequest, scope: Scope) -> Result<Option<ApiKeyGrant>, ApiError> {
+    let Some(key) = token_of(req).filter(|token| is_api_key(token)) else {
+        return Ok(None);
+    };
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::new(ErrorCode::Internal, "application state missing"))?;
+    let grant = state.engine.check_api_key(&key).await?;
+    if !grant.allows(scope) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this API key lacks the {} scope", scope.as_str()),
+        ));
+    }
+    Ok(Some(grant))
+}
+
+/// Whom the record shows a caller holding an API key: every conversation,
+/// as to a supervisor.
+fn key_viewer(grant: &ApiKeyGrant) -> Viewer {
+    Viewer {
+        agent: AgentId::new(format!("api-key:{}", grant.id)),
+        supervisor: true,
+    }
+}
+
+/// Reads the record: an agent (what it may see: every conversation for a
+/// supervisor, else those it had a leg in), or an API key with
+/// `records:read` (every conversation).
+pub struct RecordReader(pub Viewer);
+
+impl FromRequest for RecordReader {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if let Some(grant) = api_key_of(&req, Scope::RecordsRead).await? {
+                return Ok(RecordReader(key_viewer(&grant)));
+            }
+            let who = AgentIdentity::of(req).await?;
+            Ok(RecordReader(Viewer {
+                agent: who.agent,
+                supervisor: who.supervisor,
+            }))
+        })
+    }
+}
+
+/// Exports the record: a supervisor, or an API key with `records:read`.
+pub struct RecordExporter(pub Viewer);
+
+impl FromRequest for RecordExporter {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if let Some(grant) = api_key_of(&req, Scope::RecordsRead).await? {
+                return Ok(RecordExporter(key_viewer(&grant)));
+            }
+            let SupervisorIdentity(agent) =
+                SupervisorIdentity::from_request(&req, &mut Payload::None).await?;
+            Ok(RecordExporter(Viewer {
+                agent,
+                supervisor: true,
+            }))
+        })
+    }
+}
+
+/// Reads events: a supervisor, or an API key with `events:read`.
+pub struct EventReader;
+
+impl FromRequest for EventReader {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            if api_key_of(&req, Scope::EventsRead).await?.is_some() {
+                return Ok(EventReader);
+            }
+            SupervisorIdentity::from_request(&req, &mut Payload::None).await?;
+            Ok(EventReader)
+        })
     }
 }

@@ -11,7 +11,8 @@
 //!   [`customer_identity`]: a customer's identity as their web site signed it.
 //! - [`customers`]: customer profiles, their history, erasure.
 //! - [`rest`]: the REST handlers; [`records`]: search, export and
-//!   transcripts from the system of record; [`openapi`]: their OpenAPI document.
+//!   transcripts from the system of record; [`feed`]: the event feed, API
+//!   keys and webhooks; [`openapi`]: their OpenAPI document.
 //! - [`server`]: the HTTP server; a WebSocket's socket leaves the HTTP/1
 //!   dispatcher after its `101` ([`server::Takeover`]).
 //! - [`websocket`]: the WebSocket on that socket (handshake, framing, limits).
@@ -26,6 +27,7 @@ pub mod app;
 pub mod auth;
 pub mod customer_identity;
 pub mod customers;
+pub mod feed;
 pub mod identity;
 pub mod observability;
 pub mod openapi;

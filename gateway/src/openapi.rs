@@ -24,6 +24,14 @@ use utoipa::{Modify, OpenApi};
         crate::customers::conversations,
         crate::customers::erase,
         crate::rest::stats,
+        crate::feed::events,
+        crate::feed::create_api_key,
+        crate::feed::api_keys,
+        crate::feed::revoke_api_key,
+        crate::feed::create_webhook,
+        crate::feed::webhooks,
+        crate::feed::delete_webhook,
+        crate::feed::deliveries,
     ),
     modifiers(&TokenAuth)
 )]

@@ -7,7 +7,7 @@
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use serde::Deserialize;
-use switchboard_engine::records::{ConversationQuery, Viewer};
+use switchboard_engine::records::ConversationQuery;
 use switchboard_proto::model::{
     ConversationExportRow, ConversationPage, ConversationState, Message, Transcript,
 };
@@ -16,7 +16,7 @@ use utoipa::IntoParams;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::identity::{AgentIdentity, SupervisorIdentity};
+use crate::identity::{RecordExporter, RecordReader};
 
 type Data = web::Data<AppState>;
 
@@ -135,13 +135,6 @@ impl ConversationParams {
     }
 }
 
-fn viewer(who: AgentIdentity) -> Viewer {
-    Viewer {
-        agent: who.agent,
-        supervisor: who.supervisor,
-    }
-}
-
 /// Search: supervisors see every conversation, agents those they had a leg in.
 #[utoipa::path(get, path = "/api/v1/conversations", params(ConversationParams),
     security(("token" = [])),
@@ -149,7 +142,7 @@ fn viewer(who: AgentIdentity) -> Viewer {
         (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn search(
     state: Data,
-    who: AgentIdentity,
+    RecordReader(viewer): RecordReader,
     params: web::Query<ConversationParams>,
 ) -> Result<HttpResponse, ApiError> {
     let mut params = params.into_inner();
@@ -157,7 +150,7 @@ pub async fn search(
     let limit = limit(params.limit.as_deref())?;
     let page = state
         .engine
-        .search_conversations(query, limit, params.cursor.as_deref(), &viewer(who))
+        .search_conversations(query, limit, params.cursor.as_deref(), &viewer)
         .await?;
     Ok(HttpResponse::Ok().json(page))
 }
@@ -248,16 +241,12 @@ const ROWS_PER_CHUNK: usize = 100;
         (status = 403, body = ErrorBody)))]
 pub async fn export(
     state: Data,
-    who: SupervisorIdentity,
+    RecordExporter(viewer): RecordExporter,
     params: web::Query<ConversationParams>,
 ) -> Result<HttpResponse, ApiError> {
     let mut params = params.into_inner();
     let format = export_format(params.format.as_deref())?;
     let query = params.query()?;
-    let viewer = Viewer {
-        agent: who.0,
-        supervisor: true,
-    };
     let rows = state.engine.export_conversations(query, &viewer)?;
     let header = match format {
         ExportFormat::Csv => csv_line(CSV_HEADER.iter().map(|name| (*name).to_owned()))
@@ -332,13 +321,13 @@ fn transcript_text(messages: &[Message]) -> String {
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn transcript(
     state: Data,
-    who: AgentIdentity,
+    RecordReader(viewer): RecordReader,
     id: web::Path<String>,
     params: web::Query<TranscriptParams>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ConversationId::new(id.into_inner());
     let format = transcript_format(params.format.as_deref())?;
-    let messages = state.engine.transcript(&id, &viewer(who)).await?;
+    let messages = state.engine.transcript(&id, &viewer).await?;
     Ok(match format {
         TranscriptFormat::Txt => HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")

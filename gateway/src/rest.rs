@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::identity::{AgentIdentity, SupervisorIdentity};
+use crate::identity::{AgentIdentity, RecordReader, SupervisorIdentity};
 use crate::throttle::client_address;
 use switchboard_engine::TakersOf;
 
@@ -182,13 +182,13 @@ pub async fn templates(state: Data, _who: AgentIdentity) -> HttpResponse {
         (status = 404, body = ErrorBody)))]
 pub async fn conversation(
     state: Data,
-    who: AgentIdentity,
+    RecordReader(viewer): RecordReader,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = ConversationId::new(id.into_inner());
     let record = state
         .engine
-        .conversation_record(&id, &who.agent, who.supervisor)
+        .conversation_record(&id, &viewer.agent, viewer.supervisor)
         .await?;
     Ok(HttpResponse::Ok().json(record))
 }

@@ -23,6 +23,7 @@ use serde::Deserialize;
 use switchboard_engine::config::{
     AgentConfig, ClusterConfig, EngineConfig, QueueConfig, RoutingConfig, TemplateConfig,
 };
+use switchboard_engine::events::webhooks::WebhookConfig;
 use switchboard_engine::storage::DatabaseConfig;
 use switchboard_proto::model::Reason;
 use switchboard_proto::validation::RESERVED_CHARACTERS;
@@ -100,6 +101,8 @@ pub struct Settings {
     pub routing: RoutingSettings,
     pub limits: LimitSettings,
     pub stats: StatsSettings,
+    /// `[webhooks]`: delivery and which targets are allowed.
+    pub webhooks: WebhookConfig,
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
     pub queues: Vec<QueueSettings>,
@@ -448,6 +451,7 @@ impl Settings {
                     text: template.text.clone(),
                 })
                 .collect(),
+            webhooks: self.webhooks.clone(),
         }
     }
 }
@@ -484,6 +488,8 @@ struct RawSettings {
     limits: RawLimits,
     #[serde(default)]
     stats: RawStats,
+    #[serde(default)]
+    webhooks: RawWebhooks,
     #[serde(default)]
     auth: RawAuth,
     #[serde(default)]
@@ -559,6 +565,55 @@ struct RawLimits {
 #[serde(deny_unknown_fields, expecting = "a [stats] table")]
 struct RawStats {
     service_level_s: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [webhooks] table")]
+struct RawWebhooks {
+    allow_private_targets: Option<bool>,
+    timeout_ms: Option<u64>,
+    retry_initial_ms: Option<u64>,
+    retry_max_ms: Option<u64>,
+    batch_max: Option<u64>,
+}
+
+/// `[webhooks]`, every value checked.
+fn validate_webhooks(raw: RawWebhooks) -> Result<WebhookConfig, SettingsError> {
+    let defaults = WebhookConfig::default();
+    let millis = |key: &str, value: Option<u64>, default: Duration| {
+        let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+        positive(key, value.unwrap_or(default)).map(Duration::from_millis)
+    };
+    let retry_initial = millis(
+        "webhooks.retry_initial_ms",
+        raw.retry_initial_ms,
+        defaults.retry_initial,
+    )?;
+    let retry_max = millis(
+        "webhooks.retry_max_ms",
+        raw.retry_max_ms,
+        defaults.retry_max,
+    )?;
+    if retry_max < retry_initial {
+        return Err(SettingsError::invalid(
+            "webhooks.retry_max_ms",
+            "must be at least webhooks.retry_initial_ms",
+        ));
+    }
+    let batch_max = positive(
+        "webhooks.batch_max",
+        raw.batch_max.unwrap_or(defaults.batch_max as u64),
+    )?;
+    if batch_max > 1000 {
+        return Err(SettingsError::invalid("webhooks.batch_max", "at most 1000"));
+    }
+    Ok(WebhookConfig {
+        allow_private_targets: raw.allow_private_targets.unwrap_or(false),
+        timeout: millis("webhooks.timeout_ms", raw.timeout_ms, defaults.timeout)?,
+        retry_initial,
+        retry_max,
+        batch_max: batch_max as usize,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -888,6 +943,7 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
         stats: StatsSettings {
             service_level: Duration::from_secs(service_level_s),
         },
+        webhooks: validate_webhooks(raw.webhooks)?,
         auth: AuthSettings {
             token_secret: TokenSecret(token_secret),
             token_ttl: Duration::from_secs(token_ttl_s),

@@ -14,6 +14,8 @@
 //! - [`command`]: what clients send (agent and customer commands).
 //! - [`event`]: what the server sends ([`ServerFrame`]: acks, errors, events).
 //! - [`rest`]: REST request and response bodies.
+//! - [`feed`]: events for other systems ([`feed::Event`]), API keys and
+//!   webhooks.
 //! - [`error`]: [`ErrorCode`], the protocol error codes and their HTTP status.
 //! - [`validation`]: text rules (reserved characters, length).
 //! - [`template`]: `<slot>` parsing and filling.
@@ -23,6 +25,7 @@ pub mod codec;
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod feed;
 pub mod ids;
 pub mod model;
 pub mod rest;

@@ -19,6 +19,7 @@ use crate::context::EngineContext;
 use crate::conversation::actor::{AcceptOffer, Party, Summary};
 use crate::conversation::state::AgentNotice;
 use crate::error::EngineError;
+use crate::events::DomainEvent;
 use crate::queue::actor::AgentStatus;
 use crate::queue::routing::AgentView;
 
@@ -157,11 +158,21 @@ impl AgentActor {
     /// Writes the agent's directory row (and, in a cluster, its snapshot,
     /// fenced). The next message waits for a cluster write, so writes land
     /// in order; a fenced write stops the actor (another node owns it).
-    fn persist(&self, ctx: &mut Context<Self>) {
+    fn persist(&self, events: Vec<DomainEvent>, ctx: &mut Context<Self>) {
         let store = &self.engine.store;
         let mut write = StateWrite::new(self.key());
         write.presence = Some((self.agent.id.clone(), Presence::Listed(self.view())));
-        if store.keeps_state() {
+        write.events = events;
+        if !store.keeps_state() && !write.events.is_empty() {
+            // Presence is applied at once; the events are stored before
+            // the next message (they keep the agent's order).
+            ctx.wait(
+                store
+                    .write(write)
+                    .into_actor(self)
+                    .map(|result, actor, ctx| actor.written(result, ctx)),
+            );
+        } else if store.keeps_state() {
             match rmp_serde::to_vec_named(&self.agent) {
                 Ok(bytes) => write.snapshot = Stored::Keep(bytes),
                 Err(error) => tracing::error!(%error, "agent snapshot not encoded"),
@@ -199,7 +210,18 @@ impl AgentActor {
     /// Runs after every transition: saves the agent (some transitions, an
     /// accept among them, change its slots without any other effect).
     fn run(&mut self, effects: Vec<AgentEffect>, ctx: &mut Context<Self>) {
-        self.persist(ctx);
+        let events = effects
+            .iter()
+            .filter(|effect| matches!(effect, AgentEffect::PublishState))
+            .map(|_| {
+                DomainEvent::agent_state_changed(
+                    &self.agent.id,
+                    &self.agent.state_event(),
+                    Timestamp::now(),
+                )
+            })
+            .collect();
+        self.persist(events, ctx);
         if !self.reservation_timers.is_empty() {
             self.cancel_settled_reservations(ctx);
         }
@@ -266,7 +288,7 @@ impl Actor for AgentActor {
                 actor.free_stale_wrap_ups(ctx)
             });
         }
-        self.persist(ctx);
+        self.persist(Vec::new(), ctx);
         self.report_to_queues();
     }
 }
@@ -520,7 +542,9 @@ impl Handler<Logout> for AgentActor {
             return AtomicResponse::new(Box::pin(fut::ready(Err(error))));
         }
         let mut write = StateWrite::new(self.key());
-        write.presence = Some((self.agent.id.clone(), Presence::LoggedOut(Timestamp::now())));
+        let now = Timestamp::now();
+        write.presence = Some((self.agent.id.clone(), Presence::LoggedOut(now)));
+        write.events = vec![DomainEvent::agent_logged_out(&self.agent.id, now)];
         if self.engine.store.keeps_state() {
             write.snapshot = Stored::Delete;
         }

@@ -64,6 +64,28 @@ impl Keys {
         format!("{}:logouts", self.prefix)
     }
 
+    /// The event outbox (a stream): every node appends its events here in
+    /// the write that yields them; one node at a time moves them into the
+    /// database (`events::outbox`).
+    pub fn outbox(&self) -> String {
+        format!("{}:outbox", self.prefix)
+    }
+
+    /// Which node moves the outbox into the database, and under which
+    /// epoch (`events::outbox`).
+    pub fn outbox_lease(&self) -> String {
+        format!("{}:outbox:lease", self.prefix)
+    }
+
+    pub fn outbox_epoch(&self) -> String {
+        format!("{}:outbox:epoch", self.prefix)
+    }
+
+    /// Which node delivers a webhook.
+    pub fn webhook_lease(&self, webhook: &str) -> String {
+        format!("{}:webhook:{webhook}:lease", self.prefix)
+    }
+
     /// A node's inbox channel: requests and replies for it.
     pub fn inbox(&self, node: &str) -> String {
         format!("{}:inbox:{node}", self.prefix)

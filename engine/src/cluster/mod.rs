@@ -10,7 +10,8 @@
 //!   (fenced writes, logs as Streams), [`node`] (heartbeat, adoption of a
 //!   dead node's actors), [`routed`] + [`routes`] (messages that cross nodes),
 //!   [`recovery`] (conversations whose Redis state was lost, closed in the
-//!   record with a word to their people).
+//!   record with a word to their people), [`lease`] (one node at a time
+//!   for a job: the event outbox, each webhook).
 //!
 //! [`ActorRef`]: directory::ActorRef
 //! [`Store`]: store::Store
@@ -21,6 +22,7 @@ pub mod directory;
 pub mod hub;
 pub mod key;
 pub mod keys;
+pub mod lease;
 pub mod node;
 pub mod placement;
 pub mod recovery;

@@ -18,14 +18,19 @@ use super::key::ActorKey;
 use super::keys::Keys;
 use super::placement::unavailable;
 use super::store::{Presence, Snapshot, StateWrite, Store, StoreError};
+use crate::events::DomainEvent;
 use crate::queue::routing::AgentView;
 
 /// KEYS: owner, my heartbeat, state, log, presence, my owned set, queue
-/// index, logouts.
+/// index, logouts, the event outbox.
 /// ARGV: me, snapshot mode ('', 'keep', 'delete'), snapshot, presence op
 /// ('', 'set', 'del'), presence field, presence value (the row, or the
 /// logout's unix ms for 'del'), actor name, queue index op ('', 'add',
-/// 'rem'), score, then (seq, message) pairs.
+/// 'rem'), score, the number of events n, n events (JSON), then (seq,
+/// message) pairs.
+///
+/// The events go to the outbox in the same script as the state that
+/// yielded them: both happen, or (fenced) neither.
 ///
 /// Deleting a conversation's snapshot (it closed) deletes its log too: its
 /// transcript lives in the database by then.
@@ -35,7 +40,11 @@ static WRITE: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('EXISTS', KEYS[2]) == 0 then
   return 0
 end
-for i = 10, #ARGV, 2 do
+local events = tonumber(ARGV[10])
+for i = 11, 10 + events do
+  redis.call('XADD', KEYS[9], '*', 'e', ARGV[i])
+end
+for i = 11 + events, #ARGV, 2 do
   redis.pcall('XADD', KEYS[4], ARGV[i] .. '-1', 'm', ARGV[i + 1])
 end
 if ARGV[4] == 'set' then
@@ -85,9 +94,38 @@ fn decoded<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError
         .map_err(|error| StoreError::Unavailable(format!("undecodable stored value: {error}")))
 }
 
+fn event_json(event: &DomainEvent) -> Result<String, StoreError> {
+    serde_json::to_string(event).map_err(|error| StoreError::Unavailable(error.to_string()))
+}
+
 impl Store for RedisStore {
     fn keeps_state(&self) -> bool {
         true
+    }
+
+    fn carries_events(&self) -> bool {
+        true
+    }
+
+    fn append_events(
+        &self,
+        events: Vec<DomainEvent>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let mut conn = self.conn.clone();
+        let outbox = self.keys.outbox();
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            for event in &events {
+                pipe.cmd("XADD")
+                    .arg(&outbox)
+                    .arg("*")
+                    .arg("e")
+                    .arg(event_json(event)?)
+                    .ignore();
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(unavailable)
+        })
     }
 
     fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
@@ -113,6 +151,7 @@ impl Store for RedisStore {
                 .key(keys.owned(&me))
                 .key(waiting_key)
                 .key(keys.logouts())
+                .key(keys.outbox())
                 .arg(&me);
             match &write.snapshot {
                 Snapshot::Unchanged => invocation.arg("").arg(""),
@@ -134,6 +173,10 @@ impl Store for RedisStore {
                 Some((_, Some(since))) => invocation.arg("add").arg(since.0),
                 Some((_, None)) => invocation.arg("rem").arg(0),
             };
+            invocation.arg(write.events.len());
+            for event in &write.events {
+                invocation.arg(event_json(event)?);
+            }
             for message in &write.messages {
                 invocation.arg(message.seq).arg(encoded(message.as_ref())?);
             }

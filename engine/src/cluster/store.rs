@@ -11,6 +11,7 @@ use switchboard_proto::model::{ConversationRecord, Message};
 use switchboard_proto::{AgentId, ConversationId, QueueId, Timestamp};
 
 use super::key::ActorKey;
+use crate::events::DomainEvent;
 use crate::queue::routing::AgentView;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -54,6 +55,10 @@ pub struct StateWrite {
     /// rebuilds its waiting list from this index, so a conversation that
     /// was told to wait just before the queue's node died still waits.
     pub waiting: Option<(QueueId, Option<Timestamp>)>,
+    /// What other systems are told of this write, in order: stored with
+    /// it (embedded: the same transaction; a cluster: the same fenced
+    /// Redis script appends them to the outbox).
+    pub events: Vec<DomainEvent>,
 }
 
 /// What a write says of an agent's presence.
@@ -75,6 +80,7 @@ impl StateWrite {
             presence: None,
             record: None,
             waiting: None,
+            events: Vec::new(),
         }
     }
 }
@@ -84,7 +90,24 @@ pub trait Store: Send + Sync + 'static {
     /// another node may rebuild an actor)? When not, actors skip encoding
     /// snapshots nobody reads.
     fn keeps_state(&self) -> bool;
+    /// Does [`write`](Self::write) store a write's events itself (the
+    /// database's own store; Redis's outbox)? When not, whoever wraps the
+    /// store puts them in the database ([`Recorded`]).
+    ///
+    /// [`Recorded`]: crate::storage::live::Recorded
+    fn carries_events(&self) -> bool {
+        false
+    }
     fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Stores events that come with no actor's write (an erasure), after
+    /// every event stored before. Not fenced.
+    fn append_events(
+        &self,
+        events: Vec<DomainEvent>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        drop(events);
+        Box::pin(ready(Ok(())))
+    }
     /// Creates an actor's first snapshot unless one exists (an agent logs
     /// in). Not fenced: it only ever fills an empty place.
     fn create_state(

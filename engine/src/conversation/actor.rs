@@ -26,6 +26,7 @@ use crate::cluster::store::{Snapshot as Stored, StateWrite, StoreError};
 use crate::context::EngineContext;
 use crate::conversation::state::AgentNotice;
 use crate::error::EngineError;
+use crate::events::DomainEvent;
 use crate::queue::actor::FromConversation as ToQueue;
 use switchboard_proto::model::WithdrawReason;
 
@@ -58,26 +59,33 @@ pub struct ConversationActor {
 type Reply<T> = Result<T, EngineError>;
 
 /// A transition's effects, sorted for carrying out: messages to append,
-/// agents who left (they see the messages too), whether it finished, and
-/// the rest.
+/// agents who left (they see the messages too), whether it finished, the
+/// events it yields (in the order it yielded them, `message.created` for
+/// each message among them), and the rest.
 struct Plan {
     appended: Vec<Arc<Message>>,
     leavers: Vec<AgentId>,
     finished: bool,
+    events: Vec<DomainEvent>,
     after: Vec<Effect>,
 }
 
 impl Plan {
-    fn of(effects: Vec<Effect>) -> Self {
+    fn of(effects: Vec<Effect>, conversation: &Conversation) -> Self {
         let mut plan = Plan {
             appended: Vec::new(),
             leavers: Vec::new(),
             finished: false,
+            events: Vec::new(),
             after: Vec::new(),
         };
         for effect in effects {
             match effect {
-                Effect::Append(message) => plan.appended.push(message),
+                Effect::Append(message) => {
+                    plan.events.push(conversation.message_event(&message));
+                    plan.appended.push(message);
+                }
+                Effect::Event(event) => plan.events.push(*event),
                 Effect::Finished => plan.finished = true,
                 Effect::SummaryTo(agent) => {
                     plan.leavers.push(agent.clone());
@@ -158,22 +166,14 @@ impl ConversationActor {
     /// and only then are the effects carried out: a node that lost the
     /// conversation to another changes nothing anyone sees.
     fn run(&mut self, effects: Vec<Effect>, ctx: &mut Context<Self>) {
-        let Plan {
-            appended,
-            leavers,
-            finished,
-            mut after,
-        } = Plan::of(effects);
+        let mut plan = Plan::of(effects, &self.conversation);
         let embedded = !self.engine.store.keeps_state();
         if embedded {
-            for effect in after.drain(..) {
+            for effect in std::mem::take(&mut plan.after) {
                 self.apply(effect, ctx);
             }
         }
-        ctx.wait(
-            self.store_and_deliver(appended, leavers, finished, after, true)
-                .map(|_, _, _| ()),
-        );
+        ctx.wait(self.store_and_deliver(plan, true).map(|_, _, _| ()));
     }
 
     /// Carries out a command's transition and answers `answer`: at once in
@@ -190,9 +190,8 @@ impl ConversationActor {
             self.run(effects, ctx);
             return Box::pin(fut::ready(Ok(answer)));
         }
-        let plan = Plan::of(effects);
-        let saved =
-            self.store_and_deliver(plan.appended, plan.leavers, plan.finished, plan.after, true);
+        let plan = Plan::of(effects, &self.conversation);
+        let saved = self.store_and_deliver(plan, true);
         Box::pin(saved.map(move |result, _, _| result.map(|()| answer).map_err(EngineError::from)))
     }
 
@@ -203,15 +202,20 @@ impl ConversationActor {
     /// (the messages live in the log), so in a cluster it writes only the log.
     fn store_and_deliver(
         &mut self,
-        appended: Vec<Arc<Message>>,
-        leavers: Vec<AgentId>,
-        finished: bool,
-        after: Vec<Effect>,
+        plan: Plan,
         transition: bool,
     ) -> impl ActorFuture<Self, Output = Result<(), StoreError>> + 'static {
+        let Plan {
+            appended,
+            leavers,
+            finished,
+            events,
+            after,
+        } = plan;
         let store = self.engine.store.clone();
         let mut write = StateWrite::new(self.key());
         write.messages = appended.clone();
+        write.events = events;
         if !transition {
             // Only the log.
         } else if store.keeps_state() {
@@ -293,14 +297,9 @@ impl ConversationActor {
             Ok((message, effects)) if effects.is_empty() => {
                 AtomicResponse::new(Box::pin(fut::ready(Ok(message))))
             }
-            Ok((message, _append)) => {
-                let stored = self.store_and_deliver(
-                    vec![message.clone()],
-                    Vec::new(),
-                    false,
-                    Vec::new(),
-                    false,
-                );
+            Ok((message, append)) => {
+                let plan = Plan::of(append, &self.conversation);
+                let stored = self.store_and_deliver(plan, false);
                 AtomicResponse::new(Box::pin(stored.map(move |result, _, _| {
                     result.map(|()| message).map_err(EngineError::from)
                 })))
@@ -339,8 +338,8 @@ impl ConversationActor {
                     ctx.cancel_future(handle);
                 }
             }
-            Effect::Append(_) | Effect::Finished => {
-                debug_assert!(false, "appends and finish are run by `run`");
+            Effect::Append(_) | Effect::Finished | Effect::Event(_) => {
+                debug_assert!(false, "appends, events and finish are run by `run`");
             }
         }
     }

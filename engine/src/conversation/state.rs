@@ -19,7 +19,9 @@ use switchboard_proto::{AgentId, ClientMsgId, ConversationId, MessageId, OfferId
 
 use crate::agent::availability::Involvement;
 use crate::error::EngineError;
+use crate::events::DomainEvent;
 use crate::queue::waiting::Position;
+use switchboard_proto::feed::EventType;
 
 /// What everyone in a chat reads when a transfer to an agent was not
 /// accepted in time and the chat went back to its queue.
@@ -105,6 +107,9 @@ pub enum Effect {
     CancelTimer(Timer),
     /// Nothing more will happen: keep the record and stop.
     Finished,
+    /// Tell other systems ([`DomainEvent`]): stored with the transition's
+    /// write, in its order.
+    Event(Box<DomainEvent>),
 }
 
 use switchboard_proto::QueueId;
@@ -213,8 +218,25 @@ impl Conversation {
             wrap_up_reasons: new.wrap_up_reasons,
         };
         let author = conversation.customer_author();
+        let created = conversation.event(
+            EventType::ConversationCreated,
+            None,
+            serde_json::json!({
+                "customer": {
+                    "id": conversation.customer.id,
+                    "name": conversation.customer.name,
+                    "verified": conversation.customer.verified,
+                },
+                "queue": conversation.queue,
+                "attributes": conversation.attributes,
+            }),
+            now,
+        );
+        let queued = conversation.queued_event("created", now);
         let first = conversation.push_message(author, new.first_message, None, now);
         let effects = vec![
+            created,
+            queued,
             Effect::Append(first),
             Effect::Queue(
                 conversation.queue_id(),
@@ -373,6 +395,50 @@ impl Conversation {
         Effect::Append(self.push_message(Author::system(), text, None, now))
     }
 
+    /// An event of this conversation (its queue and customer filled in).
+    fn event(
+        &self,
+        kind: EventType,
+        agent: Option<&AgentId>,
+        data: serde_json::Value,
+        now: Timestamp,
+    ) -> Effect {
+        let mut event = DomainEvent::new(kind, now, data);
+        event.conversation_id = Some(self.id.clone());
+        event.queue_id = Some(self.queue_id());
+        event.customer_id = self.customer.id.clone();
+        event.agent_id = agent.cloned();
+        Effect::Event(Box::new(event))
+    }
+
+    /// `conversation.queued`: it waits in its queue now, and `why`.
+    fn queued_event(&self, why: &str, now: Timestamp) -> Effect {
+        self.event(
+            EventType::ConversationQueued,
+            None,
+            serde_json::json!({ "queue": self.queue, "reason": why, "queued_since": self.queued_since }),
+            now,
+        )
+    }
+
+    /// `message.created` for a message of this conversation's log.
+    pub fn message_event(&self, message: &Message) -> DomainEvent {
+        let author = message
+            .from
+            .id
+            .as_ref()
+            .filter(|_| message.from.role == Role::Agent);
+        match self.event(
+            EventType::MessageCreated,
+            author.map(|id| AgentId::new(id.as_str())).as_ref(),
+            serde_json::json!({ "message": message }),
+            message.ts,
+        ) {
+            Effect::Event(event) => *event,
+            _ => unreachable!("event() makes an event"),
+        }
+    }
+
     pub fn summary(&self) -> ConversationSummary {
         let mut participants = vec![Participant {
             role: Role::Customer,
@@ -483,8 +549,21 @@ impl Conversation {
             routing,
         });
         let offer = self.offer_payload(&pending);
+        let data = serde_json::json!({
+            "offer_id": offer_id,
+            "kind": kind,
+            "agent": agent.named_ref(),
+            "from_agent": pending.from.as_ref().map(Seat::named_ref),
+            "expires_at": pending.expires_at,
+        });
+        let happened = match kind {
+            OfferKind::Conference => EventType::ConferenceRequested,
+            OfferKind::New | OfferKind::Transfer => EventType::ConversationOffered,
+        };
+        let event = self.event(happened, Some(&agent.id), data, now);
         self.pending = Some(pending);
         vec![
+            event,
             Effect::StartTimer(Timer::OfferExpiry(offer_id), self.timing.rona_timeout_ms),
             Effect::Agent(agent.id, AgentNotice::OfferReady(Box::new(offer))),
             Effect::Broadcast,
@@ -559,6 +638,20 @@ impl Conversation {
         let mut effects = vec![Effect::CancelTimer(Timer::OfferExpiry(
             pending.offer_id.clone(),
         ))];
+        let mut data = serde_json::json!({
+            "offer_id": pending.offer_id,
+            "kind": pending.kind,
+            "agent": pending.agent.named_ref(),
+        });
+        if pending.kind != OfferKind::Conference {
+            // How long it waited in its queue (reports' speed of answer).
+            data["wait_ms"] = serde_json::json!(now.millis_since(self.queued_since));
+        }
+        let happened = match pending.kind {
+            OfferKind::Conference => EventType::ConferenceStarted,
+            OfferKind::New | OfferKind::Transfer => EventType::ConversationAccepted,
+        };
+        effects.push(self.event(happened, Some(&pending.agent.id), data, now));
         let role = match pending.kind {
             OfferKind::New | OfferKind::Transfer => {
                 if pending.kind == OfferKind::New {
@@ -600,13 +693,26 @@ impl Conversation {
         let Some(pending) = self.close_offer(OfferOutcome::Rona, now) else {
             return Vec::new();
         };
-        let mut effects = vec![Effect::Agent(
-            pending.agent.id.clone(),
-            AgentNotice::OfferWithdrawn {
-                offer_id: pending.offer_id.clone(),
-                reason: WithdrawReason::Rona,
-            },
-        )];
+        let rona = self.event(
+            EventType::ConversationRona,
+            Some(&pending.agent.id),
+            serde_json::json!({
+                "offer_id": pending.offer_id,
+                "kind": pending.kind,
+                "agent": pending.agent.named_ref(),
+            }),
+            now,
+        );
+        let mut effects = vec![
+            rona,
+            Effect::Agent(
+                pending.agent.id.clone(),
+                AgentNotice::OfferWithdrawn {
+                    offer_id: pending.offer_id.clone(),
+                    reason: WithdrawReason::Rona,
+                },
+            ),
+        ];
         match pending.kind {
             OfferKind::New | OfferKind::Transfer => {
                 if pending.kind == OfferKind::Transfer {
@@ -616,6 +722,7 @@ impl Conversation {
                     effects.push(self.system_message(TRANSFER_FELL_BACK.to_owned(), now));
                 }
                 self.state = ConversationState::Queued;
+                effects.push(self.queued_event("rona", now));
                 effects.push(Effect::Queue(self.queue_id(), QueueNotice::Rona));
                 effects.push(Effect::Queue(
                     self.queue_id(),
@@ -627,6 +734,12 @@ impl Conversation {
             }
             OfferKind::Conference => {
                 self.state = ConversationState::Active;
+                effects.push(self.event(
+                    EventType::ConferenceEnded,
+                    Some(&pending.agent.id),
+                    serde_json::json!({ "agent": pending.agent.named_ref(), "reason": "no_answer" }),
+                    now,
+                ));
                 if let Some(owner) = &self.owner {
                     effects.push(Effect::Agent(
                         owner.id.clone(),
@@ -842,6 +955,16 @@ impl Conversation {
     ) -> Result<Vec<Effect>, EngineError> {
         let owner = self.check_owner(by, "transfer", &[ConversationState::Active])?;
         let mut effects = self.owner_leaves("transferred", now);
+        effects.push(self.event(
+            EventType::ConversationTransferred,
+            Some(&owner.id),
+            serde_json::json!({
+                "from_agent": owner.named_ref(),
+                "from_queue": self.queue,
+                "to_queue": queue,
+            }),
+            now,
+        ));
         effects.push(self.system_message(
             format!("{} transferred the chat to {}", owner.name, queue.name),
             now,
@@ -849,6 +972,7 @@ impl Conversation {
         self.queue = queue;
         self.state = ConversationState::Queued;
         self.queued_since = now;
+        effects.push(self.queued_event("transferred", now));
         effects.push(Effect::Queue(
             self.queue_id(),
             QueueNotice::Enqueue {
@@ -875,6 +999,12 @@ impl Conversation {
             "you cannot transfer to yourself",
         )?;
         let mut effects = self.owner_leaves("transferred", now);
+        effects.push(self.event(
+            EventType::ConversationTransferred,
+            Some(&owner.id),
+            serde_json::json!({ "from_agent": owner.named_ref(), "to_agent": target.named_ref() }),
+            now,
+        ));
         effects.push(self.system_message(
             format!("{} transferred the chat to {}", owner.name, target.name),
             now,
@@ -921,7 +1051,17 @@ impl Conversation {
         if !is_invitation {
             return Vec::new();
         }
-        self.withdraw_pending(WithdrawReason::Cancelled, now)
+        let mut effects = Vec::new();
+        if let Some(pending) = &self.pending {
+            effects.push(self.event(
+                EventType::ConferenceEnded,
+                Some(&pending.agent.id),
+                serde_json::json!({ "agent": pending.agent.named_ref(), "reason": "withdrawn" }),
+                now,
+            ));
+        }
+        effects.extend(self.withdraw_pending(WithdrawReason::Cancelled, now));
+        effects
     }
 
     /// `end_conference`: the guest leaves (or the invitation is withdrawn).
@@ -940,6 +1080,12 @@ impl Conversation {
         )?;
         let mut effects = self.cancel_invitation(now);
         if let Some(guest) = self.guest.take() {
+            effects.push(self.event(
+                EventType::ConferenceEnded,
+                Some(&guest.id),
+                serde_json::json!({ "agent": guest.named_ref(), "reason": "ended" }),
+                now,
+            ));
             self.end_leg(&guest.id, "conference_ended", now);
             effects.push(Effect::SummaryTo(guest.id.clone()));
             effects.push(self.system_message(format!("{} left the chat", guest.name), now));
@@ -988,6 +1134,16 @@ impl Conversation {
         };
         self.state = ConversationState::Ended;
         self.ended_at = Some(now);
+        let (role, agent) = match by {
+            Speaker::Agent(agent) => ("agent", Some(agent)),
+            Speaker::Customer => ("customer", None),
+        };
+        effects.push(self.event(
+            EventType::ConversationEnded,
+            agent,
+            serde_json::json!({ "by": { "role": role, "id": agent, "name": ender } }),
+            now,
+        ));
         effects.push(self.system_message(format!("{ender} ended the chat"), now));
         effects.push(Effect::Broadcast);
         let present: Vec<Seat> = self
@@ -1034,7 +1190,20 @@ impl Conversation {
     fn close(&mut self, now: Timestamp) -> Vec<Effect> {
         self.state = ConversationState::Closed;
         self.closed_at = Some(now);
-        vec![Effect::Broadcast, Effect::Finished]
+        let wrap_ups: Vec<&str> = self.wrap_ups.iter().map(|w| w.reason.id.as_str()).collect();
+        let closed = self.event(
+            EventType::ConversationClosed,
+            None,
+            serde_json::json!({
+                "created_at": self.created_at,
+                "first_accepted_at": self.first_accepted_at,
+                "ended_at": self.ended_at,
+                "wrap_ups": wrap_ups,
+                "message_count": self.messages.len(),
+            }),
+            now,
+        );
+        vec![closed, Effect::Broadcast, Effect::Finished]
     }
 
     /// The customer left before any agent accepted.
@@ -1042,6 +1211,15 @@ impl Conversation {
         let mut effects = self.withdraw_pending(WithdrawReason::CustomerLeft, now);
         self.state = ConversationState::Abandoned;
         self.ended_at = Some(now);
+        effects.push(self.event(
+            EventType::ConversationAbandoned,
+            None,
+            serde_json::json!({
+                "wait_ms": now.millis_since(self.queued_since),
+                "created_at": self.created_at,
+            }),
+            now,
+        ));
         let name = self.customer.name.clone();
         effects.push(self.system_message(format!("{name} left the chat"), now));
         effects.push(Effect::Queue(
@@ -1071,6 +1249,17 @@ impl Conversation {
             ));
         };
         let owed = self.owed.remove(index);
+        let submitted = self.event(
+            EventType::WrapUpSubmitted,
+            Some(agent),
+            serde_json::json!({
+                "agent": owed.agent.named_ref(),
+                "reason": reason,
+                "notes": notes,
+                "automatic": automatic,
+            }),
+            now,
+        );
         self.wrap_ups.push(WrapUpRecord {
             agent: owed.agent.named_ref(),
             reason,
@@ -1078,7 +1267,7 @@ impl Conversation {
             at: now,
             automatic,
         });
-        let mut effects = Vec::new();
+        let mut effects = vec![submitted];
         if !automatic {
             effects.push(Effect::CancelTimer(Timer::AutoWrapUp(agent.clone())));
         }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use switchboard_proto::model::{Message, Role};
 
 use super::records::{RecordRow, SearchFilter};
+use crate::events::DomainEvent;
 
 /// One thing to store. A write is a list of them, applied in order, whole.
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ pub enum Change {
     /// A message of a conversation's log and transcript. Stored once: a
     /// second write of the same `seq` changes nothing.
     Message(Arc<Message>),
+    /// An event for other systems: its `seq` (the cursor) is given as it
+    /// commits. Stored once: a second write of the same id changes nothing.
+    Event(Arc<DomainEvent>),
 }
 
 /// A value bound to a statement's `$n`.
@@ -125,8 +129,37 @@ impl Change {
             )],
             Change::Record(row) => row.statements(),
             Change::Message(_) => Vec::new(),
+            Change::Event(event) => vec![insert_event(event)],
         }
     }
+}
+
+/// Takes the lock every PostgreSQL transaction that inserts events holds
+/// first, so events commit in the order of their `seq`: a reader paging by
+/// `seq` never passes one that commits later (SQLite's writes are one at a
+/// time anyway).
+pub(crate) const POSTGRES_LOCK_EVENTS: &str =
+    "SELECT position FROM event_feed WHERE name = 'outbox' FOR UPDATE";
+
+/// One event's row.
+pub(crate) fn insert_event(event: &DomainEvent) -> Statement<'_> {
+    fn text(value: Option<&str>) -> Value<'_> {
+        Value::Text(value.map(Cow::Borrowed))
+    }
+    statement(
+        "INSERT INTO events (id, type, at_ms, conversation_id, agent_id, queue_id, customer_id, data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+        vec![
+            Value::text(&event.id),
+            Value::text(event.kind.as_str()),
+            Value::Int(Some(event.at.millis())),
+            text(event.conversation_id.as_ref().map(|id| id.as_str())),
+            text(event.agent_id.as_ref().map(|id| id.as_str())),
+            text(event.queue_id.as_ref().map(|id| id.as_str())),
+            text(event.customer_id.as_ref().map(|id| id.as_str())),
+            Value::Text(Some(Cow::Owned(event.data.to_string()))),
+        ],
+    )
 }
 
 /// Stores (or replaces) one message. A second write of the same `seq` with
@@ -268,6 +301,11 @@ mod tests {
                 since_ms: None,
             },
             Change::Record(Box::new(RecordRow::example())),
+            Change::Event(Arc::new(DomainEvent::new(
+                switchboard_proto::feed::EventType::AgentLoggedOut,
+                switchboard_proto::Timestamp(1),
+                serde_json::json!({}),
+            ))),
         ];
         let mut sqls: Vec<(&str, usize)> = changes
             .iter()

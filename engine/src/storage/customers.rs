@@ -205,6 +205,12 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
             }
+            // What events said of them goes too: their ids stay, so
+            // counts built from events do not change.
+            sqlx::query("UPDATE events SET data = '{\"erased\":true}' WHERE customer_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
             sqlx::query("DELETE FROM customers WHERE id = $1")
                 .bind(id.as_str())
                 .execute(&mut *tx)

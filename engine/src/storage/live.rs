@@ -22,6 +22,7 @@ use super::records::RecordRow;
 use super::{Change, Database, StorageError};
 use crate::cluster::key::ActorKey;
 use crate::cluster::store::{Presence, Snapshot, StateWrite, Store, StoreError};
+use crate::events::DomainEvent;
 use crate::queue::routing::AgentView;
 
 impl From<StorageError> for StoreError {
@@ -35,14 +36,30 @@ fn encoded<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 /// The record part of a write: the conversation's row (first, so its
-/// messages find it) and its new messages.
-fn record_changes(write: &StateWrite) -> Result<Vec<Change>, StoreError> {
-    let mut changes = Vec::with_capacity(write.messages.len() + 1);
+/// messages find it), its new messages, and (unless the live store carries
+/// them) its events.
+fn record_changes(write: &mut StateWrite, with_events: bool) -> Result<Vec<Change>, StoreError> {
+    let mut changes = Vec::with_capacity(write.messages.len() + write.events.len() + 1);
     if let Some(record) = &write.record {
         changes.push(Change::Record(Box::new(RecordRow::of(record)?)));
     }
     changes.extend(write.messages.iter().cloned().map(Change::Message));
+    if with_events {
+        changes.extend(
+            write
+                .events
+                .drain(..)
+                .map(|event| Change::Event(Arc::new(event))),
+        );
+    }
     Ok(changes)
+}
+
+fn event_changes(events: Vec<DomainEvent>) -> Vec<Change> {
+    events
+        .into_iter()
+        .map(|event| Change::Event(Arc::new(event)))
+        .collect()
 }
 
 /// Everything an embedded node keeps, in its database.
@@ -55,8 +72,8 @@ impl SqlStore {
         Self { database }
     }
 
-    fn changes(write: StateWrite) -> Result<Vec<Change>, StoreError> {
-        let mut changes = record_changes(&write)?;
+    fn changes(mut write: StateWrite) -> Result<Vec<Change>, StoreError> {
+        let mut changes = record_changes(&mut write, true)?;
         let actor = write.key.name();
         match write.snapshot {
             Snapshot::Unchanged => {}
@@ -97,6 +114,18 @@ impl SqlStore {
 impl Store for SqlStore {
     fn keeps_state(&self) -> bool {
         true
+    }
+
+    fn carries_events(&self) -> bool {
+        true
+    }
+
+    fn append_events(
+        &self,
+        events: Vec<DomainEvent>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        let write = self.database.write(event_changes(events));
+        Box::pin(async move { Ok(write.await?) })
     }
 
     fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
@@ -247,13 +276,30 @@ impl<S: Store> Store for Recorded<S> {
         self.live.keeps_state()
     }
 
+    fn carries_events(&self) -> bool {
+        true
+    }
+
+    fn append_events(
+        &self,
+        events: Vec<DomainEvent>,
+    ) -> BoxFuture<'static, Result<(), StoreError>> {
+        if self.live.carries_events() {
+            return self.live.append_events(events);
+        }
+        let write = self.database.write(event_changes(events));
+        Box::pin(async move { Ok(write.await?) })
+    }
+
     fn write(&self, mut write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
-        if write.record.is_none() && write.messages.is_empty() {
+        let events_here = !self.live.carries_events() && !write.events.is_empty();
+        if write.record.is_none() && write.messages.is_empty() && !events_here {
             // Not a conversation's: applied as the live store applies it
             // (the memory store before the future is even polled).
             return self.live.write(write);
         }
-        let recorded = record_changes(&write).map(|changes| self.database.write(changes));
+        let recorded = record_changes(&mut write, !self.live.carries_events())
+            .map(|changes| self.database.write(changes));
         write.record = None;
         // The live store first: in a cluster its write is fenced, so a node
         // that lost the conversation writes no record either. If the node

@@ -131,7 +131,14 @@ struct Inner {
     /// False from a failed batch or health check until one succeeds.
     healthy: Arc<AtomicBool>,
     url: String,
+    /// The URL as configured, password included: for connections of their
+    /// own (a cluster's `LISTEN`). Never shown.
+    connect_url: String,
     memory: bool,
+    /// This database's id, which every event cursor names.
+    feed_id: String,
+    /// Raised after each commit that stored events.
+    events: crate::events::feed::EventSignal,
 }
 
 /// A runtime that may be dropped from inside another runtime (tests drop
@@ -179,6 +186,11 @@ impl Database {
             .map_err(|error| StorageError::Unavailable(error.to_string()))??;
         let (pool, dialect, sqlite) = opened;
         let healthy = Arc::new(AtomicBool::new(true));
+        let feed_id = handle
+            .spawn(feed_id(pool.clone()))
+            .await
+            .map_err(|error| StorageError::Unavailable(error.to_string()))??;
+        let events = crate::events::feed::EventSignal::default();
         let backend: Box<dyn writer::Backend> = match &sqlite {
             Some(target) => Box::new(writer::sqlite::SqliteBackend::open(target)?),
             None => Box::new(writer::pool::PoolBackend::new(
@@ -187,7 +199,13 @@ impl Database {
                 handle.clone(),
             )),
         };
-        let writer = writer::Writer::start(&handle, backend, config.batch_max, healthy.clone())?;
+        let writer = writer::Writer::start(
+            &handle,
+            backend,
+            config.batch_max,
+            healthy.clone(),
+            events.clone(),
+        )?;
         let database = Database {
             inner: Arc::new(Inner {
                 pool,
@@ -196,7 +214,10 @@ impl Database {
                 writer,
                 healthy,
                 url: shown,
+                connect_url: config.url.clone(),
                 memory: config.url == "memory:",
+                feed_id,
+                events,
             }),
         };
         database.watch_health();
@@ -226,6 +247,16 @@ impl Database {
         &self.inner.pool
     }
 
+    /// This database's id: event cursors name it.
+    pub fn feed_id(&self) -> &str {
+        &self.inner.feed_id
+    }
+
+    /// Raised after each commit that stored events.
+    pub fn event_signal(&self) -> &crate::events::feed::EventSignal {
+        &self.inner.events
+    }
+
     /// Applies `changes` in the next batch; resolves once it is committed.
     pub fn write(
         &self,
@@ -238,6 +269,19 @@ impl Database {
     /// (SQLite indexes words in batches, at most a second behind).
     pub(crate) async fn index_now(&self) -> Result<(), StorageError> {
         self.inner.writer.index_now().await
+    }
+
+    /// The URL as configured (password included: never log it).
+    pub(crate) fn connect_url(&self) -> &str {
+        &self.inner.connect_url
+    }
+
+    /// Runs `work` on the database's runtime, in the background.
+    pub(crate) fn spawn<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.inner.runtime.handle().spawn(work);
     }
 
     /// Runs `work` on the database's runtime.
@@ -283,6 +327,20 @@ impl Database {
             }
         });
     }
+}
+
+/// The id this database's event cursors carry, made at its first start.
+async fn feed_id(pool: AnyPool) -> Result<String, StorageError> {
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ('feed_id', $1) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(uuid::Uuid::now_v7().simple().to_string())
+    .execute(&pool)
+    .await?;
+    let row = sqlx::query("SELECT value FROM meta WHERE key = 'feed_id'")
+        .fetch_one(&pool)
+        .await?;
+    Ok(sqlx::Row::try_get::<String, _>(&row, 0)?)
 }
 
 /// Every SQLite connection's settings, the pool's and the writer's.

@@ -654,6 +654,14 @@ impl Database {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // Events and delivery logs as old go too (a cursor stays valid:
+            // reading after it finds what is left).
+            for (table, column) in [("events", "at_ms"), ("webhook_deliveries", "at_ms")] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE {column} < $1"))
+                    .bind(cutoff.millis())
+                    .execute(&mut *tx)
+                    .await?;
+            }
             // A customer with no conversation left keeps no profile either.
             sqlx::query(
                 "DELETE FROM customers WHERE last_seen_ms < $1 AND NOT EXISTS \

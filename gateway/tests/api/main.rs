@@ -2,6 +2,8 @@
 //! drives it over HTTP and real WebSocket connections, in both
 //! subprotocols. One test binary, one module per area.
 
+#[path = "../common/receiver.rs"]
+mod receiver;
 mod support;
 
 mod bad_input;
@@ -10,6 +12,7 @@ mod cors;
 mod customers;
 mod directory;
 mod drain;
+mod events;
 mod flow;
 mod messages;
 mod records;

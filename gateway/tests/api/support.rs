@@ -224,6 +224,19 @@ impl Node {
         (response.status().as_u16(), parse(&body))
     }
 
+    /// `POST` a JSON body with a bearer token (an agent's or an API key).
+    pub async fn post_as(&self, path: &str, body: &Value, token: &str) -> (u16, Value) {
+        let mut response = self
+            .http
+            .post(format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .send_json(body)
+            .await
+            .expect("POST answers");
+        let body = response.body().await.expect("body");
+        (response.status().as_u16(), parse(&body))
+    }
+
     pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
         let mut response = self
             .http

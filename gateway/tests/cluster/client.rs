@@ -82,6 +82,22 @@ pub async fn post(base: &str, path: &str, body: &Value) -> (u16, Value) {
     }
 }
 
+/// `POST` JSON with a bearer token: (status, body).
+pub async fn post_as(base: &str, path: &str, body: &Value, token: &str) -> (u16, Value) {
+    match http()
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send_json(body)
+        .await
+    {
+        Ok(mut response) => {
+            let body = response.body().await.unwrap_or_default();
+            (response.status().as_u16(), parse(&body))
+        }
+        Err(error) => (0, json!({"transport": error.to_string()})),
+    }
+}
+
 /// A token for an agent, signed with the shared secret (no login: looking
 /// things up changes no agent's state).
 pub fn token_for(agent: &str) -> String {

@@ -459,6 +459,8 @@ pub struct NodeOptions {
     /// More environment for the process (`SWITCHBOARD__...` overrides).
     /// Nothing else of the test's own `SWITCHBOARD*` environment reaches it.
     pub env: Vec<(String, String)>,
+    /// Text of the shared config replaced (from, to): Sam an admin, say.
+    pub config_edits: Vec<(String, String)>,
 }
 
 impl Default for NodeOptions {
@@ -472,6 +474,7 @@ impl Default for NodeOptions {
             otlp_endpoint: None,
             database_url: None,
             env: Vec::new(),
+            config_edits: Vec::new(),
         }
     }
 }
@@ -511,6 +514,13 @@ pub fn node_config(
         ),
     ];
     let mut config = CONFIG.to_owned();
+    for (from, to) in &options.config_edits {
+        assert!(
+            config.contains(from.as_str()),
+            "api CONFIG changed: no {from:?}"
+        );
+        config = config.replacen(from.as_str(), to, 1);
+    }
     for (from, to) in replacements {
         assert!(config.contains(from), "api CONFIG changed: no {from:?}");
         config = config.replacen(from, &to, 1);

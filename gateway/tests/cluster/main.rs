@@ -15,8 +15,13 @@ mod api_support;
 
 mod client;
 mod harness;
+// The webhook receiver of the in-process suite.
+#[allow(dead_code)]
+#[path = "../common/receiver.rs"]
+mod receiver;
 
 mod chat;
+mod events;
 mod failover;
 mod record;
 mod redis_faults;

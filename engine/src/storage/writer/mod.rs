@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Change, StorageError};
+use crate::events::feed::EventSignal;
 
 /// How the writer's thread applies batches.
 pub(crate) trait Backend: Send + 'static {
@@ -85,6 +86,7 @@ impl Writer {
         backend: Box<dyn Backend>,
         batch_max: usize,
         healthy: Arc<AtomicBool>,
+        events: EventSignal,
     ) -> Result<Writer, StorageError> {
         let (jobs, queued) = mpsc::channel(QUEUED_MAX);
         if backend.indexes_later() {
@@ -102,7 +104,7 @@ impl Writer {
         }
         std::thread::Builder::new()
             .name("switchboard-db-writer".into())
-            .spawn(move || run(queued, backend, batch_max.max(1), healthy))
+            .spawn(move || run(queued, backend, batch_max.max(1), healthy, events))
             .map_err(|error| StorageError::Unavailable(format!("database writer: {error}")))?;
         Ok(Writer { jobs })
     }
@@ -151,6 +153,7 @@ fn run(
     mut backend: Box<dyn Backend>,
     batch_max: usize,
     healthy: Arc<AtomicBool>,
+    events: EventSignal,
 ) {
     let mut batch: Vec<Write> = Vec::with_capacity(batch_max);
     let mut index_asks: Vec<oneshot::Sender<Result<(), StorageError>>> = Vec::new();
@@ -170,7 +173,7 @@ fn run(
             }
         }
         if !batch.is_empty() {
-            let wrote_messages = write_batch(backend.as_mut(), &healthy, &mut batch);
+            let wrote_messages = write_batch(backend.as_mut(), &healthy, &events, &mut batch);
             unindexed |= wrote_messages && backend.indexes_later();
         }
         if !index_asks.is_empty() {
@@ -210,13 +213,16 @@ fn run(
 
 /// Applies a batch and answers each of its writes. Returns whether it
 /// stored messages.
-fn write_batch(backend: &mut dyn Backend, healthy: &AtomicBool, batch: &mut Vec<Write>) -> bool {
-    let has_messages = batch.iter().any(|write| {
-        write
-            .changes
-            .iter()
-            .any(|c| matches!(c, Change::Message(_)))
-    });
+fn write_batch(
+    backend: &mut dyn Backend,
+    healthy: &AtomicBool,
+    events: &EventSignal,
+    batch: &mut Vec<Write>,
+) -> bool {
+    let has =
+        |wanted: fn(&Change) -> bool| batch.iter().any(|write| write.changes.iter().any(wanted));
+    let has_messages = has(|c| matches!(c, Change::Message(_)));
+    let has_events = has(|c| matches!(c, Change::Event(_)));
     metrics::histogram!("switchboard_db_batch_writes").record(batch.len() as f64);
     let started = Instant::now();
     let writes: Vec<&[Change]> = batch.iter().map(|write| write.changes.as_slice()).collect();
@@ -229,6 +235,9 @@ fn write_batch(backend: &mut dyn Backend, healthy: &AtomicBool, batch: &mut Vec<
             for write in batch.drain(..) {
                 let _ = write.done.send(Ok(()));
             }
+            if has_events {
+                events.raise();
+            }
         }
         Err(failed) if batch.len() > 1 && !failed.database => {
             for write in batch.drain(..) {
@@ -237,6 +246,9 @@ fn write_batch(backend: &mut dyn Backend, healthy: &AtomicBool, batch: &mut Vec<
                     tracing::error!(error = %failed.error, "a write was refused by the database");
                 }
                 let _ = write.done.send(alone.map_err(|failed| failed.error));
+            }
+            if has_events {
+                events.raise();
             }
         }
         Err(failed) => {

@@ -7,7 +7,9 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use switchboard_proto::model::Message;
 
 use super::{Backend, WriteError, BATCH_TIMEOUT};
-use crate::storage::change::{latest_per_seq, Change, HighestSeq, MessageRow, Statement, Value};
+use crate::storage::change::{
+    latest_per_seq, Change, HighestSeq, MessageRow, Statement, Value, POSTGRES_LOCK_EVENTS,
+};
 use crate::storage::{Dialect, StorageError};
 
 pub(crate) struct PoolBackend {
@@ -87,9 +89,17 @@ pub(crate) async fn apply_in<'a>(
     changes: impl Iterator<Item = &'a Change>,
 ) -> Result<(), sqlx::Error> {
     let mut messages: Vec<&Message> = Vec::new();
+    let mut events_locked = false;
     for change in changes {
         match change {
             Change::Message(message) => messages.push(message),
+            Change::Event(_) if dialect == Dialect::Postgres && !events_locked => {
+                sqlx::query(POSTGRES_LOCK_EVENTS).execute(&mut **tx).await?;
+                events_locked = true;
+                for statement in change.statements() {
+                    execute(tx, &statement).await?;
+                }
+            }
             other => {
                 for statement in other.statements() {
                     execute(tx, &statement).await?;
@@ -101,7 +111,7 @@ pub(crate) async fn apply_in<'a>(
 }
 
 /// Binds a statement's values onto a query.
-fn bound<'q>(
+pub(crate) fn bound<'q>(
     mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     values: &'q [Value<'q>],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {

@@ -1,0 +1,269 @@
+//! The global order of events and reading it: a cursor is the database's
+//! `seq` of an event (given at commit, one committer at a time, so `seq`
+//! order is commit order) and the id of the database that gave it, so a
+//! cursor from another cluster is refused instead of misread.
+//!
+//! A reader waits for the next event on an [`EventSignal`], which the
+//! writer raises after each commit with events (and, in a cluster, a
+//! PostgreSQL `NOTIFY` from the node that moved them in).
+
+use base64::Engine as _;
+use sqlx::Row;
+use std::time::Duration;
+use switchboard_proto::feed::{EventPage, EventType};
+use switchboard_proto::{AgentId, ConversationId, CustomerId, QueueId, Timestamp};
+use tokio::sync::watch;
+
+use super::DomainEvent;
+use crate::error::EngineError;
+use crate::storage::{Database, StorageError};
+use crate::Engine;
+
+/// Most events on one page.
+pub const MAX_EVENTS_PAGE: usize = 1000;
+pub const DEFAULT_EVENTS_PAGE: usize = 100;
+/// Longest long-poll, in seconds.
+pub const MAX_WAIT_S: u64 = 30;
+
+/// Raised when events were committed: readers waiting for the next event
+/// look again.
+#[derive(Clone)]
+pub struct EventSignal(std::sync::Arc<watch::Sender<u64>>);
+
+impl Default for EventSignal {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(watch::channel(0).0))
+    }
+}
+
+impl EventSignal {
+    pub fn raise(&self) {
+        self.0.send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.0.subscribe()
+    }
+}
+
+/// Where a reader is: after the event `seq` of the database `feed`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeedCursor {
+    pub feed: String,
+    pub seq: i64,
+}
+
+impl FeedCursor {
+    pub fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("e1.{}.{}", self.feed, self.seq))
+    }
+
+    /// `None` for anything [`encode`](Self::encode) did not make.
+    pub fn decode(text: &str) -> Option<FeedCursor> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let rest = text.strip_prefix("e1.")?;
+        let (feed, seq) = rest.rsplit_once('.')?;
+        let seq: i64 = seq.parse().ok()?;
+        if feed.is_empty() || seq < 0 {
+            return None;
+        }
+        Some(FeedCursor {
+            feed: feed.to_owned(),
+            seq,
+        })
+    }
+}
+
+impl Database {
+    /// Events after `seq`, oldest first, of `types` only (all when empty).
+    pub async fn events_after(
+        &self,
+        seq: i64,
+        types: &[EventType],
+        limit: usize,
+    ) -> Result<Vec<(i64, DomainEvent)>, StorageError> {
+        let mut sql = String::from(
+            "SELECT seq, id, type, at_ms, conversation_id, agent_id, queue_id, customer_id, data \
+             FROM events WHERE seq > $1",
+        );
+        if !types.is_empty() {
+            let places: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 3)).collect();
+            sql.push_str(&format!(" AND type IN ({})", places.join(", ")));
+        }
+        sql.push_str(" ORDER BY seq LIMIT $2");
+        let types: Vec<&'static str> = types.iter().map(|kind| kind.as_str()).collect();
+        let pool = self.pool().clone();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(async move {
+            let mut query = sqlx::query(&sql).bind(seq).bind(limit);
+            for kind in types {
+                query = query.bind(kind);
+            }
+            let rows = query.fetch_all(&pool).await?;
+            rows.iter().map(event_of).collect()
+        })
+        .await
+    }
+
+    /// The newest event's `seq` (0 when there is none).
+    pub async fn newest_event(&self) -> Result<i64, StorageError> {
+        let pool = self.pool().clone();
+        self.run(async move {
+            let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(&pool)
+                .await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+        .await
+    }
+}
+
+/// An event from its row.
+fn event_of(row: &sqlx::any::AnyRow) -> Result<(i64, DomainEvent), StorageError> {
+    let corrupt = |what: &str| StorageError::Corrupt(format!("event row: {what}"));
+    let kind: String = row.try_get("type")?;
+    let data: String = row.try_get("data")?;
+    let text = |name: &str| row.try_get::<Option<String>, _>(name);
+    let event = DomainEvent {
+        id: row.try_get("id")?,
+        kind: EventType::parse(&kind).ok_or_else(|| corrupt(&format!("type {kind:?}")))?,
+        at: Timestamp(row.try_get("at_ms")?),
+        conversation_id: text("conversation_id")?.map(ConversationId::new),
+        agent_id: text("agent_id")?.map(AgentId::new),
+        queue_id: text("queue_id")?.map(QueueId::new),
+        customer_id: text("customer_id")?.map(CustomerId::new),
+        data: serde_json::from_str(&data).map_err(|_| corrupt("data is not JSON"))?,
+    };
+    Ok((row.try_get("seq")?, event))
+}
+
+/// `GET /api/v1/events` as asked.
+#[derive(Debug, Default, Clone)]
+pub struct EventsQuery {
+    pub after: Option<String>,
+    /// Comma-separated type names.
+    pub types: Option<String>,
+    pub limit: Option<usize>,
+    pub wait_s: Option<u64>,
+}
+
+/// The type names of a `types=a,b` filter, or why it is refused.
+pub fn parse_types(text: Option<&str>) -> Result<Vec<EventType>, EngineError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    text.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            EventType::parse(name).ok_or_else(|| {
+                EngineError::BadRequest(format!("types: {name:?} is not an event type"))
+            })
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Where `after` points, checked: this database's, well formed.
+    pub fn event_cursor(&self, after: Option<&str>) -> Result<FeedCursor, EngineError> {
+        let feed = self.database().feed_id().to_owned();
+        let Some(text) = after else {
+            return Ok(FeedCursor { feed, seq: 0 });
+        };
+        let cursor = FeedCursor::decode(text).ok_or_else(|| {
+            EngineError::BadRequest(
+                "after: not a cursor this server gave; start again without it".into(),
+            )
+        })?;
+        if cursor.feed != feed {
+            return Err(EngineError::BadRequest(
+                "after: a cursor of another Switchboard database; start again without it".into(),
+            ));
+        }
+        Ok(cursor)
+    }
+
+    /// One page of events after the cursor; with `wait_s`, waits up to
+    /// that long for the first one when none is newer.
+    pub async fn events(&self, query: EventsQuery) -> Result<EventPage, EngineError> {
+        let limit = query.limit.unwrap_or(DEFAULT_EVENTS_PAGE);
+        if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
+            return Err(EngineError::BadRequest(format!(
+                "limit: from 1 to {MAX_EVENTS_PAGE}"
+            )));
+        }
+        let wait_s = query.wait_s.unwrap_or(0);
+        if wait_s > MAX_WAIT_S {
+            return Err(EngineError::BadRequest(format!(
+                "wait_s: from 0 to {MAX_WAIT_S}"
+            )));
+        }
+        let types = parse_types(query.types.as_deref())?;
+        let cursor = self.event_cursor(query.after.as_deref())?;
+        let database = self.database();
+        let mut signal = database.event_signal().subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
+        loop {
+            let found = database.events_after(cursor.seq, &types, limit).await?;
+            let now = tokio::time::Instant::now();
+            if !found.is_empty() || now >= deadline {
+                let next = found.last().map_or(cursor.seq, |(seq, _)| *seq);
+                let events = found
+                    .iter()
+                    .map(|(seq, event)| {
+                        event.to_wire(
+                            FeedCursor {
+                                feed: cursor.feed.clone(),
+                                seq: *seq,
+                            }
+                            .encode(),
+                        )
+                    })
+                    .collect();
+                return Ok(EventPage {
+                    events,
+                    next_cursor: FeedCursor {
+                        feed: cursor.feed.clone(),
+                        seq: next,
+                    }
+                    .encode(),
+                });
+            }
+            // Woken by a commit here or a NOTIFY from another node; at
+            // least once a second, should a notification be lost.
+            let nap = (deadline - now).min(Duration::from_secs(1));
+            let _ = tokio::time::timeout(nap, signal.changed()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_and_refuses_what_it_did_not_make() {
+        let cursor = FeedCursor {
+            feed: "0192-ab".into(),
+            seq: 42,
+        };
+        assert_eq!(FeedCursor::decode(&cursor.encode()), Some(cursor));
+        for bad in ["", "nope", "ZTEuYS4tMQ", "ZTEuLjQy", "%%%"] {
+            assert_eq!(FeedCursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_event_types_are_refused_by_name() {
+        assert_eq!(
+            parse_types(Some("message.created, conversation.closed")).unwrap(),
+            vec![EventType::MessageCreated, EventType::ConversationClosed]
+        );
+        let refused = parse_types(Some("message.created,nope")).unwrap_err();
+        assert!(refused.to_string().contains("nope"), "{refused}");
+    }
+}
