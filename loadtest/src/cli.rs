@@ -51,6 +51,10 @@ pub enum Command {
     /// Measure `GET /api/v1/conversations?q=` and a whole export against a
     /// node on a seeded database.
     Search(SearchArgs),
+    /// `steady` with a webhook for every event on a loopback receiver:
+    /// delivery lag and rate; with `--outage`, the catch-up rate after the
+    /// receiver was down that long.
+    Webhooks(WebhooksArgs),
     /// Internal: the customers of one `connections` child process.
     #[command(hide = true)]
     CustomerShard(ShardArgs),
@@ -182,6 +186,17 @@ pub struct FloorOptions {
     /// HTTP workers of the echo server (the node uses one per core).
     #[arg(long, default_value_t = 2)]
     pub floor_workers: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WebhooksArgs {
+    #[command(flatten)]
+    pub steady: SteadyArgs,
+    /// After the measured run, the receiver is down this long while the
+    /// load goes on, then comes back: the catch-up is measured. 0: no
+    /// outage.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub outage: Duration,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -76,6 +76,13 @@ token_ttl_s = 43200
 [telemetry]
 log_format = "text"
 
+# `webhooks`: its receiver is on loopback; a receiver back from an outage
+# is tried again within a second.
+[webhooks]
+allow_private_targets = true
+retry_initial_ms = 200
+retry_max_ms = 1000
+
 [[queues]]
 id = "{queue}"
 name = "Load test"
@@ -101,9 +108,10 @@ label = "Break"
             database_url = self.database_url,
         );
         for n in 1..=self.agents {
-            // Agent 1 may also search and export (`search`).
+            // Agent 1 may also search and export (`search`) and register
+            // webhooks (`webhooks`).
             let roles = if n == 1 {
-                "[\"agent\", \"supervisor\"]"
+                "[\"agent\", \"supervisor\", \"admin\"]"
             } else {
                 "[\"agent\"]"
             };

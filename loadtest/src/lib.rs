@@ -19,6 +19,8 @@
 //! - [`config`]: `gen-config`, a node config with the load-test agents.
 //! - [`history`]: `seed-history` (a database of closed conversations) and
 //!   `search` (search latency and a whole export against it).
+//! - [`webhooks`]: webhook delivery lag under load, and the catch-up after
+//!   the receiver was down.
 //!
 //! Invariants: the harness only targets loopback addresses; every loop is
 //! bounded in time or count; latency always counts from the scheduled send
@@ -40,6 +42,7 @@ pub mod scenario;
 pub mod shared;
 pub mod stats;
 pub mod tracker;
+pub mod webhooks;
 
 use cli::{Cli, Command};
 
@@ -160,6 +163,12 @@ async fn run_async(command: Command) -> anyhow::Result<u64> {
         Command::Search(args) => {
             history::search(args).await?;
             Ok(0)
+        }
+        Command::Webhooks(args) => {
+            let json = args.steady.target.json;
+            let report = webhooks::webhooks(args).await?;
+            emit(json, &report, || report.print())?;
+            Ok(report.load.correctness_failures)
         }
         Command::EchoServer(_) | Command::GenConfig(_) => Ok(0),
     }

@@ -817,3 +817,88 @@ fn failover_restores_a_conversation_from_its_snapshot_and_log_with_its_timers() 
     assert_eq!(again, first);
     assert_eq!(restored.last_seq(), active.last_seq());
 }
+
+/// The events a transition yields, by type name, in order.
+fn event_types(effects: &[Effect]) -> Vec<&'static str> {
+    effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::Event(event) => Some(event.kind.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn events_are_the_seam_each_transition_yields_its_events_in_order() {
+    let (mut conversation, effects) =
+        Conversation::start(new_conversation(), Timestamp(1_000)).unwrap();
+    assert_eq!(
+        event_types(&effects),
+        ["conversation.created", "conversation.queued"]
+    );
+    let created = effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::Event(event) => Some(event),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(created.conversation_id, Some(ConversationId::new("c1")));
+    assert_eq!(created.queue_id, Some(QueueId::new("sales")));
+    assert_eq!(created.at, Timestamp(1_000));
+
+    let offered = offered_to(&mut conversation, "bob", "o1");
+    assert_eq!(event_types(&offered), ["conversation.offered"]);
+    let rona = conversation.offer_expired(&OfferId::new("o1"), Timestamp(40_000));
+    assert_eq!(
+        event_types(&rona),
+        ["conversation.rona", "conversation.queued"]
+    );
+    offered_to(&mut conversation, "dave", "o2");
+    let accepted = conversation
+        .accept(&agent("dave"), &OfferId::new("o2"), Timestamp(41_000))
+        .unwrap();
+    assert_eq!(event_types(&accepted), ["conversation.accepted"]);
+    let Some(Effect::Event(event)) = accepted.iter().find(|e| matches!(e, Effect::Event(_))) else {
+        unreachable!()
+    };
+    assert_eq!(event.agent_id, Some(agent("dave")));
+    // The wait counts from when it entered the queue, RONA included.
+    assert_eq!(event.data["wait_ms"], 40_000);
+
+    let ended = conversation
+        .end(Speaker::Agent(&agent("dave")), Timestamp(50_000))
+        .unwrap();
+    assert_eq!(event_types(&ended), ["conversation.ended"]);
+    let closed = conversation
+        .wrap_up(&agent("dave"), resolved(), None, false, Timestamp(51_000))
+        .unwrap();
+    assert_eq!(
+        event_types(&closed),
+        ["wrap_up.submitted", "conversation.closed"]
+    );
+    // A refused command yields nothing.
+    assert!(conversation
+        .wrap_up(&agent("dave"), resolved(), None, false, Timestamp(52_000))
+        .is_err());
+}
+
+#[test]
+fn events_are_the_seam_a_message_is_its_own_event_with_the_agent_who_wrote_it() {
+    let mut conversation = active_with("bob");
+    let (message, _) = conversation
+        .send(
+            Speaker::Agent(&agent("bob")),
+            "Hi".into(),
+            ClientMsgId::new("m1"),
+            100,
+            Timestamp(6_000),
+        )
+        .unwrap();
+    let event = conversation.message_event(&message);
+    assert_eq!(event.kind.as_str(), "message.created");
+    assert_eq!(event.agent_id, Some(agent("bob")));
+    assert_eq!(event.data["message"]["text"], "Hi");
+    assert_eq!(event.at, Timestamp(6_000));
+}
