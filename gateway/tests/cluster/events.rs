@@ -212,7 +212,7 @@ async fn a_webhook_moves_to_a_survivor_when_its_node_dies() {
         ids.push(start_chat(&nodes[1], "sales", "Ada", "Hello").await.0);
         let mut delivered: Vec<String> = Vec::new();
         let mut seen = HashSet::new();
-        while delivered.len() < 1 {
+        while delivered.is_empty() {
             let delivery = receiver.next().await;
             assert!(delivery.signed_with(SECRET));
             for event in delivery.events() {
