@@ -28,6 +28,9 @@ enum Command {
     HashPassword,
     /// Load and validate the config, then exit.
     CheckConfig,
+    /// Print a new random secret (32 bytes, hex) for `[auth] token_secret`
+    /// or `[widget] identity_secret`.
+    GenSecret,
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Settings> {
@@ -46,6 +49,10 @@ fn main() -> anyhow::Result<()> {
             let hash =
                 switchboard_gateway::auth::hash_password(password.trim_end_matches(['\r', '\n']))?;
             println!("{hash}");
+            return Ok(());
+        }
+        Some(Command::GenSecret) => {
+            println!("{}", switchboard_gateway::settings::generate_secret());
             return Ok(());
         }
         Some(Command::CheckConfig) => {

@@ -47,6 +47,32 @@ pub const CONFIG_PATH_ENV: &str = "SWITCHBOARD_CONFIG";
 /// Shortest token secret accepted: HMAC-SHA256 wants at least 256 bits.
 pub const MIN_TOKEN_SECRET_BYTES: usize = 32;
 
+/// Placeholders the shipped examples and guides once carried. A secret that
+/// contains one was copied, not made.
+const PLACEHOLDER_SECRETS: [&str; 3] = ["change-me", "replace-me", "changeme"];
+
+/// Why `secret` is public knowledge, if it is: the demo config's secret, or
+/// a placeholder from an example. Refused in a config file; the built-in demo
+/// config only warns.
+fn known_secret(secret: &str) -> Option<&'static str> {
+    let lower = secret.to_ascii_lowercase();
+    if secret == DEMO_TOKEN_SECRET {
+        Some("it is the built-in demo config's secret, published with the source")
+    } else if PLACEHOLDER_SECRETS.iter().any(|p| lower.contains(p)) {
+        Some("it is a placeholder from an example file")
+    } else {
+        None
+    }
+}
+
+/// A new random secret for `token_secret` or `identity_secret`: 32 bytes
+/// from the OS's generator, as 64 hex digits.
+pub fn generate_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
 /// Why settings could not be loaded. Every variant's message names the file
 /// or the key so an operator can fix it without reading code.
 #[derive(Debug, thiserror::Error)]
@@ -814,15 +840,35 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             format!("must be at least {MIN_TOKEN_SECRET_BYTES} bytes"),
         ));
     }
-    if token_secret == DEMO_TOKEN_SECRET {
-        warnings.push(
+    match (known_secret(&token_secret), &source) {
+        (None, _) => {}
+        (Some(_), ConfigSource::Demo) => warnings.push(
             "auth.token_secret: the built-in demo secret is in use, so anyone can forge tokens; \
              set SWITCHBOARD__AUTH__TOKEN_SECRET or [auth] token_secret"
                 .to_owned(),
-        );
+        ),
+        (Some(which), _) => {
+            return Err(SettingsError::invalid(
+                "auth.token_secret",
+                format!(
+                    "{which}, so anyone who has read it can forge tokens; make one with \
+                     `switchboard gen-secret` (or `openssl rand -hex 32`)"
+                ),
+            ))
+        }
     }
     let identity_secret = match raw.widget.identity_secret.filter(|s| !s.is_empty()) {
         None => None,
+        Some(secret) if known_secret(&secret).is_some() => {
+            return Err(SettingsError::invalid(
+                "widget.identity_secret",
+                format!(
+                    "{}, so anyone who has read it can sign identities; make one with \
+                     `switchboard gen-secret` (or `openssl rand -hex 32`)",
+                    known_secret(&secret).unwrap_or_default()
+                ),
+            ))
+        }
         Some(secret) if secret.len() < MIN_TOKEN_SECRET_BYTES => {
             return Err(SettingsError::invalid(
                 "widget.identity_secret",
@@ -1396,10 +1442,71 @@ default_reason = "done"
         }
     }
 
+    /// What an operator sets beside an example file: a secret of their own.
+    fn secret_from_env() -> [(&'static str, String); 1] {
+        [("SWITCHBOARD__AUTH__TOKEN_SECRET", generate_secret())]
+    }
+
+    #[test]
+    fn example_files_carry_no_secret() {
+        for example in [
+            include_str!("../../deploy/switchboard.example.toml"),
+            include_str!("../../deploy/cluster.example.toml"),
+        ] {
+            let error = match Settings::from_toml_str(example, NO_ENV) {
+                Ok(_) => panic!("an example file must not carry a usable secret"),
+                Err(error) => error.to_string(),
+            };
+            assert!(error.contains("auth.token_secret"), "{error}");
+            assert!(error.contains("required"), "{error}");
+        }
+    }
+
+    #[test]
+    fn known_secrets_are_refused_outside_the_demo_config() {
+        let with_secret = |secret: &str| {
+            MINIMAL.replace(
+                "token_secret = \"0123456789abcdef0123456789abcdef\"",
+                &format!("token_secret = \"{secret}\""),
+            )
+        };
+        for secret in [
+            DEMO_TOKEN_SECRET,
+            "change-me-change-me-change-me-change-me",
+            "REPLACE-ME-REPLACE-ME-REPLACE-ME-REPLACE-ME",
+        ] {
+            let error = match Settings::from_toml_str(&with_secret(secret), NO_ENV) {
+                Ok(_) => panic!("{secret} must be refused"),
+                Err(error) => error.to_string(),
+            };
+            assert!(error.contains("auth.token_secret"), "{error}");
+            assert!(error.contains("gen-secret"), "{error}");
+        }
+        // The same text with an operator's own secret loads.
+        let own = generate_secret();
+        assert_eq!(own.len(), 64);
+        assert_ne!(own, generate_secret());
+        if let Err(error) = Settings::from_toml_str(&with_secret(&own), NO_ENV) {
+            panic!("{error}");
+        }
+    }
+
+    #[test]
+    fn a_known_identity_secret_is_refused() {
+        let text = format!(
+            "{MINIMAL}\n[widget]\nidentity_secret = \"change-me-change-me-change-me-change-me\"\n"
+        );
+        let error = match Settings::from_toml_str(&text, NO_ENV) {
+            Ok(_) => panic!("a placeholder identity secret must be refused"),
+            Err(error) => error.to_string(),
+        };
+        assert!(error.contains("widget.identity_secret"), "{error}");
+    }
+
     #[test]
     fn cluster_example_config_in_deploy_validates() {
         let example = include_str!("../../deploy/cluster.example.toml");
-        let settings = match Settings::from_toml_str(example, NO_ENV) {
+        let settings = match Settings::from_toml_str(example, secret_from_env()) {
             Ok(settings) => settings,
             Err(error) => panic!("deploy/cluster.example.toml must validate: {error}"),
         };
@@ -1411,7 +1518,7 @@ default_reason = "done"
     #[test]
     fn example_config_in_deploy_validates() {
         let example = include_str!("../../deploy/switchboard.example.toml");
-        let settings = match Settings::from_toml_str(example, NO_ENV) {
+        let settings = match Settings::from_toml_str(example, secret_from_env()) {
             Ok(settings) => settings,
             Err(error) => panic!("deploy/switchboard.example.toml must validate: {error}"),
         };
@@ -1859,19 +1966,6 @@ default_reason = "done"
         assert_eq!(message, "auth.token_secret: must be at least 32 bytes");
         let without = MINIMAL.replace("token_secret = \"0123456789abcdef0123456789abcdef\"", "");
         assert_starts_with(&load_err(&without), "auth.token_secret: required");
-    }
-
-    #[test]
-    fn demo_secret_in_a_file_still_warns() {
-        let toml = MINIMAL.replace("0123456789abcdef0123456789abcdef", DEMO_TOKEN_SECRET);
-        let settings = match Settings::from_toml_str(&toml, NO_ENV) {
-            Ok(settings) => settings,
-            Err(error) => panic!("{error}"),
-        };
-        assert!(settings
-            .warnings()
-            .iter()
-            .any(|w| w.starts_with("auth.token_secret:")));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod directory;
 mod drain;
 mod events;
 mod flow;
+mod hardening;
 mod messages;
 mod records;
 mod resume;
