@@ -24,6 +24,9 @@ pub struct EngineContext {
     /// Raised when this node created or deleted a webhook: delivery looks
     /// at the list again at once (other nodes do within a second).
     pub webhooks_changed: EventSignal,
+    /// What an operator should know, found at start (a Redis without
+    /// persistence): logged, and listed by `/readyz`.
+    pub warnings: Vec<String>,
     /// Set when the node drains: it stops renewing its heartbeat.
     resigned: AtomicBool,
     /// Set while an embedded node starts its actors again from its
@@ -47,6 +50,7 @@ impl EngineContext {
             database,
             bus,
             webhooks_changed: EventSignal::default(),
+            warnings: Vec::new(),
             resigned: AtomicBool::new(false),
             resuming: AtomicBool::new(false),
         }

@@ -138,13 +138,18 @@ impl Engine {
         let directory = Directory::new(workers);
         directory.connect(joined.bus.clone());
         let store = Arc::new(Recorded::new(joined.store, database.clone()));
-        let inner = Arc::new(EngineContext::new(
+        let mut context = EngineContext::new(
             Catalog::new(config),
             directory,
             store,
             database,
             Some(joined.bus.clone()),
-        ));
+        );
+        for warning in &joined.warnings {
+            tracing::warn!("{warning}");
+        }
+        context.warnings = joined.warnings;
+        let inner = Arc::new(context);
         inner.hub.connect(joined.bus.clone());
         joined.bus.attach(inner.clone());
         let placement = joined.bus.placement().clone();
@@ -153,6 +158,12 @@ impl Engine {
         crate::events::outbox::start(inner.clone(), placement.clone());
         crate::events::webhooks::delivery::start(inner.clone(), Some(placement));
         Ok(Engine { inner })
+    }
+
+    /// What an operator should know about this node's setup (a Redis
+    /// without persistence); `/readyz` lists them.
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
     }
 
     /// Why this node should take no traffic now, if it should not: its
@@ -450,6 +461,7 @@ impl Engine {
                 agent_state: Some(snapshot.state),
                 conversations,
                 offers: snapshot.offers,
+                token_expires_at: None,
             },
             followups,
             events,
@@ -506,6 +518,7 @@ impl Engine {
                 agent_state: None,
                 conversations: vec![summary],
                 offers: Vec::new(),
+                token_expires_at: None,
             },
             followups,
             events,
@@ -656,6 +669,7 @@ impl Engine {
                     close_session: true,
                 });
             }
+            AgentCommand::RefreshToken => return Err(tokens_are_the_gateways()),
         }
         Ok(Outcome::ack(ack))
     }
@@ -710,6 +724,7 @@ impl Engine {
                     .resume(ack, conversation_id, Party::Customer, after_seq)
                     .await;
             }
+            CustomerCommand::RefreshToken => return Err(tokens_are_the_gateways()),
         }
         Ok(Outcome::ack(ack))
     }
@@ -1054,4 +1069,10 @@ async fn resume_actors(
         tracing::info!(agents, conversations, "resumed from the database");
     }
     Ok(())
+}
+
+/// `refresh_token` is answered where tokens are issued, in the gateway's
+/// session; reaching the engine means a gateway forwarded it by mistake.
+fn tokens_are_the_gateways() -> EngineError {
+    EngineError::Internal("refresh_token is answered by the session, not the engine".into())
 }

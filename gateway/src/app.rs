@@ -14,7 +14,7 @@ use crate::api_error::{json_error, path_error, query_error};
 use crate::auth::{AuthError, Credentials, TokenSigner};
 use crate::session::SessionLimits;
 use crate::settings::Settings;
-use crate::throttle::AddressThrottle;
+use crate::throttle::{AccountThrottle, AddressThrottle, TrustedProxies};
 use crate::{customers, feed, observability, records, rest, session, web as ui};
 
 /// Largest REST body accepted (a chat start with its first message).
@@ -33,7 +33,12 @@ pub struct AppState {
     pub chat_throttle: AddressThrottle,
     /// Login attempts per client address.
     pub login_throttle: AddressThrottle,
-    pub trust_forwarded_for: bool,
+    /// Login attempts per account, whichever address they come from.
+    pub account_throttle: AccountThrottle,
+    pub trusted_proxies: TrustedProxies,
+    /// `[widget] allowed_origins`: checked on WebSocket upgrades (CORS
+    /// covers the rest).
+    pub allowed_origins: crate::browser_policy::AllowedOrigins,
     /// Export a span per WebSocket command (an OTLP endpoint is set).
     pub trace_commands: bool,
     /// argon2 verifications running at once: each takes ~19 MiB and a
@@ -85,6 +90,9 @@ pub enum StartError {
 pub struct Running {
     pub addr: SocketAddr,
     pub server: ServerHandle,
+    /// Where `/metrics` is served (`[server] metrics_listen`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_server: Option<ServerHandle>,
     pub state: web::Data<AppState>,
 }
 
@@ -96,6 +104,9 @@ impl Running {
         self.state.start_drain();
         self.state.engine.resign().await;
         self.server.stop(true).await;
+        if let Some(metrics) = &self.metrics_server {
+            metrics.stop(true).await;
+        }
     }
 }
 
@@ -151,13 +162,18 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         },
         chat_throttle: AddressThrottle::per_minute(
             settings.limits.chats_per_minute_per_address,
-            "chats",
+            "chats from this address",
         ),
         login_throttle: AddressThrottle::per_minute(
             settings.limits.logins_per_minute_per_address,
-            "login attempts",
+            "login attempts from this address",
         ),
-        trust_forwarded_for: settings.server.trust_forwarded_for,
+        account_throttle: AccountThrottle::per_minute(
+            settings.limits.logins_per_minute_per_account,
+            "login attempts for this account",
+        ),
+        trusted_proxies: settings.server.trusted_proxies.clone(),
+        allowed_origins: settings.widget.allowed_origins.clone(),
         trace_commands: settings.telemetry.otlp_endpoint.is_some(),
         password_checks: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |cores| cores.get()),
@@ -165,13 +181,18 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
         drain,
     });
     let shared = state.clone();
+    let allowed_origins = std::sync::Arc::new(settings.widget.allowed_origins.clone());
     let listen = crate::server::Listen {
         addr: settings.server.listen,
         workers,
     };
     let app = move || {
         App::new()
-            .wrap(cors())
+            .wrap(crate::browser_policy::cors(allowed_origins.clone()))
+            .wrap(
+                actix_web::middleware::DefaultHeaders::new()
+                    .add((actix_web::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")),
+            )
             .app_data(shared.clone())
             .configure(routes)
     };
@@ -181,26 +202,43 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
     })?;
     let handle = server.handle();
     actix_web::rt::spawn(server);
+    let (metrics_addr, metrics_server) = match settings.server.metrics_listen {
+        None => (None, None),
+        Some(addr) => {
+            let (bound, server) = serve_metrics(addr, state.clone())?;
+            (Some(bound), Some(server))
+        }
+    };
     Ok(Running {
         addr,
         server: handle,
+        metrics_addr,
+        metrics_server,
         state,
     })
 }
 
-/// Cross-origin access: the chat widget runs on customers' own sites and
-/// loads its script, styles and API from this node. Any origin is allowed:
-/// every API call carries a bearer token (never a cookie), so a foreign page
-/// can do nothing it does not already hold a token for.
-fn cors() -> actix_cors::Cors {
-    actix_cors::Cors::default()
-        .allow_any_origin()
-        .allowed_methods(["GET", "POST", "DELETE"])
-        .allowed_headers([
-            actix_web::http::header::CONTENT_TYPE,
-            actix_web::http::header::AUTHORIZATION,
-        ])
-        .max_age(3600)
+/// `/metrics` on a listener of its own (loopback by default): it names
+/// queues and agents and counts the traffic, which the clients' listener
+/// has no business showing. One worker: a scrape is cheap and rare.
+fn serve_metrics(
+    addr: SocketAddr,
+    state: web::Data<AppState>,
+) -> Result<(SocketAddr, ServerHandle), StartError> {
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(rest::metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(addr)
+    .map_err(|source| StartError::Bind { addr, source })?;
+    let bound = server.addrs().first().copied().unwrap_or(addr);
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    Ok((bound, handle))
 }
 
 /// Every route of a node.
@@ -214,54 +252,70 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .app_data(web::PathConfig::default().error_handler(path_error))
     .service(
         web::scope("/api/v1")
-            .route("/agent/login", web::post().to(rest::login))
-            .route("/chats", web::post().to(rest::start_chat))
-            .route("/ws", web::get().to(session::connect))
-            .route("/queues", web::get().to(rest::queues))
-            .route("/agents", web::get().to(rest::agents))
-            .route("/wrapup-reasons", web::get().to(rest::wrap_up_reasons))
-            .route("/idle-reasons", web::get().to(rest::idle_reasons))
-            .route("/templates", web::get().to(rest::templates))
-            .route("/conversations", web::get().to(records::search))
-            .route("/conversations/export", web::get().to(records::export))
-            .route("/conversations/{id}", web::get().to(rest::conversation))
-            .route(
-                "/conversations/{id}/transcript",
-                web::get().to(records::transcript),
+            .service(resource("/agent/login", "POST").route(web::post().to(rest::login)))
+            .service(resource("/chats", "POST").route(web::post().to(rest::start_chat)))
+            .service(resource("/ws", "GET").route(web::get().to(session::connect)))
+            .service(resource("/queues", "GET").route(web::get().to(rest::queues)))
+            .service(resource("/agents", "GET").route(web::get().to(rest::agents)))
+            .service(resource("/wrapup-reasons", "GET").route(web::get().to(rest::wrap_up_reasons)))
+            .service(resource("/idle-reasons", "GET").route(web::get().to(rest::idle_reasons)))
+            .service(resource("/templates", "GET").route(web::get().to(rest::templates)))
+            .service(resource("/conversations", "GET").route(web::get().to(records::search)))
+            .service(resource("/conversations/export", "GET").route(web::get().to(records::export)))
+            .service(
+                resource("/conversations/{id}", "GET").route(web::get().to(rest::conversation)),
             )
-            .route("/customers/{id}", web::get().to(customers::profile))
-            .route("/customers/{id}", web::delete().to(customers::erase))
-            .route(
-                "/customers/{id}/conversations",
-                web::get().to(customers::conversations),
+            .service(
+                resource("/conversations/{id}/transcript", "GET")
+                    .route(web::get().to(records::transcript)),
             )
-            .route("/stats", web::get().to(rest::stats))
-            .route("/events", web::get().to(feed::events))
-            .route("/admin/api-keys", web::post().to(feed::create_api_key))
-            .route("/admin/api-keys", web::get().to(feed::api_keys))
-            .route(
-                "/admin/api-keys/{id}",
-                web::delete().to(feed::revoke_api_key),
+            .service(
+                resource("/customers/{id}", "GET, DELETE")
+                    .route(web::get().to(customers::profile))
+                    .route(web::delete().to(customers::erase)),
             )
-            .route("/admin/webhooks", web::post().to(feed::create_webhook))
-            .route("/admin/webhooks", web::get().to(feed::webhooks))
-            .route(
-                "/admin/webhooks/{id}",
-                web::delete().to(feed::delete_webhook),
+            .service(
+                resource("/customers/{id}/conversations", "GET")
+                    .route(web::get().to(customers::conversations)),
             )
-            .route(
-                "/admin/webhooks/{id}/deliveries",
-                web::get().to(feed::deliveries),
+            .service(resource("/stats", "GET").route(web::get().to(rest::stats)))
+            .service(resource("/events", "GET").route(web::get().to(feed::events)))
+            .service(
+                resource("/admin/api-keys", "GET, POST")
+                    .route(web::post().to(feed::create_api_key))
+                    .route(web::get().to(feed::api_keys)),
             )
-            .route("/openapi.json", web::get().to(rest::openapi))
+            .service(
+                resource("/admin/api-keys/{id}", "DELETE")
+                    .route(web::delete().to(feed::revoke_api_key)),
+            )
+            .service(
+                resource("/admin/webhooks", "GET, POST")
+                    .route(web::post().to(feed::create_webhook))
+                    .route(web::get().to(feed::webhooks)),
+            )
+            .service(
+                resource("/admin/webhooks/{id}", "DELETE")
+                    .route(web::delete().to(feed::delete_webhook)),
+            )
+            .service(
+                resource("/admin/webhooks/{id}/deliveries", "GET")
+                    .route(web::get().to(feed::deliveries)),
+            )
+            .service(resource("/openapi.json", "GET").route(web::get().to(rest::openapi)))
             .default_service(web::to(rest::not_found)),
     )
-    .route("/healthz", web::get().to(rest::healthz))
-    .route("/readyz", web::get().to(rest::readyz))
-    .route("/metrics", web::get().to(rest::metrics))
-    .route("/", web::get().to(ui::desktop))
-    .route("/supervisor", web::get().to(ui::supervisor))
-    .route("/demo", web::get().to(ui::demo))
-    .route("/widget.js", web::get().to(ui::widget))
-    .route("/assets/{path:.*}", web::get().to(ui::asset));
+    .service(resource("/healthz", "GET").route(web::get().to(rest::healthz)))
+    .service(resource("/readyz", "GET").route(web::get().to(rest::readyz)))
+    .service(resource("/", "GET").route(web::get().to(ui::desktop)))
+    .service(resource("/supervisor", "GET").route(web::get().to(ui::supervisor)))
+    .service(resource("/demo", "GET").route(web::get().to(ui::demo)))
+    .service(resource("/widget.js", "GET").route(web::get().to(ui::widget)))
+    .service(resource("/assets/{path:.*}", "GET").route(web::get().to(ui::asset)));
+}
+
+/// A path and the methods it takes (`allow`, as the `Allow` header says
+/// them): any other method gets `405 method_not_allowed` with `Allow`.
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || rest::method_not_allowed(allow)))
 }

@@ -35,6 +35,12 @@ struct TokenQuery {
 /// still name a configured agent, and must not predate that agent's last
 /// logout (a logout ends what the tokens handed out before it can do).
 pub async fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
+    Ok(subject_and_expiry(req).await?.0)
+}
+
+/// [`subject_of`], with when the token expires (unix seconds): a session
+/// ends then.
+pub async fn subject_and_expiry(req: &HttpRequest) -> Result<(Subject, u64), ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "application state missing"))?;
@@ -58,7 +64,7 @@ pub async fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
             .check_agent_token(agent, claims.issued_at_ms())
             .await?;
     }
-    Ok(claims.subject().clone())
+    Ok((claims.subject().clone(), claims.expires_at()))
 }
 
 /// An agent's request (customers get 403).

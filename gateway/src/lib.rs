@@ -25,6 +25,7 @@
 pub mod api_error;
 pub mod app;
 pub mod auth;
+pub mod browser_policy;
 pub mod customer_identity;
 pub mod customers;
 pub mod feed;

@@ -101,6 +101,7 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     .await?;
     tracing::info!(
         addr = %running.addr,
+        metrics = ?running.metrics_addr,
         node_id = %settings.server.node_id,
         node = %running.state.engine.node(),
         "listening"

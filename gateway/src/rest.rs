@@ -12,7 +12,6 @@ use utoipa::IntoParams;
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::identity::{AgentIdentity, RecordReader, SupervisorIdentity};
-use crate::throttle::client_address;
 use switchboard_engine::TakersOf;
 
 type Data = web::Data<AppState>;
@@ -28,12 +27,15 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     state
         .login_throttle
-        .check(client_address(&req, state.trust_forwarded_for))?;
+        .check(state.trusted_proxies.client_address(&req))?;
     let LoginRequest {
         username,
         password,
         take_chats,
     } = body.into_inner();
+    state
+        .account_throttle
+        .check(Some(username.to_lowercase()))?;
     let credentials = state.credentials.clone();
     let _checking = state
         .password_checks
@@ -70,7 +72,7 @@ pub async fn start_chat(
 ) -> Result<HttpResponse, ApiError> {
     state
         .chat_throttle
-        .check(client_address(&req, state.trust_forwarded_for))?;
+        .check(state.trusted_proxies.client_address(&req))?;
     let request = body.into_inner();
     let identity = match &request.identity {
         None => None,
@@ -218,7 +220,10 @@ pub async fn readyz(state: Data) -> HttpResponse {
         return HttpResponse::ServiceUnavailable()
             .json(ErrorBody::new(ErrorCode::Unavailable, why));
     }
-    HttpResponse::Ok().json(serde_json::json!({"status": "ready"}))
+    HttpResponse::Ok().json(serde_json::json!({
+        "status": "ready",
+        "warnings": state.engine.warnings(),
+    }))
 }
 
 pub async fn metrics(state: Data) -> HttpResponse {
@@ -230,6 +235,16 @@ pub async fn metrics(state: Data) -> HttpResponse {
 
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().json(crate::openapi::document())
+}
+
+/// A known path, an unknown method: `405` with the methods it takes.
+pub async fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow))
+        .json(ErrorBody::new(
+            ErrorCode::MethodNotAllowed,
+            format!("this path takes {allow} only"),
+        ))
 }
 
 /// Unknown `/api/v1` paths answer in the protocol's error shape.

@@ -16,7 +16,7 @@ use switchboard_engine::cluster::hub::{Frame, Published};
 use switchboard_engine::conversation::actor::Party;
 use switchboard_engine::{EngineError, Outcome};
 use switchboard_proto::codec::{Codec, DecodeError, Encoded};
-use switchboard_proto::event::{ErrorFrame, Reconnect, ServerFrame};
+use switchboard_proto::event::{Ack, ErrorFrame, Reconnect, ServerFrame};
 use switchboard_proto::model::Message;
 use switchboard_proto::{AgentCommand, ConversationId, CustomerCommand, ErrorCode};
 use tracing::Instrument;
@@ -28,7 +28,7 @@ use tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::auth::Subject;
-use crate::identity::subject_of;
+use crate::identity::subject_and_expiry;
 use crate::websocket;
 
 /// Live events sent in one write when several are already waiting.
@@ -98,7 +98,13 @@ pub async fn connect(
             "draining: connect to another node",
         ));
     }
-    let subject = subject_of(&req).await?;
+    if !crate::browser_policy::websocket_origin_allowed(&state.allowed_origins, &req) {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "this site may not open a session here: it is not in [widget] allowed_origins",
+        ));
+    }
+    let (subject, token_expires_at) = subject_and_expiry(&req).await?;
     let requested = negotiate(&req)?;
     let codec = requested.unwrap_or(Codec::Json);
     let mut answer = websocket::handshake(&req, requested.map(Codec::subprotocol))
@@ -115,6 +121,7 @@ pub async fn connect(
             limiter: RateLimiter::direct(quota),
             state,
             subject,
+            token_expires_at,
             codec,
             ws,
             seen: HashMap::new(),
@@ -146,12 +153,29 @@ fn heartbeat(period: Duration) -> tokio::time::Interval {
     interval
 }
 
+/// The close code of a session whose token expired (private use range):
+/// the client should not reconnect with that token.
+pub const TOKEN_EXPIRED: u16 = 4001;
+
+fn unix_now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+fn expiry_timestamp(unix_s: u64) -> switchboard_proto::Timestamp {
+    switchboard_proto::Timestamp(i64::try_from(unix_s.saturating_mul(1000)).unwrap_or(i64::MAX))
+}
+
 /// How long a closing session waits for the client's close frame.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(2);
 
 struct Session {
     state: Arc<AppState>,
     subject: Subject,
+    /// When the session's token expires (unix seconds): checked on each
+    /// heartbeat, moved by `refresh_token`.
+    token_expires_at: u64,
     codec: Codec,
     ws: websocket::Socket,
     limiter: DefaultDirectRateLimiter,
@@ -240,6 +264,11 @@ impl Session {
                 Wake::Heartbeat => {
                     if last_heard.elapsed() > self.state.limits.client_timeout {
                         Some(Some(close_frame(CloseCode::Policy, "no answer to pings")))
+                    } else if unix_now_s() >= self.token_expires_at {
+                        Some(Some(close_frame(
+                            CloseCode::from(TOKEN_EXPIRED),
+                            "token expired: log in again (refresh_token before it expires)",
+                        )))
                     } else if self.buffer(WsMessage::Ping(Bytes::new())).is_err() {
                         Some(None)
                     } else {
@@ -318,9 +347,10 @@ impl Session {
     /// `seq` the client holds of each conversation.
     fn greet(
         &mut self,
-        hello: switchboard_proto::event::Hello,
+        mut hello: switchboard_proto::event::Hello,
         followups: Vec<ServerFrame>,
     ) -> Result<(), Gone> {
+        hello.token_expires_at = Some(expiry_timestamp(self.token_expires_at));
         for conversation in &hello.conversations {
             self.seen
                 .insert(conversation.conversation_id.clone(), conversation.last_seq);
@@ -555,6 +585,15 @@ impl Session {
         } else {
             tracing::debug_span!("command", kind = command.name(), %request_id)
         };
+        if matches!(
+            command,
+            Command::Agent(AgentCommand::RefreshToken)
+                | Command::Customer(CustomerCommand::RefreshToken)
+        ) {
+            let ack = self.refresh_token(request_id);
+            let sent = self.send(&ServerFrame::Ack(ack));
+            return sent.is_err().then_some(None);
+        }
         let engine = &self.state.engine;
         let result: Result<Outcome, EngineError> = async {
             match (&self.subject, command) {
@@ -586,6 +625,23 @@ impl Session {
             Ok(true) => Some(Some(close_frame(CloseCode::Normal, "logged out"))),
             Ok(false) => None,
         }
+    }
+
+    /// `refresh_token`: a new token for the same subject, and the session
+    /// now ends when that one expires.
+    fn refresh_token(&mut self, request_id: String) -> Ack {
+        let signer = &self.state.signer;
+        let token = match &self.subject {
+            Subject::Agent(agent) => signer.issue_agent(agent),
+            Subject::Customer(conversation) => signer.issue_customer(conversation),
+        };
+        if let Ok(claims) = signer.verify(&token) {
+            self.token_expires_at = claims.expires_at();
+        }
+        let mut ack = Ack::new(request_id);
+        ack.token = Some(token);
+        ack.token_expires_at = Some(expiry_timestamp(self.token_expires_at));
+        ack
     }
 
     /// Sends a command's replay (resume), then its ack. `Ok(true)` when the

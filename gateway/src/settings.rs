@@ -148,12 +148,15 @@ pub struct ServerSettings {
     /// Already resolved: `"auto"` in the file becomes a concrete id at load,
     /// so the whole process agrees on one value.
     pub node_id: NodeId,
-    /// Behind a reverse proxy: take the client's address from
-    /// `Forwarded` / `X-Forwarded-For` (only safe when the proxy sets it).
-    pub trust_forwarded_for: bool,
+    /// `trusted_proxies`: the reverse proxies (CIDRs) whose `Forwarded` /
+    /// `X-Forwarded-For` name the client. Empty: the peer is the client.
+    pub trusted_proxies: crate::throttle::TrustedProxies,
     /// HTTP worker threads, and as many engine arbiters. Already resolved:
     /// `0` in the file (the default) becomes [`auto_workers`] at load.
     pub workers: usize,
+    /// `metrics_listen`: where `/metrics` is served, apart from the clients'
+    /// listener (default loopback). `None` (`""`): not served.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug)]
@@ -175,6 +178,9 @@ pub struct WidgetSettings {
     /// The key web sites sign their customers' identities with (HS256).
     /// `None`: identities are refused (every chat is anonymous).
     pub identity_secret: Option<TokenSecret>,
+    /// The sites that embed the widget: they may load its script and call
+    /// what it calls (start a chat, its WebSocket) from their pages.
+    pub allowed_origins: crate::browser_policy::AllowedOrigins,
 }
 
 /// `[storage]`: the system of record.
@@ -212,6 +218,9 @@ pub struct LimitSettings {
     pub chats_per_minute_per_address: u32,
     /// Login attempts one client address may make per minute (0: no limit).
     pub logins_per_minute_per_address: u32,
+    /// Login attempts one account may be tried with per minute, from all
+    /// addresses together (0: no limit).
+    pub logins_per_minute_per_account: u32,
 }
 
 #[derive(Clone, Debug)]
@@ -540,6 +549,8 @@ struct RawServer {
     listen: Option<String>,
     node_id: Option<String>,
     trust_forwarded_for: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
+    metrics_listen: Option<String>,
     workers: Option<u64>,
 }
 
@@ -556,6 +567,7 @@ struct RawCluster {
 #[serde(deny_unknown_fields, expecting = "a [widget] table")]
 struct RawWidget {
     identity_secret: Option<String>,
+    allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -585,6 +597,7 @@ struct RawLimits {
     records_kept: Option<u64>,
     chats_per_minute_per_address: Option<u64>,
     logins_per_minute_per_address: Option<u64>,
+    logins_per_minute_per_account: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -604,6 +617,67 @@ struct RawWebhooks {
 }
 
 /// `[webhooks]`, every value checked.
+/// `widget.allowed_origins`: `scheme://host[:port]` each (what a browser
+/// sends as `Origin`), or `["*"]` for any site.
+fn allowed_origins(
+    entries: Vec<String>,
+) -> Result<crate::browser_policy::AllowedOrigins, SettingsError> {
+    use crate::browser_policy::AllowedOrigins;
+    const KEY: &str = "widget.allowed_origins";
+    if entries.iter().any(|entry| entry == "*") {
+        if entries.len() > 1 {
+            return Err(SettingsError::invalid(KEY, "\"*\" (any site) stands alone"));
+        }
+        return Ok(AllowedOrigins::Any);
+    }
+    if entries.is_empty() {
+        return Ok(AllowedOrigins::None);
+    }
+    let origins = entries
+        .into_iter()
+        .map(|entry| {
+            let parsed = url::Url::parse(&entry).ok().filter(|url| {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some()
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && url.fragment().is_none()
+                    && !entry.ends_with('/')
+            });
+            match parsed {
+                Some(url) => Ok(url.origin().ascii_serialization()),
+                None => Err(SettingsError::invalid(
+                    KEY,
+                    format!(
+                        "not an origin: {entry:?} (expected scheme://host[:port], e.g. \
+                         \"https://www.example.com\", with no path)"
+                    ),
+                )),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(AllowedOrigins::List(origins))
+}
+
+/// `server.trusted_proxies`: CIDRs (`10.0.0.0/8`) or single addresses.
+fn trusted_proxies(entries: Vec<String>) -> Result<crate::throttle::TrustedProxies, SettingsError> {
+    let nets = entries
+        .iter()
+        .map(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    SettingsError::invalid(
+                        "server.trusted_proxies",
+                        format!("not an address or CIDR: {entry:?} (expected e.g. \"10.0.0.0/8\")"),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(crate::throttle::TrustedProxies(nets))
+}
+
 fn validate_webhooks(raw: RawWebhooks) -> Result<WebhookConfig, SettingsError> {
     let defaults = WebhookConfig::default();
     let millis = |key: &str, value: Option<u64>, default: Duration| {
@@ -701,6 +775,8 @@ struct RawTemplate {
 // Defaults (DESIGN.md, section Config).
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Loopback: metrics name queues, agents and volumes, not for the public.
+const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
 const AUTO_NODE_ID: &str = "auto";
 const DEFAULT_KEY_PREFIX: &str = "sb";
 const MAX_WORKERS: u64 = 256;
@@ -730,6 +806,28 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             format!("not a socket address: {listen_text:?} (expected e.g. \"127.0.0.1:8080\")"),
         )
     })?;
+    let metrics_listen = match raw
+        .server
+        .metrics_listen
+        .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.to_owned())
+    {
+        text if text.is_empty() => None,
+        text => Some(text.parse::<SocketAddr>().map_err(|_| {
+            SettingsError::invalid(
+                "server.metrics_listen",
+                format!(
+                    "not a socket address: {text:?} (expected e.g. \"127.0.0.1:9464\", or \"\" \
+                     for no metrics)"
+                ),
+            )
+        })?),
+    };
+    if metrics_listen == Some(listen) && listen.port() != 0 {
+        return Err(SettingsError::invalid(
+            "server.metrics_listen",
+            "must differ from server.listen: metrics are kept off the clients' listener",
+        ));
+    }
     let node_id_text = raw
         .server
         .node_id
@@ -828,6 +926,14 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
         raw.stats.service_level_s.unwrap_or(DEFAULT_SERVICE_LEVEL_S),
     )?;
 
+    if raw.server.trust_forwarded_for == Some(true) {
+        return Err(SettingsError::invalid(
+            "server.trust_forwarded_for",
+            "replaced by [server] trusted_proxies: list the reverse proxies' addresses \
+             (CIDRs, e.g. [\"10.0.0.0/8\"]) so a client cannot forge its own address",
+        ));
+    }
+    let trusted_proxies = trusted_proxies(raw.server.trusted_proxies.unwrap_or_default())?;
     let token_secret = raw.auth.token_secret.ok_or_else(|| {
         SettingsError::invalid(
             "auth.token_secret",
@@ -857,6 +963,7 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             ))
         }
     }
+    let allowed_origins = allowed_origins(raw.widget.allowed_origins.unwrap_or_default())?;
     let identity_secret = match raw.widget.identity_secret.filter(|s| !s.is_empty()) {
         None => None,
         Some(secret) if known_secret(&secret).is_some() => {
@@ -946,11 +1053,15 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
         server: ServerSettings {
             listen,
             node_id,
-            trust_forwarded_for: raw.server.trust_forwarded_for.unwrap_or(false),
+            trusted_proxies,
             workers,
+            metrics_listen,
         },
         storage,
-        widget: WidgetSettings { identity_secret },
+        widget: WidgetSettings {
+            identity_secret,
+            allowed_origins,
+        },
         cluster: ClusterSettings {
             redis_url,
             key_prefix,
@@ -984,6 +1095,12 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             )
             .map_err(|_| {
                 SettingsError::invalid("limits.logins_per_minute_per_address", "too large")
+            })?,
+            logins_per_minute_per_account: u32::try_from(
+                raw.limits.logins_per_minute_per_account.unwrap_or(10),
+            )
+            .map_err(|_| {
+                SettingsError::invalid("limits.logins_per_minute_per_account", "too large")
             })?,
         },
         stats: StatsSettings {

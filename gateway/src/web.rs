@@ -11,10 +11,18 @@ struct Assets;
 
 fn serve(path: &str) -> HttpResponse {
     match Assets::get(path) {
-        Some(file) => HttpResponse::Ok()
-            .content_type(file.metadata.mimetype())
-            .insert_header(("Cache-Control", "no-cache"))
-            .body(file.data.into_owned()),
+        Some(file) => {
+            let mut response = HttpResponse::Ok();
+            response
+                .content_type(file.metadata.mimetype())
+                .insert_header(("Cache-Control", "no-cache"));
+            if file.metadata.mimetype().starts_with("text/html") {
+                for header in crate::browser_policy::page_headers() {
+                    response.insert_header(header);
+                }
+            }
+            response.body(file.data.into_owned())
+        }
         None => HttpResponse::NotFound()
             .content_type("text/plain")
             .body("not found"),

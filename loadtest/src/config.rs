@@ -45,6 +45,7 @@ impl LoadConfig {
 # Plain passwords (the node warns about them): for load tests only.
 [server]
 listen = "{listen}"
+metrics_listen = "127.0.0.1:0"
 node_id = "auto"
 
 [cluster]

@@ -128,9 +128,13 @@ impl Heard {
 }
 
 /// Serves deliveries on `listener` until aborted: each answered 204.
+/// Aborting it also ends its open connections (they live in its `JoinSet`),
+/// so an outage is one: the node's pooled connections break too.
 async fn receive(listener: TcpListener, heard: Arc<Heard>) {
+    let mut connections = tokio::task::JoinSet::new();
     while let Ok((socket, _)) = listener.accept().await {
-        tokio::spawn(serve(socket, heard.clone()));
+        while connections.try_join_next().is_some() {}
+        connections.spawn(serve(socket, heard.clone()));
     }
 }
 

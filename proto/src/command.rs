@@ -72,6 +72,9 @@ pub enum AgentCommand {
         after_seq: u64,
     },
     Logout,
+    /// A new token for this session, before the current one expires (the
+    /// session closes when its token expires): answered by the gateway.
+    RefreshToken,
 }
 
 impl AgentCommand {
@@ -90,6 +93,7 @@ impl AgentCommand {
             AgentCommand::WrapUp { .. } => "wrap_up",
             AgentCommand::Resume { .. } => "resume",
             AgentCommand::Logout => "logout",
+            AgentCommand::RefreshToken => "refresh_token",
         }
     }
 }
@@ -107,6 +111,8 @@ pub enum CustomerCommand {
     Resume {
         after_seq: u64,
     },
+    /// As the agent's: a new token for this chat before this one expires.
+    RefreshToken,
 }
 
 impl CustomerCommand {
@@ -116,6 +122,7 @@ impl CustomerCommand {
             CustomerCommand::Typing => "typing",
             CustomerCommand::End => "end",
             CustomerCommand::Resume { .. } => "resume",
+            CustomerCommand::RefreshToken => "refresh_token",
         }
     }
 }

@@ -11,6 +11,9 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     NotFound,
+    /// The path exists, not with this method (REST only; `Allow` lists
+    /// the methods it takes).
+    MethodNotAllowed,
     InvalidState,
     NotOwner,
     ReservedCharacters,
@@ -30,6 +33,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::InvalidState => "invalid_state",
             ErrorCode::NotOwner => "not_owner",
             ErrorCode::ReservedCharacters => "reserved_characters",
@@ -50,6 +54,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden | ErrorCode::NotOwner => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::InvalidState | ErrorCode::AgentUnavailable | ErrorCode::NoOffer => 409,
             ErrorCode::TooLong => 413,
             ErrorCode::ReservedCharacters | ErrorCode::MissingTemplateParams => 422,

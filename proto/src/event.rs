@@ -55,6 +55,14 @@ pub struct Ack {
     /// `resume`: how many `message` events were replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replayed: Option<u64>,
+    /// `refresh_token`: the new token (use it from now on, reconnects
+    /// included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `refresh_token`: when the new token expires; the session closes
+    /// then (close code 4001) unless refreshed again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<Timestamp>,
 }
 
 impl Ack {
@@ -85,6 +93,11 @@ pub struct Hello {
     pub conversations: Vec<ConversationSummary>,
     #[serde(default)]
     pub offers: Vec<Offer>,
+    /// When the session's token expires: the session closes then (close
+    /// code 4001, "token expired") unless the client sent `refresh_token`
+    /// first. Set by the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<Timestamp>,
 }
 
 /// `hello.you`: the agent's profile, or the customer.

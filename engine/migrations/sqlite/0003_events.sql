@@ -9,10 +9,13 @@ CREATE TABLE meta (
 
 -- Every event, in the one global order: `seq` is given at commit, and
 -- one writer commits at a time (SQLite's write lock), so a reader paging
--- by `seq` never skips an event that commits late.
+-- by `seq` never skips an event that commits late. `seq` is the rowid, not
+-- AUTOINCREMENT: retention never deletes the newest event, so a `seq` is
+-- never given twice. Indexes are few on purpose: each is one more page
+-- written per commit (docs/benchmarks.md, events).
 CREATE TABLE events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL,
     type TEXT NOT NULL,
     at_ms INTEGER NOT NULL,
     conversation_id TEXT,
@@ -22,7 +25,6 @@ CREATE TABLE events (
     data TEXT NOT NULL               -- JSON: the type's own fields
 );
 CREATE INDEX events_by_type ON events (type, seq);
-CREATE INDEX events_by_at ON events (at_ms);
 CREATE INDEX events_by_customer ON events (customer_id) WHERE customer_id IS NOT NULL;
 
 -- Where a cluster's outbox (a Redis stream) has been copied up to, and by

@@ -23,6 +23,8 @@ use crate::queue::actor::QueueActor;
 pub struct Joined {
     pub bus: Arc<Bus>,
     pub store: RedisStore,
+    /// What an operator should know about this Redis (no persistence).
+    pub warnings: Vec<String>,
 }
 
 /// Connects to Redis and registers this node. Fails when Redis cannot be
@@ -49,10 +51,54 @@ pub async fn join(config: &ClusterConfig, node_id: &str) -> Result<Joined, Engin
         config.heartbeat_ttl,
     ));
     placement.register(node_id).await?;
+    let warnings = persistence_warning(conn.clone())
+        .await
+        .into_iter()
+        .collect();
     let bus = Bus::start(placement, client, config.request_timeout);
     let store = RedisStore::new(conn, keys, me);
-    Ok(Joined { bus, store })
+    Ok(Joined {
+        bus,
+        store,
+        warnings,
+    })
 }
+
+/// A warning when Redis keeps nothing on disk (no AOF, no RDB snapshots):
+/// restarted, it comes back empty. The record survives in the database, but
+/// live state does not (see docs/operations.md). `None` when it persists,
+/// or when `CONFIG` is not allowed (a managed Redis: its operator knows).
+async fn persistence_warning(conn: ConnectionManager) -> Option<String> {
+    let setting = |name: &'static str| {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg(name)
+                .query_async::<Vec<String>>(&mut conn)
+                .await
+                .ok()
+                .and_then(|pair| pair.get(1).cloned())
+        }
+    };
+    let appendonly = setting("appendonly").await?;
+    let save = setting("save").await?;
+    redis_persistence_warning(&appendonly, &save)
+}
+
+/// The rule behind [`persistence_warning`], on `CONFIG GET` answers.
+fn redis_persistence_warning(appendonly: &str, save: &str) -> Option<String> {
+    if appendonly.eq_ignore_ascii_case("yes") || !save.trim().is_empty() {
+        return None;
+    }
+    Some(
+        "Redis has no persistence (appendonly no, save \"\"): if it restarts, it comes back \
+         empty, and live chats, queues and presence are rebuilt only from what the database \
+         holds; turn on AOF (appendonly yes)"
+            .to_owned(),
+    )
+}
+
 
 /// The pace of the heartbeat and of adoption: three ticks per TTL, so one
 /// late tick never lets a lease lapse; a tick that is late is not made up.
@@ -227,3 +273,15 @@ pub(crate) fn retire_all(engine: &EngineContext) {
 
 /// How long a drained node waits for the last writes before it resigns.
 pub const RESIGN_GRACE: Duration = Duration::from_millis(200);
+
+#[cfg(test)]
+mod persistence_tests {
+    use super::redis_persistence_warning;
+
+    #[test]
+    fn redis_without_aof_or_rdb_is_reported() {
+        assert!(redis_persistence_warning("no", "").is_some());
+        assert!(redis_persistence_warning("yes", "").is_none());
+        assert!(redis_persistence_warning("no", "3600 1 300 100").is_none());
+    }
+}

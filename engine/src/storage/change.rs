@@ -141,25 +141,39 @@ impl Change {
 pub(crate) const POSTGRES_LOCK_EVENTS: &str =
     "SELECT position FROM event_feed WHERE name = 'outbox' FOR UPDATE";
 
-/// One event's row.
+/// One event's row. PostgreSQL's copy from the outbox may meet an event
+/// twice (a copier that lost its lease mid-batch): its `id` is unique there.
 pub(crate) fn insert_event(event: &DomainEvent) -> Statement<'_> {
-    fn text(value: Option<&str>) -> Value<'_> {
-        Value::Text(value.map(Cow::Borrowed))
-    }
     statement(
         "INSERT INTO events (id, type, at_ms, conversation_id, agent_id, queue_id, customer_id, data) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-        vec![
-            Value::text(&event.id),
-            Value::text(event.kind.as_str()),
-            Value::Int(Some(event.at.millis())),
-            text(event.conversation_id.as_ref().map(|id| id.as_str())),
-            text(event.agent_id.as_ref().map(|id| id.as_str())),
-            text(event.queue_id.as_ref().map(|id| id.as_str())),
-            text(event.customer_id.as_ref().map(|id| id.as_str())),
-            Value::Text(Some(Cow::Owned(event.data.to_string()))),
-        ],
+        event_values(event),
     )
+}
+
+/// SQLite's: an event is written once, in the transaction of the change
+/// it comes from, so nothing needs an index on `id` (each index is one more
+/// page written per commit).
+pub(crate) const SQLITE_INSERT_EVENT: &str =
+    "INSERT INTO events (id, type, at_ms, conversation_id, agent_id, queue_id, customer_id, data) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// An event's columns, in the order of [`insert_event`] and
+/// [`SQLITE_INSERT_EVENT`].
+pub(crate) fn event_values(event: &DomainEvent) -> Vec<Value<'_>> {
+    fn text(value: Option<&str>) -> Value<'_> {
+        Value::Text(value.map(Cow::Borrowed))
+    }
+    vec![
+        Value::text(&event.id),
+        Value::text(event.kind.as_str()),
+        Value::Int(Some(event.at.millis())),
+        text(event.conversation_id.as_ref().map(|id| id.as_str())),
+        text(event.agent_id.as_ref().map(|id| id.as_str())),
+        text(event.queue_id.as_ref().map(|id| id.as_str())),
+        text(event.customer_id.as_ref().map(|id| id.as_str())),
+        Value::Text(Some(Cow::Owned(event.data.to_string()))),
+    ]
 }
 
 /// Stores (or replaces) one message. A second write of the same `seq` with
@@ -313,6 +327,7 @@ mod tests {
             .map(|s| (s.sql, s.values.len()))
             .collect();
         sqls.push((SQLITE_INSERT_MESSAGE, 5));
+        sqls.push((SQLITE_INSERT_EVENT, 8));
         sqls.push((RAISE_MESSAGE_COUNT, 2));
         for (sql, count) in sqls {
             let mut next = 1;

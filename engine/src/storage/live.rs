@@ -269,6 +269,31 @@ impl<S: Store> Recorded<S> {
     pub fn new(live: S, database: Database) -> Self {
         Self { live, database }
     }
+
+    /// A write to the live store, with the conversation's record (and, where
+    /// the live store does not carry them, its events) in the database.
+    fn write_state(&self, mut write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
+        let events_here = !self.live.carries_events() && !write.events.is_empty();
+        if write.record.is_none() && write.messages.is_empty() && !events_here {
+            // Not a conversation's: applied as the live store applies it
+            // (the memory store before the future is even polled).
+            return self.live.write(write);
+        }
+        let recorded = record_changes(&mut write, !self.live.carries_events())
+            .map(|changes| self.database.write(changes));
+        write.record = None;
+        // The live store first: in a cluster its write is fenced, so a node
+        // that lost the conversation writes no record either. If the node
+        // dies between the two, the record is one write behind; the next
+        // owner writes the whole record again when it takes the
+        // conversation over (`ConversationActor::activate`). Both futures
+        // are lazy: nothing is sent before it is polled.
+        let live = self.live.write(write);
+        Box::pin(async move {
+            live.await?;
+            Ok(recorded?.await?)
+        })
+    }
 }
 
 impl<S: Store> Store for Recorded<S> {
@@ -291,27 +316,21 @@ impl<S: Store> Store for Recorded<S> {
         Box::pin(async move { Ok(write.await?) })
     }
 
-    fn write(&self, mut write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
-        let events_here = !self.live.carries_events() && !write.events.is_empty();
-        if write.record.is_none() && write.messages.is_empty() && !events_here {
-            // Not a conversation's: applied as the live store applies it
-            // (the memory store before the future is even polled).
-            return self.live.write(write);
+    fn write(&self, write: StateWrite) -> BoxFuture<'static, Result<(), StoreError>> {
+        if let Some((agent, Presence::LoggedOut(at))) = &write.presence {
+            // A logout also goes to the database: it must outlive a Redis
+            // restarted empty, or the tokens it revoked would work again.
+            let logout = self.database.write(vec![Change::Logout {
+                agent: agent.as_str().to_owned(),
+                at_ms: at.millis(),
+            }]);
+            let rest = self.write_state(write);
+            return Box::pin(async move {
+                rest.await?;
+                Ok(logout.await?)
+            });
         }
-        let recorded = record_changes(&mut write, !self.live.carries_events())
-            .map(|changes| self.database.write(changes));
-        write.record = None;
-        // The live store first: in a cluster its write is fenced, so a node
-        // that lost the conversation writes no record either. If the node
-        // dies between the two, the record is one write behind; the next
-        // owner writes the whole record again when it takes the
-        // conversation over (`ConversationActor::activate`). Both futures
-        // are lazy: nothing is sent before it is polled.
-        let live = self.live.write(write);
-        Box::pin(async move {
-            live.await?;
-            Ok(recorded?.await?)
-        })
+        self.write_state(write)
     }
 
     fn create_state(
@@ -341,11 +360,24 @@ impl<S: Store> Store for Recorded<S> {
         self.live.presence()
     }
 
+    /// The later of the live store's and the database's: the live store
+    /// (Redis) may have restarted empty; the database has every logout.
     fn logged_out_at(
         &self,
         agent: &AgentId,
     ) -> BoxFuture<'static, Result<Option<Timestamp>, StoreError>> {
-        self.live.logged_out_at(agent)
+        let live = self.live.logged_out_at(agent);
+        let recorded = rows(
+            &self.database,
+            "SELECT at_ms FROM logouts WHERE agent_id = $1",
+            Some(agent.as_str().to_owned()),
+            |row| row.try_get::<i64, _>(0),
+        );
+        Box::pin(async move {
+            let live = live.await?;
+            let recorded = recorded.await?.pop().map(Timestamp);
+            Ok(live.max(recorded))
+        })
     }
 
     fn waiting(

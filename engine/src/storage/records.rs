@@ -655,13 +655,22 @@ impl Database {
                 .await?
                 .rows_affected();
             // Events and delivery logs as old go too (a cursor stays valid:
-            // reading after it finds what is left).
-            for (table, column) in [("events", "at_ms"), ("webhook_deliveries", "at_ms")] {
-                sqlx::query(&format!("DELETE FROM {table} WHERE {column} < $1"))
-                    .bind(cutoff.millis())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // reading after it finds what is left). Events by `seq`: up to
+            // the first one recent enough (read from the oldest on, so only
+            // the rows going are read), and never the newest, whose `seq`
+            // the next event's follows.
+            sqlx::query(
+                "DELETE FROM events WHERE seq < COALESCE(\
+                   (SELECT seq FROM events WHERE at_ms >= $1 ORDER BY seq LIMIT 1), \
+                   (SELECT max(seq) FROM events))",
+            )
+            .bind(cutoff.millis())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM webhook_deliveries WHERE at_ms < $1")
+                .bind(cutoff.millis())
+                .execute(&mut *tx)
+                .await?;
             // A customer with no conversation left keeps no profile either.
             sqlx::query(
                 "DELETE FROM customers WHERE last_seen_ms < $1 AND NOT EXISTS \

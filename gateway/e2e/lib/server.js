@@ -37,7 +37,7 @@ export const AGENTS = {
   carol: { id: 'carol', name: 'Carol Diaz', username: 'carol', password: 'carol-pass', queues: ['sales'], max_chats: 3, roles: ['agent'] },
 };
 
-function configToml({ port, dir, rona = 5000, autoWrapUp = 10000, queueStatus = 200 }) {
+function configToml({ port, dir, rona = 5000, autoWrapUp = 10000, queueStatus = 200, allowedOrigins = [] }) {
   const agents = Object.values(AGENTS).map((a) => `
 [[agents]]
 id = ${q(a.id)}
@@ -51,12 +51,14 @@ roles = ${list(a.roles)}
   return `
 [server]
 listen = "127.0.0.1:${port}"
+metrics_listen = "127.0.0.1:0"
 
 [storage]
 database_url = ${q(`sqlite://${dir}/switchboard.db`)}
 
 [widget]
 identity_secret = ${q(IDENTITY_SECRET)}
+allowed_origins = ${list(allowedOrigins)}
 
 [routing]
 rona_timeout_ms = ${rona}
@@ -112,7 +114,8 @@ text = "Thanks <customerName>, I'm checking order <orderId> for you now."
 
 /**
  * @param {string} name  used for the log file name
- * @param {{rona?: number, autoWrapUp?: number, queueStatus?: number}} [timers]  milliseconds
+ * @param {{rona?: number, autoWrapUp?: number, queueStatus?: number, allowedOrigins?: string[]}} [timers]
+ *   milliseconds; allowedOrigins: the sites that may embed the widget
  */
 export async function startServer(name, timers = {}) {
   if (!existsSync(BINARY)) {

@@ -15,10 +15,9 @@ describe('widget on another origin', () => {
   const shot = screenshots('embed');
 
   before(async () => {
-    server = await startServer('embed', { rona: 8000, autoWrapUp: 3000 });
-    browser = await launch();
     // The shop: another origin (its own port) on this machine, serving one
-    // page with the widget's script tag pointing at the node.
+    // page with the widget's script tag pointing at the node. The node lists
+    // it in [widget] allowed_origins.
     shop = createServer((request, response) => {
       response.writeHead(200, { 'content-type': 'text/html' });
       response.end(`<!doctype html><html><head><title>Corner Shop</title></head><body>
@@ -27,6 +26,9 @@ describe('widget on another origin', () => {
         </body></html>`);
     });
     await new Promise((resolve) => shop.listen(0, '127.0.0.1', resolve));
+    const shopOrigin = `http://127.0.0.1:${shop.address().port}`;
+    server = await startServer('embed', { rona: 8000, autoWrapUp: 3000, allowedOrigins: [shopOrigin] });
+    browser = await launch();
   });
 
   after(async () => {

@@ -215,8 +215,10 @@ async fn health_readiness_and_metrics_answer() {
 
     // Something to count first: a chat waits in a queue.
     node.start_chat("sales", "Ada", "Hi").await;
-    let (status, text) = node.get_text("/metrics").await;
-    assert_eq!(status, 200);
+    // Not on the clients' listener: on the metrics listener only.
+    let (status, _) = node.get_text("/metrics").await;
+    assert_eq!(status, 404);
+    let text = node.metrics().await;
     assert!(text.contains("# TYPE switchboard_"), "{text}");
     for name in ["switchboard_conversations_live", "switchboard_queue_depth"] {
         assert!(text.contains(name), "{name} missing from:\n{text}");

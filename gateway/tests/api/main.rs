@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod conference;
+mod contract;
 mod cors;
 mod customers;
 mod directory;

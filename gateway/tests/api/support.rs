@@ -19,6 +19,7 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub const CONFIG: &str = r#"
 [server]
 listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
 [routing]
 rona_timeout_ms = 30000
 auto_wrap_up_ms = 60000
@@ -112,7 +113,7 @@ pub const DATABASE_URL: &str = "SWITCHBOARD__STORAGE__DATABASE_URL";
 pub struct Node {
     pub base: String,
     pub running: Running,
-    http: awc::Client,
+    pub http: awc::Client,
     /// The node's SQLite file lives here (unless the test chose a database):
     /// held so the folder goes only with the node.
     _data: DataDir,
@@ -393,6 +394,23 @@ impl Node {
         )
     }
 
+    /// `/metrics` from the node's metrics listener (`metrics_listen`).
+    pub async fn metrics(&self) -> String {
+        let addr = self
+            .running
+            .metrics_addr
+            .expect("the test config serves metrics");
+        let mut response = self
+            .http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics answers");
+        assert_eq!(response.status().as_u16(), 200);
+        let body = response.body().limit(16 * 1024 * 1024).await.expect("body");
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     /// `GET` answering text, with a token: status and body.
     pub async fn get_text_as(&self, path: &str, token: &str) -> (u16, String) {
         let mut response = self
@@ -437,6 +455,8 @@ pub struct Client {
     buffered: VecDeque<Value>,
     next_request: u64,
     pub hello: Value,
+    /// The server's close (code, reason), once it closed the socket.
+    pub close: Option<(u16, String)>,
 }
 
 impl Client {
@@ -471,6 +491,7 @@ impl Client {
             buffered: VecDeque::new(),
             next_request: 0,
             hello: Value::Null,
+            close: None,
         };
         client.hello = client.event("hello").await;
         Ok(client)
@@ -514,7 +535,15 @@ impl Client {
                 Ok(ws::Frame::Ping(payload)) => {
                     let _ = self.socket.send(ws::Message::Pong(payload)).await;
                 }
-                Ok(ws::Frame::Close(_)) => return None,
+                Ok(ws::Frame::Close(reason)) => {
+                    self.close = reason.map(|reason| {
+                        (
+                            u16::from(reason.code),
+                            reason.description.unwrap_or_default(),
+                        )
+                    });
+                    return None;
+                }
                 Ok(_) => {}
                 Err(error) => panic!("websocket error: {error}"),
             }

@@ -23,6 +23,7 @@ mod receiver;
 mod chat;
 mod events;
 mod failover;
+mod hardening;
 mod record;
 mod redis_faults;
 mod restart;

@@ -2,7 +2,7 @@
 // Everything goes through protocol v1 (REST + one WebSocket).
 
 import { api, Client } from './protocol.js';
-import { bindLoginForm, clearSession, loadSession } from './session.js';
+import { bindLoginForm, clearSession, loadSession, saveSession } from './session.js';
 import { el, clear, formatDuration, newId, onTick, secondsSince, toast, now } from './util.js';
 import { Thread } from './thread.js';
 import { Compose } from './compose.js';
@@ -45,9 +45,25 @@ function showLogin(message) {
 }
 
 bindLoginForm($('login-form'), (signedIn) => {
+  // Back after an expired token: the same agent carries on where it was
+  // (chats, drafts); someone else starts from a clean desktop.
+  if (me && signedIn.agent.id !== me.id) signOutLocally();
   session = signedIn;
   startDesktop();
 });
+
+/**
+ * The session's token expired (the server closed it, 4001): sign in again
+ * without losing anything on the page. The desktop stays as it was, hidden
+ * under the sign-in form, typed drafts included.
+ */
+function reauthenticate() {
+  client?.close();
+  client = null;
+  clearSession();
+  session = null;
+  showLogin('Your session expired. Sign in again to carry on: your chats and drafts are kept.');
+}
 
 function signOutLocally(message) {
   client?.close();
@@ -95,7 +111,10 @@ function startDesktop() {
   });
   client
     .on('status', ({ status }) => renderConnection(status))
-    .on('unauthorized', () => signOutLocally('Your session has expired. Please sign in again.'))
+    .on('unauthorized', ({ expired } = {}) => (expired
+      ? reauthenticate()
+      : signOutLocally('Your session has expired. Please sign in again.')))
+    .on('token', ({ token }) => { session = { ...session, token }; saveSession(session); })
     .on('hello', onHello)
     .on('agent_state', (state) => { agentState = state; renderState(); })
     .on('offer', showOffer)

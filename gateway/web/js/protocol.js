@@ -40,6 +40,9 @@ export async function api(origin, path, { token, method = 'GET', body } = {}) {
   return data;
 }
 
+/** The close code of a session whose token expired. */
+export const TOKEN_EXPIRED = 4001;
+
 export class Client extends EventTarget {
   /**
    * @param {object} options
@@ -51,7 +54,9 @@ export class Client extends EventTarget {
    */
   constructor({ origin, token, timeoutMs = 10000, checkToken }) {
     super();
-    this.url = `${origin.replace(/^http/, 'ws')}/api/v1/ws?token=${encodeURIComponent(token)}`;
+    this.origin = origin;
+    this.setToken(token);
+    this.refreshTimer = null;
     this.timeoutMs = timeoutMs;
     this.checkToken = checkToken;
     this.pending = new Map(); // request_id -> {resolve, reject, timer}
@@ -63,6 +68,31 @@ export class Client extends EventTarget {
     this.retryTimer = null;
     this.role = null; // 'agent' or 'customer', from hello.you
     this.resuming = new Set();
+  }
+
+  /** The token sessions open with (a refresh replaces it). */
+  setToken(token) {
+    this.token = token;
+    this.url = `${this.origin.replace(/^http/, 'ws')}/api/v1/ws?token=${encodeURIComponent(token)}`;
+  }
+
+  /**
+   * The server closes a session when its token expires (code 4001): ask
+   * for a new one when four fifths of the time left have passed. The new
+   * token is announced ('token') so the page can keep it for a reload.
+   */
+  scheduleRefresh(expiresAt) {
+    clearTimeout(this.refreshTimer);
+    if (!expiresAt) return;
+    const left = new Date(expiresAt).getTime() - Date.now();
+    this.refreshTimer = setTimeout(() => {
+      this.request('refresh_token').then((ack) => {
+        if (!ack.token) return;
+        this.setToken(ack.token);
+        this.emit('token', { token: ack.token, expiresAt: ack.token_expires_at });
+        this.scheduleRefresh(ack.token_expires_at);
+      }, () => this.scheduleRefresh(expiresAt)); // offline now: the next hello reschedules
+    }, Math.max(1000, left * 0.8));
   }
 
   connect() {
@@ -85,10 +115,18 @@ export class Client extends EventTarget {
       }
       this.receive(frame);
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
       this.failPending('disconnected', 'The connection was lost.');
+      if (event.code === TOKEN_EXPIRED) {
+        // Reconnecting with this token would be refused: sign in again.
+        this.stopped = true;
+        clearTimeout(this.refreshTimer);
+        this.setStatus('closed');
+        this.emit('unauthorized', { expired: true });
+        return;
+      }
       if (this.stopped) return this.setStatus('closed');
       this.attempt += 1;
       this.scheduleReconnect();
@@ -99,6 +137,7 @@ export class Client extends EventTarget {
   close() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.refreshTimer);
     if (this.socket) this.socket.close(1000);
     this.socket = null;
     this.failPending('disconnected', 'Closed.');
@@ -191,6 +230,7 @@ export class Client extends EventTarget {
         syncClock(frame.server_time);
         this.role = frame.you && frame.you.role;
         this.setStatus('open');
+        this.scheduleRefresh(frame.token_expires_at);
         this.emit('hello', frame);
         this.resumeAll(frame.conversations || []);
         return;

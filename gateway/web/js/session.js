@@ -15,6 +15,11 @@ export function loadSession() {
   }
 }
 
+/** Keeps the session (a new token after a refresh) for a reload. */
+export function saveSession(session) {
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+}
+
 export function clearSession() {
   sessionStorage.removeItem(STORAGE_KEY);
 }
@@ -46,7 +51,7 @@ export function bindLoginForm(form, onLogin, { takeChats = true } = {}) {
         body: { username: username.value.trim(), password: password.value, ...(takeChats ? {} : { take_chats: false }) },
       });
       const session = { token: answer.token, agent: answer.agent };
-      sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+      saveSession(session);
       password.value = '';
       onLogin(session);
     } catch (e) {

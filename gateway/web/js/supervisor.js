@@ -91,11 +91,14 @@ function render(stats) {
 
   clear($('agents-table').tBodies[0]).append(...(stats.agents || []).map((a) => {
     const pct = a.max_chats ? Math.min(100, (a.active_chats / a.max_chats) * 100) : 0;
+    // A style property, not a style attribute: the page's CSP allows no inline style.
+    const fill = el('span.load-fill');
+    fill.style.width = `${pct}%`;
     return el('tr', { dataset: { agent: a.id } },
       el('th', { scope: 'row' }, a.name),
       el('td', {}, el(`span.badge.badge-${a.state}`, {}, STATE_LABEL[a.state] || a.state)),
       el('td', {}, el('span.load', {},
-        el('span.load-bar', { 'aria-hidden': 'true' }, el('span.load-fill', { style: `width:${pct}%` })),
+        el('span.load-bar', { 'aria-hidden': 'true' }, fill),
         `${a.active_chats} / ${a.max_chats}`)));
   }));
 }

@@ -236,6 +236,8 @@ export function mount(root, { origin, queue, title, color, identity = () => null
     }
     client
       .on('status', render)
+      // A refreshed token: a reload resumes the chat with it.
+      .on('token', ({ token }) => { stored = { ...stored, token }; save(stored); })
       .on('hello', (hello) => {
         const summary = (hello.conversations || [])[0];
         if (summary) onSummary(summary);

@@ -14,7 +14,8 @@ use switchboard_proto::model::Message;
 
 use super::{Backend, WriteError, BATCH_TIMEOUT};
 use crate::storage::change::{
-    latest_per_seq, Change, HighestSeq, MessageRow, Value, SQLITE_INSERT_MESSAGE,
+    event_values, latest_per_seq, Change, HighestSeq, MessageRow, Value, SQLITE_INSERT_EVENT,
+    SQLITE_INSERT_MESSAGE,
 };
 use crate::storage::StorageError;
 
@@ -121,6 +122,9 @@ impl SqliteBackend {
         for change in writes.iter().copied().flatten() {
             match change {
                 Change::Message(message) => messages.push(message),
+                Change::Event(event) => {
+                    execute(&tx, SQLITE_INSERT_EVENT, &event_values(event))?;
+                }
                 other => {
                     for statement in other.statements() {
                         execute(&tx, statement.sql, &statement.values)?;
