@@ -36,9 +36,6 @@ pub struct AppState {
     /// Login attempts per account, whichever address they come from.
     pub account_throttle: AccountThrottle,
     pub trusted_proxies: TrustedProxies,
-    /// `[widget] allowed_origins`: checked on WebSocket upgrades (CORS
-    /// covers the rest).
-    pub allowed_origins: crate::browser_policy::AllowedOrigins,
     /// Export a span per WebSocket command (an OTLP endpoint is set).
     pub trace_commands: bool,
     /// argon2 verifications running at once: each takes ~19 MiB and a
@@ -173,7 +170,6 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
             "login attempts for this account",
         ),
         trusted_proxies: settings.server.trusted_proxies.clone(),
-        allowed_origins: settings.widget.allowed_origins.clone(),
         trace_commands: settings.telemetry.otlp_endpoint.is_some(),
         password_checks: tokio::sync::Semaphore::new(
             std::thread::available_parallelism().map_or(2, |cores| cores.get()),

@@ -40,6 +40,7 @@ pub async fn profile(
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// 1-200, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,

@@ -26,8 +26,10 @@ pub struct EventParams {
     /// Comma-separated event types (`message.created,conversation.closed`).
     types: Option<String>,
     /// 1-1000, default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// 0-30: wait this many seconds for an event when none is newer.
+    #[param(value_type = Option<u32>, minimum = 0, maximum = 30)]
     wait_s: Option<String>,
 }
 
@@ -142,6 +144,7 @@ pub async fn delete_webhook(
 #[into_params(parameter_in = Query)]
 pub struct DeliveryParams {
     /// 1-200, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 

@@ -33,18 +33,24 @@ pub struct ConversationParams {
     customer: Option<String>,
     /// `queued`, `offered`, `active`, `conference_requested`, `conference`,
     /// `ended`, `closed` or `abandoned`.
+    #[param(value_type = Option<String>,
+        pattern = "^(queued|offered|active|conference_requested|conference|ended|closed|abandoned)$")]
     state: Option<String>,
     /// Wrap-up reason id.
     wrap_up: Option<String>,
     /// `created_at` at or after (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     from: Option<String>,
     /// `created_at` before (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     to: Option<String>,
     /// 1-200, default 50 (search only).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
     limit: Option<String>,
     /// `next_cursor` of the previous page (search only).
     cursor: Option<String>,
     /// `csv` (default) or `ndjson` (export only).
+    #[param(value_type = Option<String>, pattern = "^(csv|ndjson)$")]
     format: Option<String>,
 }
 
@@ -64,6 +70,7 @@ enum TranscriptFormat {
 #[into_params(parameter_in = Query)]
 pub struct TranscriptParams {
     /// `json` (default) or `txt`.
+    #[param(value_type = Option<String>, pattern = "^(json|txt)$")]
     format: Option<String>,
 }
 
@@ -146,6 +153,9 @@ pub async fn search(
     params: web::Query<ConversationParams>,
 ) -> Result<HttpResponse, ApiError> {
     let mut params = params.into_inner();
+    // `format` is the export's; a bad one is refused here too, as the
+    // document (one list of parameters for both) says.
+    export_format(params.format.as_deref())?;
     let query = params.query()?;
     let limit = limit(params.limit.as_deref())?;
     let page = state
@@ -237,7 +247,8 @@ const ROWS_PER_CHUNK: usize = 100;
 #[utoipa::path(get, path = "/api/v1/conversations/export", params(ConversationParams),
     security(("token" = [])),
     responses((status = 200, description = "CSV with a header row, or NDJSON",
-        content_type = "text/csv"), (status = 400, body = ErrorBody),
+        content((String = "text/csv"), (String = "application/x-ndjson"))),
+        (status = 400, body = ErrorBody),
         (status = 403, body = ErrorBody)))]
 pub async fn export(
     state: Data,
@@ -246,6 +257,16 @@ pub async fn export(
 ) -> Result<HttpResponse, ApiError> {
     let mut params = params.into_inner();
     let format = export_format(params.format.as_deref())?;
+    // `limit` pages a search (an export is every row); a bad one is still
+    // refused, as the document (one list of parameters for both) says.
+    if let Some(limit) = limit(params.limit.as_deref())? {
+        if !(1..=switchboard_engine::records::MAX_PAGE).contains(&limit) {
+            return Err(bad_request(format!(
+                "limit: from 1 to {}",
+                switchboard_engine::records::MAX_PAGE
+            )));
+        }
+    }
     let query = params.query()?;
     let rows = state.engine.export_conversations(query, &viewer)?;
     let header = match format {

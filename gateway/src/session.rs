@@ -98,12 +98,6 @@ pub async fn connect(
             "draining: connect to another node",
         ));
     }
-    if !crate::browser_policy::websocket_origin_allowed(&state.allowed_origins, &req) {
-        return Err(ApiError::new(
-            ErrorCode::Forbidden,
-            "this site may not open a session here: it is not in [widget] allowed_origins",
-        ));
-    }
     let (subject, token_expires_at) = subject_and_expiry(&req).await?;
     let requested = negotiate(&req)?;
     let codec = requested.unwrap_or(Codec::Json);

@@ -11,7 +11,7 @@ use crate::{AgentId, ConversationId, CustomerId, QueueId, Timestamp};
 macro_rules! event_types {
     ($($variant:ident => $name:literal, $doc:literal;)*) => {
         /// Every event type, as the `type` field names it.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum EventType {
             $(#[doc = $doc] #[serde(rename = $name)] $variant,)*
         }
@@ -34,6 +34,19 @@ macro_rules! event_types {
         }
     };
 }
+
+/// By hand: the derive names the variants, not their wire names.
+impl utoipa::PartialSchema for EventType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(EventType::ALL.iter().map(|kind| kind.as_str())))
+            .description(Some("An event type, as the `type` field names it."))
+            .into()
+    }
+}
+
+impl ToSchema for EventType {}
 
 event_types! {
     ConversationCreated => "conversation.created", "A customer started a chat (`POST /chats`).";
@@ -133,7 +146,9 @@ impl Scope {
 /// `POST /api/v1/admin/api-keys`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NewApiKey {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     pub scopes: Vec<String>,
 }
 
@@ -162,11 +177,13 @@ pub struct CreatedApiKey {
 /// `POST /api/v1/admin/webhooks`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NewWebhook {
+    #[schema(pattern = "^https?://")]
     pub url: String,
     /// Event types to deliver; empty: every type.
     #[serde(default)]
     pub types: Vec<String>,
     /// Signs each delivery (`Switchboard-Signature`); at least 16 characters.
+    #[schema(min_length = 16)]
     pub secret: String,
     /// Deliver from after this cursor; default: events from now on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
