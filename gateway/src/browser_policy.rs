@@ -9,9 +9,9 @@
 //! page elsewhere that got hold of a token still cannot read an agent API
 //! from a browser.
 
+use actix_web::dev::RequestHead;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::Method;
-use actix_web::dev::RequestHead;
 use std::sync::Arc;
 
 /// `[widget] allowed_origins`: `https://shop.example.com`, or `*` for any.

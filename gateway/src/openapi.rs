@@ -87,11 +87,20 @@ impl Modify for CommonErrors {
                         .entry(status.to_owned())
                         .or_insert_with(|| error(description).into());
                 };
-                add("400", "bad_request: a query, path or body that does not parse");
+                add(
+                    "400",
+                    "bad_request: a query, path or body that does not parse",
+                );
                 if !OPEN.contains(&path.as_str()) {
-                    add("401", "unauthorized: no token, or one that is invalid, expired or revoked");
+                    add(
+                        "401",
+                        "unauthorized: no token, or one that is invalid, expired or revoked",
+                    );
                 }
-                add("503", "unavailable: the database or the cluster is out of reach, or the node drains");
+                add(
+                    "503",
+                    "unavailable: the database or the cluster is out of reach, or the node drains",
+                );
             }
         }
     }

@@ -99,7 +99,6 @@ fn redis_persistence_warning(appendonly: &str, save: &str) -> Option<String> {
     )
 }
 
-
 /// The pace of the heartbeat and of adoption: three ticks per TTL, so one
 /// late tick never lets a lease lapse; a tick that is late is not made up.
 fn third_of_ttl(placement: &Placement) -> tokio::time::Interval {

@@ -37,7 +37,7 @@ export const AGENTS = {
   carol: { id: 'carol', name: 'Carol Diaz', username: 'carol', password: 'carol-pass', queues: ['sales'], max_chats: 3, roles: ['agent'] },
 };
 
-function configToml({ port, dir, rona = 5000, autoWrapUp = 10000, queueStatus = 200, allowedOrigins = [] }) {
+function configToml({ port, dir, rona = 5000, autoWrapUp = 10000, queueStatus = 200, allowedOrigins = [], tokenTtl = 43200 }) {
   const agents = Object.values(AGENTS).map((a) => `
 [[agents]]
 id = ${q(a.id)}
@@ -68,6 +68,7 @@ queue_status_interval_ms = ${queueStatus}
 
 [auth]
 token_secret = "e2e-token-secret-0123456789abcdef0123456789"
+token_ttl_s = ${tokenTtl}
 
 [[queues]]
 id = "sales"
@@ -114,8 +115,9 @@ text = "Thanks <customerName>, I'm checking order <orderId> for you now."
 
 /**
  * @param {string} name  used for the log file name
- * @param {{rona?: number, autoWrapUp?: number, queueStatus?: number, allowedOrigins?: string[]}} [timers]
- *   milliseconds; allowedOrigins: the sites that may embed the widget
+ * @param {{rona?: number, autoWrapUp?: number, queueStatus?: number, allowedOrigins?: string[], tokenTtl?: number}} [timers]
+ *   milliseconds; allowedOrigins: the sites that may embed the widget;
+ *   tokenTtl: seconds a token lasts
  */
 export async function startServer(name, timers = {}) {
   if (!existsSync(BINARY)) {

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { createServer } from 'node:http';
 import { startServer } from '../lib/server.js';
 import { launch, openPage } from '../lib/browser.js';
-import { setState, signIn } from '../lib/actors.js';
+import { setState, signIn, startChat, widget } from '../lib/actors.js';
 
 describe('browser policy', () => {
   let server;
@@ -119,6 +119,42 @@ describe('browser policy', () => {
       assert.deepEqual(p.violations, []);
       assert.deepEqual(p.errors, []);
       await p.context().close();
+    }
+  });
+
+  test('a desktop keeps its session and its typed draft past its first token', async () => {
+    // Tokens that last 4 s: the desktop refreshes its own before then.
+    const short = await startServer('token', { tokenTtl: 4 });
+    try {
+      const agent = await openPage(browser, `${short.url}/`);
+      await signIn(agent, 'alice');
+      await setState(agent, 'available');
+      const customer = await openPage(browser, `${short.url}/demo`);
+      await startChat(customer, { name: 'Ada', question: 'Is my order late?' });
+      await agent.locator('.offer').getByRole('button', { name: 'Accept' }).click();
+      await agent.locator('#pane .msg-text', { hasText: 'Is my order late?' }).waitFor();
+      const compose = agent.locator('#pane').getByLabel('Message', { exact: true });
+      await compose.fill('Let me check that for y');
+      const stored = () => agent.evaluate(() => JSON.parse(sessionStorage.getItem('switchboard.agent')).token);
+      const first = await stored();
+      // The token's lifetime is the subject: wait past the first token.
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      await agent.locator('#connection', { hasText: 'Connected' }).waitFor();
+      assert.equal(await compose.inputValue(), 'Let me check that for y');
+      // The first token is refused now; the one the desktop holds works.
+      const now = await stored();
+      assert.notEqual(now, first, 'the desktop refreshed its token');
+      const read = async (token) => (await fetch(`${short.url}/api/v1/queues`, {
+        headers: { authorization: `Bearer ${token}` },
+      })).status;
+      assert.equal(await read(first), 401);
+      assert.equal(await read(now), 200);
+      await compose.fill('Let me check that for you.');
+      await compose.press('Enter');
+      await widget(customer).locator('.msg-text', { hasText: 'Let me check that for you.' }).waitFor();
+      assert.deepEqual(agent.errors, []);
+    } finally {
+      await short.stop();
     }
   });
 });

@@ -27,9 +27,8 @@ describe('the record in the desktop and the supervisor view', () => {
   const shot = screenshots('records');
 
   before(async () => {
-    server = await startServer('records', { rona: 30000, autoWrapUp: 30000 });
-    browser = await launch();
-    // The shop page of a signed-in customer: the identity on the tag.
+    // The shop page of a signed-in customer: the identity on the tag. The
+    // node lists the shop in [widget] allowed_origins.
     const token = identity('shop-customer-7', 'Grace Hopper');
     shop = createServer((request, response) => {
       response.writeHead(200, { 'content-type': 'text/html' });
@@ -39,6 +38,10 @@ describe('the record in the desktop and the supervisor view', () => {
         </body></html>`);
     });
     await new Promise((resolve) => shop.listen(0, '127.0.0.1', resolve));
+    server = await startServer('records', {
+      rona: 30000, autoWrapUp: 30000, allowedOrigins: [`http://127.0.0.1:${shop.address().port}`],
+    });
+    browser = await launch();
     bob = await openPage(browser, `${server.url}/`);
     await signIn(bob, 'bob');
     await setState(bob, 'available');

@@ -490,7 +490,9 @@ pub fn node_config(
     database_url: Option<&str>,
     options: &NodeOptions,
 ) -> String {
-    let mut server = format!("[server]\nlisten = \"127.0.0.1:{port}\"\nnode_id = \"{node_id}\"\n");
+    let mut server = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:0\"\nnode_id = \"{node_id}\"\n"
+    );
     if let Some(url) = redis_url {
         server.push_str(&format!(
             "[cluster]\nredis_url = \"{url}\"\nkey_prefix = \"sb\"\nheartbeat_ttl_ms = {}\nrequest_timeout_ms = {}\n",
@@ -498,7 +500,10 @@ pub fn node_config(
         ));
     }
     let replacements = [
-        ("[server]\nlisten = \"127.0.0.1:0\"\n", server),
+        (
+            "[server]\nlisten = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\n",
+            server,
+        ),
         (
             "rona_timeout_ms = 30000\n",
             format!("rona_timeout_ms = {}\n", options.rona_timeout_ms),
@@ -509,7 +514,8 @@ pub fn node_config(
         ),
         (
             "command_burst = 1000\n",
-            "command_burst = 1000\nchats_per_minute_per_address = 0\nlogins_per_minute_per_address = 0\n"
+            "command_burst = 1000\nchats_per_minute_per_address = 0\nlogins_per_minute_per_address = 0\n\
+             logins_per_minute_per_account = 0\n"
                 .to_owned(),
         ),
     ];
