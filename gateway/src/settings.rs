@@ -2319,7 +2319,7 @@ password = \"x\"
         assert_eq!(engine.service_level, Duration::from_secs(30));
         assert_eq!(engine.queues.len(), 2);
         assert_eq!(engine.agents.len(), 5);
-        assert_eq!(engine.agents[4].roles, ["agent", "supervisor"]);
+        assert_eq!(engine.agents[4].roles, ["agent", "supervisor", "admin"]);
         assert_eq!(engine.default_wrap_up_reason.as_str(), "no_response");
         assert_eq!(engine.idle_reasons.len(), 5);
         assert_eq!(engine.templates.len(), 3);
