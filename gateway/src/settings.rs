@@ -1660,7 +1660,10 @@ default_reason = "done"
         }
         let sam = &settings.agents[4];
         assert_eq!(sam.name, "Sam Rivera");
-        assert_eq!(sam.roles, [AgentRole::Agent, AgentRole::Supervisor]);
+        assert_eq!(
+            sam.roles,
+            [AgentRole::Agent, AgentRole::Supervisor, AgentRole::Admin]
+        );
         assert_eq!(settings.agents[0].roles, [AgentRole::Agent]);
         assert_eq!(settings.agents[0].max_chats, 3);
         let reason_ids: Vec<&str> = settings

@@ -19,7 +19,12 @@ CREATE TABLE events (
     agent_id TEXT,
     queue_id TEXT,
     customer_id TEXT,
-    data TEXT NOT NULL               -- JSON: the type's own fields
+    data TEXT NOT NULL,              -- JSON: the type's own fields
+    -- `message.created` written beside its message (embedded): the
+    -- message's `seq`, and `data` is `{}`; the feed reads the message from
+    -- `messages` (erasure scrubs it there) and the customer from
+    -- `conversations`. NULL for every other event.
+    message_seq BIGINT
 );
 CREATE INDEX events_by_type ON events (type, seq);
 CREATE INDEX events_by_at ON events (at_ms);

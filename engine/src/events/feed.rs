@@ -86,15 +86,23 @@ impl Database {
         types: &[EventType],
         limit: usize,
     ) -> Result<Vec<(i64, DomainEvent)>, StorageError> {
+        // A `message.created` stored as a reference (`message_seq`) gets
+        // its message from `messages` and its customer from `conversations`.
         let mut sql = String::from(
-            "SELECT seq, id, type, at_ms, conversation_id, agent_id, queue_id, customer_id, data \
-             FROM events WHERE seq > $1",
+            "SELECT e.seq, e.id, e.type, e.at_ms, e.conversation_id, e.agent_id, e.queue_id, \
+               COALESCE(e.customer_id, c.customer_id) AS customer_id, e.data, e.message_seq, \
+               m.message \
+             FROM events e \
+             LEFT JOIN messages m ON e.message_seq IS NOT NULL \
+               AND m.conversation_id = e.conversation_id AND m.seq = e.message_seq \
+             LEFT JOIN conversations c ON e.message_seq IS NOT NULL AND c.id = e.conversation_id \
+             WHERE e.seq > $1",
         );
         if !types.is_empty() {
             let places: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 3)).collect();
-            sql.push_str(&format!(" AND type IN ({})", places.join(", ")));
+            sql.push_str(&format!(" AND e.type IN ({})", places.join(", ")));
         }
-        sql.push_str(" ORDER BY seq LIMIT $2");
+        sql.push_str(" ORDER BY e.seq LIMIT $2");
         let types: Vec<&'static str> = types.iter().map(|kind| kind.as_str()).collect();
         let pool = self.pool().clone();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -136,7 +144,19 @@ fn event_of(row: &sqlx::any::AnyRow) -> Result<(i64, DomainEvent), StorageError>
         agent_id: text("agent_id")?.map(AgentId::new),
         queue_id: text("queue_id")?.map(QueueId::new),
         customer_id: text("customer_id")?.map(CustomerId::new),
-        data: serde_json::from_str(&data).map_err(|_| corrupt("data is not JSON"))?,
+        data: match (
+            row.try_get::<Option<i64>, _>("message_seq")?,
+            row.try_get::<Option<String>, _>("message")?,
+        ) {
+            // Stored as a reference: the message as `messages` has it now.
+            (Some(_), Some(message)) => serde_json::json!({
+                "message": serde_json::from_str::<serde_json::Value>(&message)
+                    .map_err(|_| corrupt("message is not JSON"))?
+            }),
+            // Its message is gone: erasure deletes a customer's messages.
+            (Some(_), None) => serde_json::json!({"erased": true}),
+            (None, _) => serde_json::from_str(&data).map_err(|_| corrupt("data is not JSON"))?,
+        },
     };
     Ok((row.try_get("seq")?, event))
 }

@@ -153,10 +153,30 @@ pub(crate) fn insert_event(event: &DomainEvent) -> Statement<'_> {
 
 /// SQLite's: an event is written once, in the transaction of the change
 /// it comes from, so nothing needs an index on `id` (each index is one more
-/// page written per commit).
+/// page written per commit). Values: [`sqlite_event_values`].
 pub(crate) const SQLITE_INSERT_EVENT: &str =
-    "INSERT INTO events (id, type, at_ms, conversation_id, agent_id, queue_id, customer_id, data) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    "INSERT INTO events (id, type, at_ms, conversation_id, agent_id, queue_id, customer_id, data, \
+     message_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+/// An event's columns for [`SQLITE_INSERT_EVENT`]. A `message.created` is
+/// written beside its message, in the same transaction: it is stored as a
+/// reference (`message_seq`, `data` `{}`, no customer), so a message is not
+/// stored twice and adds no entry to the index by customer (a page per
+/// commit); the feed joins the message and the customer back in
+/// (`events::feed`).
+pub(crate) fn sqlite_event_values(event: &DomainEvent) -> Vec<Value<'_>> {
+    let message_seq = match event.kind {
+        switchboard_proto::feed::EventType::MessageCreated => event.data["message"]["seq"].as_i64(),
+        _ => None,
+    };
+    let mut values = event_values(event);
+    if message_seq.is_some() {
+        values[6] = Value::Text(None);
+        values[7] = Value::Text(Some(Cow::Borrowed("{}")));
+    }
+    values.push(Value::Int(message_seq));
+    values
+}
 
 /// An event's columns, in the order of [`insert_event`] and
 /// [`SQLITE_INSERT_EVENT`].
@@ -327,7 +347,7 @@ mod tests {
             .map(|s| (s.sql, s.values.len()))
             .collect();
         sqls.push((SQLITE_INSERT_MESSAGE, 5));
-        sqls.push((SQLITE_INSERT_EVENT, 8));
+        sqls.push((SQLITE_INSERT_EVENT, 9));
         sqls.push((RAISE_MESSAGE_COUNT, 2));
         for (sql, count) in sqls {
             let mut next = 1;

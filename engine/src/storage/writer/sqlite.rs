@@ -14,8 +14,8 @@ use switchboard_proto::model::Message;
 
 use super::{Backend, WriteError, BATCH_TIMEOUT};
 use crate::storage::change::{
-    event_values, latest_per_seq, Change, HighestSeq, MessageRow, Value, SQLITE_INSERT_EVENT,
-    SQLITE_INSERT_MESSAGE,
+    latest_per_seq, sqlite_event_values, Change, HighestSeq, MessageRow, Value,
+    SQLITE_INSERT_EVENT, SQLITE_INSERT_MESSAGE,
 };
 use crate::storage::StorageError;
 
@@ -123,7 +123,7 @@ impl SqliteBackend {
             match change {
                 Change::Message(message) => messages.push(message),
                 Change::Event(event) => {
-                    execute(&tx, SQLITE_INSERT_EVENT, &event_values(event))?;
+                    execute(&tx, SQLITE_INSERT_EVENT, &sqlite_event_values(event))?;
                 }
                 other => {
                     for statement in other.statements() {
