@@ -54,7 +54,7 @@ fn is_widget_path(method: &Method, path: &str) -> bool {
 /// True when `origin` is the origin the request was made to: its authority
 /// (`host[:port]`) equals the `Host` the client connected to. The scheme is
 /// not compared: behind a TLS-terminating proxy the node sees plain HTTP.
-fn is_same_origin(origin: &str, head: &RequestHead) -> bool {
+pub(crate) fn is_same_origin(origin: &str, head: &RequestHead) -> bool {
     let Some(authority) = origin.split_once("://").map(|(_, rest)| rest) else {
         return false;
     };

@@ -35,12 +35,20 @@ struct TokenQuery {
 /// still name a configured agent, and must not predate that agent's last
 /// logout (a logout ends what the tokens handed out before it can do).
 pub async fn subject_of(req: &HttpRequest) -> Result<Subject, ApiError> {
-    Ok(subject_and_expiry(req).await?.0)
+    Ok(token_of_request(req).await?.subject)
 }
 
-/// [`subject_of`], with when the token expires (unix seconds): a session
-/// ends then.
-pub async fn subject_and_expiry(req: &HttpRequest) -> Result<(Subject, u64), ApiError> {
+/// What a session keeps of the token it opened with.
+pub struct SessionToken {
+    pub subject: Subject,
+    /// Unix seconds: the session ends then unless refreshed.
+    pub expires_at: u64,
+    /// Unix ms: a refresh is refused once the agent logged out after it.
+    pub issued_at_ms: u64,
+}
+
+/// [`subject_of`], with the token's expiry and issue time.
+pub async fn token_of_request(req: &HttpRequest) -> Result<SessionToken, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::new(ErrorCode::Internal, "application state missing"))?;
@@ -64,7 +72,11 @@ pub async fn subject_and_expiry(req: &HttpRequest) -> Result<(Subject, u64), Api
             .check_agent_token(agent, claims.issued_at_ms())
             .await?;
     }
-    Ok((claims.subject().clone(), claims.expires_at()))
+    Ok(SessionToken {
+        subject: claims.subject().clone(),
+        expires_at: claims.expires_at(),
+        issued_at_ms: claims.issued_at_ms(),
+    })
 }
 
 /// An agent's request (customers get 403).

@@ -28,7 +28,7 @@ use tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::auth::Subject;
-use crate::identity::subject_and_expiry;
+use crate::identity::{token_of_request, SessionToken};
 use crate::websocket;
 
 /// Live events sent in one write when several are already waiting.
@@ -98,7 +98,22 @@ pub async fn connect(
             "draining: connect to another node",
         ));
     }
-    let (subject, token_expires_at) = subject_and_expiry(&req).await?;
+    let SessionToken {
+        subject,
+        expires_at: token_expires_at,
+        issued_at_ms: token_issued_at_ms,
+    } = token_of_request(&req).await?;
+    if let (Subject::Agent(_), Some(origin)) = (&subject, req.headers().get("origin")) {
+        // The widget's sites may open customers' sessions; an agent's is
+        // only for the node's own pages.
+        let origin = origin.to_str().unwrap_or_default();
+        if !crate::browser_policy::is_same_origin(origin, req.head()) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "an agent's session opens from this node's own pages only",
+            ));
+        }
+    }
     let requested = negotiate(&req)?;
     let codec = requested.unwrap_or(Codec::Json);
     let mut answer = websocket::handshake(&req, requested.map(Codec::subprotocol))
@@ -116,6 +131,7 @@ pub async fn connect(
             state,
             subject,
             token_expires_at,
+            token_issued_at_ms,
             codec,
             ws,
             seen: HashMap::new(),
@@ -170,6 +186,9 @@ struct Session {
     /// When the session's token expires (unix seconds): checked on each
     /// heartbeat, moved by `refresh_token`.
     token_expires_at: u64,
+    /// When that token was issued (unix ms): an agent who logged out since
+    /// gets no new one.
+    token_issued_at_ms: u64,
     codec: Codec,
     ws: websocket::Socket,
     limiter: DefaultDirectRateLimiter,
@@ -584,9 +603,14 @@ impl Session {
             Command::Agent(AgentCommand::RefreshToken)
                 | Command::Customer(CustomerCommand::RefreshToken)
         ) {
-            let ack = self.refresh_token(request_id);
-            let sent = self.send(&ServerFrame::Ack(ack));
-            return sent.is_err().then_some(None);
+            return match self.refresh_token(request_id.clone()).await {
+                Ok(ack) => self.send(&ServerFrame::Ack(ack)).is_err().then_some(None),
+                // Logged out since: no new token, and the session ends.
+                Err(error) => {
+                    let _ = self.send_error(Some(request_id), error.code(), error.to_string());
+                    Some(Some(close_frame(CloseCode::Normal, "logged out")))
+                }
+            };
         }
         let engine = &self.state.engine;
         let result: Result<Outcome, EngineError> = async {
@@ -623,7 +647,13 @@ impl Session {
 
     /// `refresh_token`: a new token for the same subject, and the session
     /// now ends when that one expires.
-    fn refresh_token(&mut self, request_id: String) -> Ack {
+    async fn refresh_token(&mut self, request_id: String) -> Result<Ack, EngineError> {
+        if let Subject::Agent(agent) = &self.subject {
+            self.state
+                .engine
+                .check_agent_token(agent, self.token_issued_at_ms)
+                .await?;
+        }
         let signer = &self.state.signer;
         let token = match &self.subject {
             Subject::Agent(agent) => signer.issue_agent(agent),
@@ -631,11 +661,12 @@ impl Session {
         };
         if let Ok(claims) = signer.verify(&token) {
             self.token_expires_at = claims.expires_at();
+            self.token_issued_at_ms = claims.issued_at_ms();
         }
         let mut ack = Ack::new(request_id);
         ack.token = Some(token);
         ack.token_expires_at = Some(expiry_timestamp(self.token_expires_at));
-        ack
+        Ok(ack)
     }
 
     /// Sends a command's replay (resume), then its ack. `Ok(true)` when the

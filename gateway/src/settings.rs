@@ -148,8 +148,8 @@ pub struct ServerSettings {
     /// Already resolved: `"auto"` in the file becomes a concrete id at load,
     /// so the whole process agrees on one value.
     pub node_id: NodeId,
-    /// `trusted_proxies`: the reverse proxies (CIDRs) whose `Forwarded` /
-    /// `X-Forwarded-For` name the client. Empty: the peer is the client.
+    /// `trusted_proxies`: the reverse proxies (CIDRs) whose
+    /// `X-Forwarded-For` names the client. Empty: the peer is the client.
     pub trusted_proxies: crate::throttle::TrustedProxies,
     /// HTTP worker threads, and as many engine arbiters. Already resolved:
     /// `0` in the file (the default) becomes [`auto_workers`] at load.

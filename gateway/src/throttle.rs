@@ -74,9 +74,9 @@ impl TrustedProxies {
     }
 
     /// The client's address. From a peer that is not a trusted proxy: the
-    /// peer. From a trusted proxy: the hops it forwards (`Forwarded: for=`,
-    /// else `X-Forwarded-For`) read from the nearest back, skipping trusted
-    /// proxies; the first other address is the client. A client can put
+    /// peer. From a trusted proxy: the hops of `X-Forwarded-For` read from
+    /// the nearest back, skipping trusted proxies; the first other address
+    /// is the client. A client can put
     /// anything at the front of the header, so the front is never believed
     /// past an untrusted hop.
     pub fn client_address(&self, req: &HttpRequest) -> Option<IpAddr> {
@@ -100,26 +100,12 @@ impl TrustedProxies {
     }
 }
 
-/// The `for=` hops of `Forwarded` (RFC 7239), else of `X-Forwarded-For`,
-/// nearest last, across every header line.
+/// The hops of `X-Forwarded-For`, nearest last, across every header line.
+/// Only this header: it is the one proxies append to. `Forwarded`
+/// (RFC 7239) is passed through untouched by most of them, so a client
+/// could write it at will.
 fn forwarded_hops(req: &HttpRequest) -> Vec<String> {
-    let headers = req.headers();
-    let forwarded: Vec<String> = headers
-        .get_all("forwarded")
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (key, value) = pair.trim().split_once('=')?;
-                key.eq_ignore_ascii_case("for")
-                    .then(|| value.trim().trim_matches('"').to_owned())
-            })
-        })
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded;
-    }
-    headers
+    req.headers()
         .get_all("x-forwarded-for")
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
@@ -213,14 +199,16 @@ mod tests {
     }
 
     #[test]
-    fn the_forwarded_header_is_read_too() {
+    fn a_client_sent_forwarded_header_is_not_believed() {
         let trusted = proxies(&["10.0.0.0/8", "::1/128"]);
+        // The proxy appends to X-Forwarded-For and passes the client's
+        // Forwarded header through: only the former counts.
         let request = request(
             "[::1]:5000",
-            &[(
-                "Forwarded",
-                "for=1.2.3.4, for=\"[2001:db8::7]:4711\";proto=https",
-            )],
+            &[
+                ("Forwarded", "for=1.2.3.4"),
+                ("X-Forwarded-For", "2001:db8::7"),
+            ],
         );
         assert_eq!(trusted.client_address(&request), ip("2001:db8::7"));
     }

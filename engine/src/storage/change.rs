@@ -107,7 +107,8 @@ impl Change {
             )],
             Change::Logout { agent, at_ms } => vec![statement(
                 "INSERT INTO logouts (agent_id, at_ms) VALUES ($1, $2) \
-                 ON CONFLICT (agent_id) DO UPDATE SET at_ms = excluded.at_ms",
+                 ON CONFLICT (agent_id) DO UPDATE SET at_ms = CASE \
+                   WHEN excluded.at_ms > logouts.at_ms THEN excluded.at_ms ELSE logouts.at_ms END",
                 vec![Value::text(agent), Int(Some(*at_ms))],
             )],
             Change::Waiting {

@@ -159,6 +159,33 @@ async fn a_websocket_from_a_site_not_allowed_is_refused() {
         connect(node.base.as_str()).await.is_ok(),
         "the node's own page connects"
     );
+
+    // An agent's session is for the node's own pages: not even an allowed
+    // widget site opens one.
+    let agent_url = format!(
+        "{}/api/v1/ws?token={}",
+        node.base.replacen("http", "ws", 1),
+        node.login("bob").await
+    );
+    let agent = |origin: &str| {
+        awc::Client::builder()
+            .timeout(WAIT)
+            .finish()
+            .ws(agent_url.as_str())
+            .origin(origin)
+            .connect()
+    };
+    match agent(SHOP).await {
+        Err(awc::error::WsClientError::InvalidResponseStatus(status)) => {
+            assert_eq!(status.as_u16(), 403)
+        }
+        Err(other) => panic!("expected 403, got {other}"),
+        Ok(_) => panic!("a widget site opened an agent's session"),
+    }
+    assert!(
+        agent(node.base.as_str()).await.is_ok(),
+        "the desktop connects"
+    );
 }
 
 #[actix_rt::test]

@@ -4,7 +4,7 @@
 // backoff and jitter, and after every `hello` a `resume` per conversation
 // with `after_seq`, so a client misses nothing and shows nothing twice.
 
-import { newId, syncClock } from './util.js';
+import { newId, now, syncClock } from './util.js';
 
 export const SUBPROTOCOL = 'switchboard.v1.json';
 
@@ -84,7 +84,9 @@ export class Client extends EventTarget {
   scheduleRefresh(expiresAt) {
     clearTimeout(this.refreshTimer);
     if (!expiresAt) return;
-    const left = new Date(expiresAt).getTime() - Date.now();
+    // On the server's clock (`now()` follows hello's server_time), and
+    // within what setTimeout can wait (about 24.8 days).
+    const left = new Date(expiresAt).getTime() - now();
     this.refreshTimer = setTimeout(() => {
       this.request('refresh_token').then((ack) => {
         if (!ack.token) return;
@@ -92,7 +94,7 @@ export class Client extends EventTarget {
         this.emit('token', { token: ack.token, expiresAt: ack.token_expires_at });
         this.scheduleRefresh(ack.token_expires_at);
       }, () => this.scheduleRefresh(expiresAt)); // offline now: the next hello reschedules
-    }, Math.max(1000, left * 0.8));
+    }, Math.min(2 ** 31 - 1, Math.max(1000, left * 0.8)));
   }
 
   connect() {
