@@ -339,7 +339,12 @@ impl TokenSigner {
         self.issue_at_ms(subject, now.saturating_mul(1000))
     }
 
-    fn issue_at_ms(&self, subject: &Subject, now_ms: u64) -> String {
+    /// When a token issued at `issued_at_ms` expires (unix seconds).
+    pub(crate) fn expires_at(&self, issued_at_ms: u64) -> u64 {
+        (issued_at_ms / 1000).saturating_add(self.ttl_s)
+    }
+
+    pub(crate) fn issue_at_ms(&self, subject: &Subject, now_ms: u64) -> String {
         let now = now_ms / 1000;
         let (role, sub) = match subject {
             Subject::Agent(agent_id) => (TokenRole::Agent, agent_id.as_str()),
@@ -350,7 +355,7 @@ impl TokenSigner {
             sub: sub.to_owned(),
             iat: now,
             iat_ms: now_ms,
-            exp: now.saturating_add(self.ttl_s),
+            exp: self.expires_at(now_ms),
         };
         // Serializing a struct of strings and integers cannot fail.
         let json = serde_json::to_vec(&claims).unwrap_or_default();
@@ -413,7 +418,7 @@ impl TokenSigner {
 
 /// Unix milliseconds. A clock before 1970 reads as 0, which makes every
 /// token look fresh rather than panicking; such a host has bigger problems.
-fn unix_now_ms() -> u64 {
+pub(crate) fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))

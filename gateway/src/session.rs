@@ -27,7 +27,7 @@ use tungstenite::{Error as WsError, Message as WsMessage, Utf8Bytes};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
-use crate::auth::Subject;
+use crate::auth::{unix_now_ms, Subject};
 use crate::identity::{token_of_request, SessionToken};
 use crate::websocket;
 
@@ -167,12 +167,6 @@ fn heartbeat(period: Duration) -> tokio::time::Interval {
 /// the client should not reconnect with that token.
 pub const TOKEN_EXPIRED: u16 = 4001;
 
-fn unix_now_s() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
-
 fn expiry_timestamp(unix_s: u64) -> switchboard_proto::Timestamp {
     switchboard_proto::Timestamp(i64::try_from(unix_s.saturating_mul(1000)).unwrap_or(i64::MAX))
 }
@@ -277,7 +271,7 @@ impl Session {
                 Wake::Heartbeat => {
                     if last_heard.elapsed() > self.state.limits.client_timeout {
                         Some(Some(close_frame(CloseCode::Policy, "no answer to pings")))
-                    } else if unix_now_s() >= self.token_expires_at {
+                    } else if unix_now_ms() / 1000 >= self.token_expires_at {
                         Some(Some(close_frame(
                             CloseCode::from(TOKEN_EXPIRED),
                             "token expired: log in again (refresh_token before it expires)",
@@ -606,10 +600,15 @@ impl Session {
             return match self.refresh_token(request_id.clone()).await {
                 Ok(ack) => self.send(&ServerFrame::Ack(ack)).is_err().then_some(None),
                 // Logged out since: no new token, and the session ends.
-                Err(error) => {
+                Err(error @ EngineError::Unauthorized(_)) => {
                     let _ = self.send_error(Some(request_id), error.code(), error.to_string());
                     Some(Some(close_frame(CloseCode::Normal, "logged out")))
                 }
+                // The check could not be made (the database): try again.
+                Err(error) => self
+                    .send_error(Some(request_id), error.code(), error.to_string())
+                    .is_err()
+                    .then_some(None),
             };
         }
         let engine = &self.state.engine;
@@ -655,14 +654,10 @@ impl Session {
                 .await?;
         }
         let signer = &self.state.signer;
-        let token = match &self.subject {
-            Subject::Agent(agent) => signer.issue_agent(agent),
-            Subject::Customer(conversation) => signer.issue_customer(conversation),
-        };
-        if let Ok(claims) = signer.verify(&token) {
-            self.token_expires_at = claims.expires_at();
-            self.token_issued_at_ms = claims.issued_at_ms();
-        }
+        let issued_at_ms = unix_now_ms();
+        let token = signer.issue_at_ms(&self.subject, issued_at_ms);
+        self.token_issued_at_ms = issued_at_ms;
+        self.token_expires_at = signer.expires_at(issued_at_ms);
         let mut ack = Ack::new(request_id);
         ack.token = Some(token);
         ack.token_expires_at = Some(expiry_timestamp(self.token_expires_at));

@@ -65,6 +65,21 @@ fn known_secret(secret: &str) -> Option<&'static str> {
     }
 }
 
+/// Refuses a known secret for `key`; `lets` says what anyone could do with
+/// it.
+fn refuse_known_secret(key: &str, secret: &str, lets: &str) -> Result<(), SettingsError> {
+    match known_secret(secret) {
+        None => Ok(()),
+        Some(which) => Err(SettingsError::invalid(
+            key,
+            format!(
+                "{which}, so anyone who has read it can {lets}; make one with \
+                 `switchboard gen-secret` (or `openssl rand -hex 32`)"
+            ),
+        )),
+    }
+}
+
 /// A new random secret for `token_secret` or `identity_secret`: 32 bytes
 /// from the OS's generator, as 64 hex digits.
 pub fn generate_secret() -> String {
@@ -946,43 +961,28 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             format!("must be at least {MIN_TOKEN_SECRET_BYTES} bytes"),
         ));
     }
-    match (known_secret(&token_secret), &source) {
-        (None, _) => {}
-        (Some(_), ConfigSource::Demo) => warnings.push(
+    if source == ConfigSource::Demo && known_secret(&token_secret).is_some() {
+        warnings.push(
             "auth.token_secret: the built-in demo secret is in use, so anyone can forge tokens; \
              set SWITCHBOARD__AUTH__TOKEN_SECRET or [auth] token_secret"
                 .to_owned(),
-        ),
-        (Some(which), _) => {
-            return Err(SettingsError::invalid(
-                "auth.token_secret",
-                format!(
-                    "{which}, so anyone who has read it can forge tokens; make one with \
-                     `switchboard gen-secret` (or `openssl rand -hex 32`)"
-                ),
-            ))
-        }
+        );
+    } else {
+        refuse_known_secret("auth.token_secret", &token_secret, "forge tokens")?;
     }
     let allowed_origins = allowed_origins(raw.widget.allowed_origins.unwrap_or_default())?;
     let identity_secret = match raw.widget.identity_secret.filter(|s| !s.is_empty()) {
         None => None,
-        Some(secret) if known_secret(&secret).is_some() => {
-            return Err(SettingsError::invalid(
-                "widget.identity_secret",
-                format!(
-                    "{}, so anyone who has read it can sign identities; make one with \
-                     `switchboard gen-secret` (or `openssl rand -hex 32`)",
-                    known_secret(&secret).unwrap_or_default()
-                ),
-            ))
-        }
         Some(secret) if secret.len() < MIN_TOKEN_SECRET_BYTES => {
             return Err(SettingsError::invalid(
                 "widget.identity_secret",
                 format!("must be at least {MIN_TOKEN_SECRET_BYTES} bytes"),
             ))
         }
-        Some(secret) => Some(TokenSecret(secret)),
+        Some(secret) => {
+            refuse_known_secret("widget.identity_secret", &secret, "sign identities")?;
+            Some(TokenSecret(secret))
+        }
     };
     let token_ttl_s = positive(
         "auth.token_ttl_s",

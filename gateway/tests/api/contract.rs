@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use switchboard_gateway::app::StartOptions;
 
-use crate::support::{DataDir, Node, CONFIG};
+use crate::support::{config_with_admin, DataDir, Node};
 
 #[actix_rt::test]
 async fn the_served_openapi_document_holds_under_schemathesis() {
@@ -26,12 +26,8 @@ async fn the_served_openapi_document_holds_under_schemathesis() {
             )
         });
     // Sam may do everything (admin); the limits leave room for the fuzzing.
-    let config = CONFIG.replace(
-        "roles = [\"agent\", \"supervisor\"]",
-        "roles = [\"agent\", \"supervisor\", \"admin\"]",
-    );
     let node = Node::start_config(
-        &config,
+        &config_with_admin(),
         DataDir::new(),
         &[
             ("SWITCHBOARD__LIMITS__CHATS_PER_MINUTE_PER_ADDRESS", "0"),

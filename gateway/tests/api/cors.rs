@@ -4,9 +4,8 @@
 //! pages carry their security headers.
 
 use awc::http::Method;
-use switchboard_gateway::app::StartOptions;
 
-use crate::support::{DataDir, Node, CONFIG, WAIT};
+use crate::support::{Node, CONFIG, WAIT};
 
 const SHOP: &str = "https://shop.example.com";
 const ELSEWHERE: &str = "https://elsewhere.example.net";
@@ -14,16 +13,7 @@ const ELSEWHERE: &str = "https://elsewhere.example.net";
 /// The test node, with `SHOP` allowed to embed the widget.
 async fn node_for_shop() -> Node {
     let config = format!("{CONFIG}\n[widget]\nallowed_origins = [\"{SHOP}\"]\n");
-    Node::start_config(
-        &config,
-        DataDir::new(),
-        &[],
-        StartOptions {
-            workers: 1,
-            ..StartOptions::default()
-        },
-    )
-    .await
+    Node::start_on(&config, &[]).await
 }
 
 fn allow_origin(response: &awc::ClientResponse<impl Sized>) -> Option<String> {

@@ -3,10 +3,9 @@
 
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
-use switchboard_gateway::app::StartOptions;
 use switchboard_proto::codec::Codec;
 
-use crate::support::{Client, DataDir, Node, CONFIG};
+use crate::support::{config_with_admin, Client, Node};
 
 const CODEC: Codec = Codec::Json;
 const SECRET: &str = "widget-identity-secret-0123456789abcdef";
@@ -38,15 +37,7 @@ fn signed(sub: &str) -> String {
 
 /// Sam is also an admin here.
 async fn node_with_identities() -> Node {
-    let config = CONFIG.replace(
-        "roles = [\"agent\", \"supervisor\"]",
-        "roles = [\"agent\", \"supervisor\", \"admin\"]",
-    );
-    let options = StartOptions {
-        workers: 1,
-        ..StartOptions::default()
-    };
-    Node::start_config(&config, DataDir::new(), &[IDENTITY_ENV], options).await
+    Node::start_on(&config_with_admin(), &[IDENTITY_ENV]).await
 }
 
 async fn start(node: &Node, body: Value) -> (u16, Value) {

@@ -3,11 +3,10 @@
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use switchboard_gateway::app::StartOptions;
 use switchboard_proto::codec::Codec;
 
 use crate::receiver::{Answer, Receiver};
-use crate::support::{DataDir, Node, CONFIG};
+use crate::support::{config_with_admin, Node};
 
 const SECRET: &str = "whsec-0123456789abcdef";
 
@@ -24,15 +23,7 @@ async fn node() -> Node {
 }
 
 async fn node_with(env: &[(&str, &str)]) -> Node {
-    let config = CONFIG.replace(
-        "roles = [\"agent\", \"supervisor\"]",
-        "roles = [\"agent\", \"supervisor\", \"admin\"]",
-    );
-    let options = StartOptions {
-        workers: 1,
-        ..StartOptions::default()
-    };
-    Node::start_config(&config, DataDir::new(), env, options).await
+    Node::start_on(&config_with_admin(), env).await
 }
 
 /// Reads every event from the start, `limit` a page, until a page is empty.

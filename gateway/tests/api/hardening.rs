@@ -7,7 +7,7 @@ use switchboard_gateway::app::StartOptions;
 use switchboard_gateway::settings::DEMO_TOKEN_SECRET;
 use switchboard_proto::codec::Codec;
 
-use crate::support::{Client, DataDir, Node, CONFIG, DATABASE_URL};
+use crate::support::{one_worker, Client, DataDir, Node, CONFIG, DATABASE_URL};
 
 const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -92,14 +92,12 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client_and_accounts_are_th
         "[server]\n",
         "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
     );
-    let node = Node::start_config(
+    let node = Node::start_on(
         &config,
-        DataDir::new(),
         &[
             ("SWITCHBOARD__LIMITS__CHATS_PER_MINUTE_PER_ADDRESS", "1"),
             ("SWITCHBOARD__LIMITS__LOGINS_PER_MINUTE_PER_ACCOUNT", "3"),
         ],
-        one_worker(),
     )
     .await;
     let chat = json!({"queue": "sales", "customer": {"name": "Ada"}, "message": "Hi"});
@@ -140,13 +138,6 @@ async fn forwarded_for_from_a_trusted_proxy_names_the_client_and_accounts_are_th
     assert_eq!(node.post("/api/v1/agent/login", &carol).await.0, 200);
 }
 
-fn one_worker() -> StartOptions {
-    StartOptions {
-        workers: 1,
-        ..StartOptions::default()
-    }
-}
-
 /// A logout is kept in the database: after the node restarts, a token from
 /// before it is still refused, over REST and WebSocket.
 #[actix_rt::test]
@@ -176,9 +167,7 @@ async fn a_logout_survives_an_embedded_restart() {
 /// A node whose tokens last `ttl_s` seconds and whose sessions check their
 /// token on every heartbeat (100 ms).
 async fn node_with_token_ttl(ttl_s: &str) -> Node {
-    Node::start_config(
-        CONFIG,
-        DataDir::new(),
+    Node::start_with(
         &[("SWITCHBOARD__AUTH__TOKEN_TTL_S", ttl_s)],
         StartOptions {
             workers: 1,

@@ -140,15 +140,33 @@ impl Drop for DataDir {
     }
 }
 
+/// The options of a test node: one HTTP worker.
+pub fn one_worker() -> StartOptions {
+    StartOptions {
+        workers: 1,
+        ..StartOptions::default()
+    }
+}
+
+/// The test config with Sam an admin too (API keys, webhooks, erasure).
+pub fn config_with_admin() -> String {
+    CONFIG.replace(
+        "roles = [\"agent\", \"supervisor\"]",
+        "roles = [\"agent\", \"supervisor\", \"admin\"]",
+    )
+}
+
 impl Node {
     /// A node with the test config; `env` overrides keys the way
     /// `SWITCHBOARD__ROUTING__RONA_TIMEOUT_MS` does.
     pub async fn start(env: &[(&str, &str)]) -> Node {
-        let options = StartOptions {
-            workers: 1,
-            ..StartOptions::default()
-        };
-        Node::start_with(env, options).await
+        Node::start_with(env, one_worker()).await
+    }
+
+    /// A node with one worker on another config (the test config with a
+    /// change) and `env` overrides.
+    pub async fn start_on(config: &str, env: &[(&str, &str)]) -> Node {
+        Node::start_config(config, DataDir::new(), env, one_worker()).await
     }
 
     /// A node with the test config and these start options (a short
