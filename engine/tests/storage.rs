@@ -8,6 +8,7 @@ mod common;
 use common::{Postgres, SqliteFile};
 use futures_util::StreamExt;
 use std::sync::Arc;
+use switchboard_engine::events::DomainEvent;
 use switchboard_engine::storage::customers::EraseOutcome;
 use switchboard_engine::storage::records::{Cursor, RecordRow, SearchFilter};
 use switchboard_engine::storage::{Change, Database, DatabaseConfig, StorageError};
@@ -709,4 +710,104 @@ async fn steady_writes_keep_the_sqlite_wal_bounded() {
     }
     let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
     panic!("the WAL never started over: {size} bytes after 20,000 writes");
+}
+
+/// An event of `kind` at `at_ms`, about a conversation and its customer
+/// (if any), as the engine makes them.
+fn event(
+    kind: switchboard_proto::feed::EventType,
+    at_ms: i64,
+    about: Option<(&str, &str)>,
+    data: serde_json::Value,
+) -> Change {
+    let mut event = DomainEvent::new(kind, Timestamp(at_ms), data);
+    if let Some((conversation, customer)) = about {
+        event.conversation_id = Some(ConversationId::new(conversation));
+        event.customer_id = Some(CustomerId::new(customer));
+    }
+    Change::Event(Arc::new(event))
+}
+
+/// Retention deletes old events but never the newest: SQLite's `seq` is a
+/// plain rowid, which would be handed out again if the table emptied.
+#[actix_rt::test]
+async fn retention_keeps_the_newest_event_so_no_seq_is_given_twice() {
+    use switchboard_proto::feed::EventType;
+    on_both(|database| async move {
+        let day = 24 * 3600 * 1000;
+        let old = (0..3)
+            .map(|n| {
+                event(
+                    EventType::AgentLoggedOut,
+                    T0 - 400 * day + n,
+                    None,
+                    serde_json::json!({}),
+                )
+            })
+            .collect();
+        database.write(old).await.expect("written");
+        let newest = database.newest_event().await.unwrap();
+        database
+            .delete_finished_before(Timestamp(T0 - 365 * day))
+            .await
+            .unwrap();
+        let left = database.events_after(0, &[], 100).await.unwrap();
+        assert_eq!(
+            left.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
+            [newest]
+        );
+        let next = vec![event(
+            EventType::AgentLoggedIn,
+            T0,
+            None,
+            serde_json::json!({}),
+        )];
+        database.write(next).await.expect("written");
+        assert!(database.newest_event().await.unwrap() > newest);
+    })
+    .await;
+}
+
+/// A `message.created` reads back with its message on either database
+/// (SQLite keeps a reference to the `messages` row), and reads
+/// `{"erased": true}` once the customer's messages are erased.
+#[actix_rt::test]
+async fn a_message_event_reads_back_with_its_message_until_erased() {
+    use switchboard_proto::feed::EventType;
+    on_both(|database| async move {
+        let chat = record("c-1", "cu-1", "bob", ConversationState::Closed, T0);
+        store(&database, &chat, &["Where is my parcel"]).await;
+        let sent = message("c-1", 1, "Where is my parcel", T0);
+        let data = serde_json::json!({ "message": sent });
+        database
+            .write(vec![event(
+                EventType::MessageCreated,
+                T0,
+                Some(("c-1", "cu-1")),
+                data.clone(),
+            )])
+            .await
+            .expect("written");
+        let read = database
+            .events_after(0, &[EventType::MessageCreated], 10)
+            .await
+            .unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].1.data, data);
+
+        database
+            .erase_customer(&CustomerId::new("cu-1"))
+            .await
+            .unwrap();
+        let read = database
+            .events_after(0, &[EventType::MessageCreated], 10)
+            .await
+            .unwrap();
+        assert!(
+            !read[0].1.data.to_string().contains("parcel"),
+            "{:?}",
+            read[0].1.data
+        );
+    })
+    .await;
 }
