@@ -58,18 +58,20 @@ bindLoginForm($('login-form'), (signedIn) => {
  * under the sign-in form, typed drafts included.
  */
 function reauthenticate() {
-  client?.close();
-  client = null;
-  clearSession();
-  session = null;
+  dropSession();
   showLogin('Your session expired. Sign in again to carry on: your chats and drafts are kept.');
 }
 
-function signOutLocally(message) {
+/** Closes the connection and forgets the token. */
+function dropSession() {
   client?.close();
   client = null;
   clearSession();
   session = null;
+}
+
+function signOutLocally(message) {
+  dropSession();
   for (const popover of popovers.values()) popover.remove();
   popovers.clear();
   for (const id of [...convs.keys()]) removeConversation(id);
