@@ -67,13 +67,15 @@ async fn identified_chat(
     (id, offer)
 }
 
-async fn close(agent: &mut Client, id: &str) {
+/// Ends and wraps up `id`, and waits until its record is closed.
+async fn close(node: &Node, agent: &mut Client, id: &str) {
     agent
         .ok(json!({"type": "end", "conversation_id": id}))
         .await;
     agent
         .ok(json!({"type": "wrap_up", "conversation_id": id, "reason": "resolved"}))
         .await;
+    node.recorded_closed(id).await;
 }
 
 #[actix_rt::test]
@@ -89,7 +91,7 @@ async fn a_signed_identity_links_a_returning_customers_chats() {
     assert_eq!(customer["previous_conversations"], 0);
     // The identity's name wins over what was typed.
     assert_eq!(customer["name"], "Ada Lovelace");
-    close(&mut bob, &first).await;
+    close(&node, &mut bob, &first).await;
 
     let (second, offer) = identified_chat(&node, &mut bob, &token, "Still late").await;
     assert_eq!(offer["customer"]["id"], customer_id.as_str());
@@ -211,7 +213,7 @@ async fn a_customer_is_looked_up_by_supervisors_and_agents_who_served_them() {
     let mut alice = node.available_agent("alice", CODEC).await;
     let (by_alice, offer) = identified_chat(&node, &mut alice, &token, "First visit").await;
     let customer_id = offer["customer"]["id"].as_str().expect("id").to_owned();
-    close(&mut alice, &by_alice).await;
+    close(&node, &mut alice, &by_alice).await;
     alice
         .ok(json!({"type": "set_state", "state": "idle", "reason": "break"}))
         .await;
@@ -243,7 +245,7 @@ async fn a_customer_is_looked_up_by_supervisors_and_agents_who_served_them() {
         .get("/api/v1/customers/cu-nobody", Some(&node.token_for("sam")))
         .await;
     assert_eq!(status, 404, "{body}");
-    close(&mut bob, &by_bob).await;
+    close(&node, &mut bob, &by_bob).await;
 }
 
 #[actix_rt::test]
@@ -253,7 +255,7 @@ async fn erasing_a_customer_leaves_no_name_email_or_text_and_keeps_the_counts() 
     let mut bob = node.available_agent("bob", CODEC).await;
     let (first, offer) = identified_chat(&node, &mut bob, &token, "Zanzibar parcel").await;
     let customer_id = offer["customer"]["id"].as_str().expect("id").to_owned();
-    close(&mut bob, &first).await;
+    close(&node, &mut bob, &first).await;
     let (live, _offer) = identified_chat(&node, &mut bob, &token, "Zanzibar again").await;
     let admin = node.token_for("sam");
     let erase = format!("/api/v1/customers/{customer_id}");
@@ -267,7 +269,7 @@ async fn erasing_a_customer_leaves_no_name_email_or_text_and_keeps_the_counts() 
     let (status, _) = node.delete(&erase, &node.token_for("bob")).await;
     assert_eq!(status, 403);
 
-    close(&mut bob, &live).await;
+    close(&node, &mut bob, &live).await;
     let (status, body) = node.delete(&erase, &admin).await;
     assert_eq!(status, 204, "{body}");
 

@@ -445,6 +445,33 @@ impl Node {
         )
     }
 
+    /// Waits (long-polling the event feed) until `conversation`'s
+    /// `conversation.closed` event has committed, and with it its closed
+    /// record. On one node a command is answered before its record is
+    /// written; this is how a test awaits that write.
+    pub async fn recorded_closed(&self, conversation: &str) {
+        let token = self.token_for("sam");
+        let mut after = String::new();
+        for _ in 0..20 {
+            let mut path =
+                "/api/v1/events?types=conversation.closed&wait_s=5&limit=1000".to_owned();
+            if !after.is_empty() {
+                path = format!("{path}&after={after}");
+            }
+            let (status, page) = self.get(&path, Some(&token)).await;
+            assert_eq!(status, 200, "{page}");
+            let events = page["events"].as_array().expect("events");
+            if events
+                .iter()
+                .any(|event| event["conversation_id"] == conversation)
+            {
+                return;
+            }
+            after = page["next_cursor"].as_str().expect("cursor").to_owned();
+        }
+        panic!("{conversation} never recorded closed");
+    }
+
     /// A conversation's record as a supervisor sees it.
     pub async fn record(&self, conversation: &str) -> Value {
         let token = self.token_for("sam");
