@@ -24,6 +24,8 @@ pub struct EngineConfig {
     pub templates: Vec<TemplateConfig>,
     /// `[webhooks]`: delivery and its targets.
     pub webhooks: crate::events::webhooks::WebhookConfig,
+    /// `[limits] overload_target_ms`: when the node sheds work.
+    pub overload: crate::admission::OverloadConfig,
 }
 
 #[derive(Clone, Debug)]

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use switchboard_proto::ServerFrame;
 
+use crate::admission::Admission;
 use crate::catalog::Catalog;
 use crate::cluster::bus::Bus;
 use crate::cluster::directory::Directory;
@@ -27,6 +28,8 @@ pub struct EngineContext {
     /// What an operator should know, found at start (a Redis without
     /// persistence): logged, and listed by `/readyz`.
     pub warnings: Vec<String>,
+    /// Sheds work when the node is past its capacity.
+    pub admission: Arc<Admission>,
     /// Set when the node drains: it stops renewing its heartbeat.
     resigned: AtomicBool,
     /// Set while an embedded node starts its actors again from its
@@ -42,7 +45,12 @@ impl EngineContext {
         database: Database,
         bus: Option<Arc<Bus>>,
     ) -> Self {
+        let admission = Admission::new(catalog.config.overload);
+        for arbiter in directory.arbiters() {
+            arbiter.spawn(Admission::probe(Arc::downgrade(&admission)));
+        }
         Self {
+            admission,
             catalog,
             directory,
             hub: Arc::new(Hub::default()),

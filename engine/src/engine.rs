@@ -11,6 +11,7 @@ use switchboard_proto::{
     AgentCommand, AgentId, ConversationId, CustomerCommand, ErrorCode, QueueId, Timestamp,
 };
 
+use crate::admission::{Admission, Admit, Work};
 use crate::agent::actor as agent;
 use crate::agent::availability::{self, Involvement};
 use crate::catalog::Catalog;
@@ -384,6 +385,10 @@ impl Engine {
         let now = Timestamp::now();
         // A refused start stores nothing, a verified customer's profile included.
         Conversation::check_start(&customer, &first_message, catalog.config.max_message_chars)?;
+        // Past capacity, new chats are refused before anything is stored.
+        if let Admit::Refuse { retry_after_ms } = self.inner.admission.admit(Work::NewChat) {
+            return Err(EngineError::Overloaded { retry_after_ms });
+        }
         let customer = self.customer_for_chat(customer, identity, now).await?;
         let id = ConversationId::generate();
         let (state, opening) = Conversation::start(
@@ -429,6 +434,12 @@ impl Engine {
             conversation_id: id,
             created_at: now,
         })
+    }
+
+    /// The node's admission: `/readyz` reports overload from it, and
+    /// the HTTP workers run its lag probe.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.inner.admission
     }
 
     pub async fn open_agent_session(&self, id: &AgentId) -> Result<Session, EngineError> {
@@ -526,7 +537,44 @@ impl Engine {
     }
 
     /// Runs one agent command and returns its reply.
+    /// One agent command, admitted or shed first (`crate::admission`).
     pub async fn agent_command(
+        &self,
+        agent_id: &AgentId,
+        request_id: String,
+        command: AgentCommand,
+    ) -> Result<Outcome, EngineError> {
+        let work = Work::from(&command);
+        self.admitted(work, request_id, |request_id| {
+            self.run_agent_command(agent_id, request_id, command)
+        })
+        .await
+    }
+
+    /// Runs `run` if the node admits `work`, and times it: the time
+    /// admitted work takes is what tells the node it is past capacity.
+    async fn admitted<F: std::future::Future<Output = Result<Outcome, EngineError>>>(
+        &self,
+        work: Work,
+        request_id: String,
+        run: impl FnOnce(String) -> F,
+    ) -> Result<Outcome, EngineError> {
+        let admission = &self.inner.admission;
+        match admission.admit(work) {
+            Admit::Yes => {}
+            // Typing, dropped: nobody is owed it.
+            Admit::Drop => return Ok(Outcome::ack(Ack::new(request_id))),
+            Admit::Refuse { retry_after_ms } => {
+                return Err(EngineError::Overloaded { retry_after_ms })
+            }
+        }
+        let started = std::time::Instant::now();
+        let outcome = run(request_id).await;
+        admission.observe_work(started.elapsed());
+        outcome
+    }
+
+    async fn run_agent_command(
         &self,
         agent_id: &AgentId,
         request_id: String,
@@ -675,7 +723,21 @@ impl Engine {
     }
 
     /// Runs one customer command; the conversation is the token's.
+    /// One customer command, admitted or shed first (`crate::admission`).
     pub async fn customer_command(
+        &self,
+        conversation_id: &ConversationId,
+        request_id: String,
+        command: CustomerCommand,
+    ) -> Result<Outcome, EngineError> {
+        let work = Work::from(&command);
+        self.admitted(work, request_id, |request_id| {
+            self.run_customer_command(conversation_id, request_id, command)
+        })
+        .await
+    }
+
+    async fn run_customer_command(
         &self,
         conversation_id: &ConversationId,
         request_id: String,

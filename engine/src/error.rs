@@ -30,6 +30,9 @@ pub enum EngineError {
     NoOffer(ConversationId),
     #[error("{0}")]
     Unavailable(String),
+    /// Shed: the node is past its capacity (`crate::admission`).
+    #[error("node overloaded: retry in {retry_after_ms} ms")]
+    Overloaded { retry_after_ms: u64 },
     /// The actor stopped between being found and being asked (it finished,
     /// or moved to another node). Answered `unavailable` unless the caller
     /// can tell it finished.
@@ -92,9 +95,19 @@ impl EngineError {
             EngineError::MissingTemplateParams(_) => ErrorCode::MissingTemplateParams,
             EngineError::AgentUnavailable(_) => ErrorCode::AgentUnavailable,
             EngineError::NoOffer(_) => ErrorCode::NoOffer,
-            EngineError::Unavailable(_) | EngineError::ActorGone => ErrorCode::Unavailable,
+            EngineError::Unavailable(_)
+            | EngineError::ActorGone
+            | EngineError::Overloaded { .. } => ErrorCode::Unavailable,
             EngineError::Internal(_) => ErrorCode::Internal,
             EngineError::Remote { code, .. } => *code,
+        }
+    }
+
+    /// When to try again, for a command refused under overload.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            EngineError::Overloaded { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
         }
     }
 

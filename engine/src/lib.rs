@@ -26,6 +26,7 @@
 //! Invariants: the state machines know nothing of actix or I/O; only queue
 //! actors pick agents; an agent's slots change only in its own mailbox.
 
+pub mod admission;
 pub mod agent;
 pub mod catalog;
 pub mod cluster;

@@ -11,6 +11,8 @@ use switchboard_proto::{ErrorBody, ErrorCode};
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Shed under overload: when to try again (`Retry-After`).
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ApiError {
@@ -18,6 +20,7 @@ impl ApiError {
         Self {
             code,
             message: message.into(),
+            retry_after_ms: None,
         }
     }
 
@@ -31,7 +34,10 @@ impl ApiError {
 
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
-        Self::new(error.code(), error.to_string())
+        Self {
+            retry_after_ms: error.retry_after_ms(),
+            ..Self::new(error.code(), error.to_string())
+        }
     }
 }
 
@@ -41,7 +47,14 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody::new(self.code, &self.message))
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(ms) = self.retry_after_ms {
+            response.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                ms.div_ceil(1000).to_string(),
+            ));
+        }
+        response.json(ErrorBody::new(self.code, &self.message).retry_after_ms(self.retry_after_ms))
     }
 }
 

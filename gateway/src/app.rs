@@ -178,9 +178,17 @@ pub async fn start(settings: &Settings, options: StartOptions) -> Result<Running
     });
     let shared = state.clone();
     let allowed_origins = std::sync::Arc::new(settings.widget.allowed_origins.clone());
+    let admission = std::sync::Arc::downgrade(state.engine.admission());
     let listen = crate::server::Listen {
         addr: settings.server.listen,
         workers,
+        // Each HTTP worker's lag is how long a frame read from a socket
+        // waits for its thread: part of the node's overload signal.
+        on_worker_start: Some(std::sync::Arc::new(move || {
+            actix_web::rt::spawn(switchboard_engine::admission::Admission::probe(
+                admission.clone(),
+            ));
+        })),
     };
     let app = move || {
         App::new()

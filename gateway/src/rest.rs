@@ -220,6 +220,16 @@ pub async fn readyz(state: Data) -> HttpResponse {
         return HttpResponse::ServiceUnavailable()
             .json(ErrorBody::new(ErrorCode::Unavailable, why));
     }
+    // Past capacity: a load balancer sends new sessions elsewhere until
+    // the node has worked off its queue.
+    if state.engine.admission().overloaded() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
+            .json(
+                ErrorBody::new(ErrorCode::Unavailable, "overloaded: shedding work")
+                    .retry_after_ms(Some(1000)),
+            );
+    }
     HttpResponse::Ok().json(serde_json::json!({
         "status": "ready",
         "warnings": state.engine.warnings(),

@@ -47,6 +47,8 @@ const BACKLOG: u32 = 4096;
 pub struct Listen {
     pub addr: SocketAddr,
     pub workers: usize,
+    /// Run on each worker's thread as it starts (the overload lag probe).
+    pub on_worker_start: Option<std::sync::Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// Binds `listen` and builds the server (not yet running). `app` makes one
@@ -66,11 +68,15 @@ where
 {
     let listener = listener(listen.addr)?;
     let addr = listener.local_addr()?;
+    let on_worker_start = listen.on_worker_start.clone();
     let server = Server::build()
         .workers(listen.workers.max(1))
         .disable_signals()
         .shutdown_timeout(5)
         .listen("switchboard-http", listener, move || {
+            if let Some(started) = &on_worker_start {
+                started();
+            }
             let plain = app().into_factory().map_err(|error| error.error_response());
             let upgrades = app.clone();
             HttpService::build()

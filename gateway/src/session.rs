@@ -526,12 +526,28 @@ impl Session {
         code: ErrorCode,
         message: String,
     ) -> Result<(), Gone> {
-        metrics::counter!("switchboard_command_errors_total", "code" => code.as_str()).increment(1);
-        self.send(&ServerFrame::Error(ErrorFrame {
+        self.send_error_frame(ErrorFrame {
             request_id,
             code,
             message,
-        }))
+            retry_after_ms: None,
+        })
+    }
+
+    /// An engine's refusal: its code, its text, and its retry hint if shed.
+    fn send_engine_error(&mut self, request_id: String, error: &EngineError) -> Result<(), Gone> {
+        self.send_error_frame(ErrorFrame {
+            request_id: Some(request_id),
+            code: error.code(),
+            message: error.to_string(),
+            retry_after_ms: error.retry_after_ms(),
+        })
+    }
+
+    fn send_error_frame(&mut self, frame: ErrorFrame) -> Result<(), Gone> {
+        metrics::counter!("switchboard_command_errors_total", "code" => frame.code.as_str())
+            .increment(1);
+        self.send(&ServerFrame::Error(frame))
     }
 
     /// Handles one client frame. `Some(ending)` ends the session.
@@ -601,12 +617,12 @@ impl Session {
                 Ok(ack) => self.send(&ServerFrame::Ack(ack)).is_err().then_some(None),
                 // Logged out since: no new token, and the session ends.
                 Err(error @ EngineError::Unauthorized(_)) => {
-                    let _ = self.send_error(Some(request_id), error.code(), error.to_string());
+                    let _ = self.send_engine_error(request_id, &error);
                     Some(Some(close_frame(CloseCode::Normal, "logged out")))
                 }
                 // The check could not be made (the database): try again.
                 Err(error) => self
-                    .send_error(Some(request_id), error.code(), error.to_string())
+                    .send_engine_error(request_id, &error)
                     .is_err()
                     .then_some(None),
             };
@@ -633,9 +649,7 @@ impl Session {
         .await;
         let sent = match result {
             Ok(outcome) => self.reply(outcome),
-            Err(error) => self
-                .send_error(Some(request_id), error.code(), error.to_string())
-                .map(|()| false),
+            Err(error) => self.send_engine_error(request_id, &error).map(|()| false),
         };
         match sent {
             Err(_) => Some(None),

@@ -236,6 +236,8 @@ pub struct LimitSettings {
     /// Login attempts one account may be tried with per minute, from all
     /// addresses together (0: no limit).
     pub logins_per_minute_per_account: u32,
+    /// The standing queue past which the node sheds work (0: never).
+    pub overload_target: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -465,6 +467,10 @@ impl Settings {
                 queue_status_interval: self.routing.queue_status_interval,
             },
             max_message_chars: self.limits.max_message_chars,
+            overload: switchboard_engine::admission::OverloadConfig {
+                target: self.limits.overload_target,
+                ..Default::default()
+            },
             service_level: self.stats.service_level,
             queues: self
                 .queues
@@ -613,6 +619,7 @@ struct RawLimits {
     chats_per_minute_per_address: Option<u64>,
     logins_per_minute_per_address: Option<u64>,
     logins_per_minute_per_account: Option<u64>,
+    overload_target_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1102,6 +1109,16 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             .map_err(|_| {
                 SettingsError::invalid("limits.logins_per_minute_per_account", "too large")
             })?,
+            overload_target: match raw.limits.overload_target_ms {
+                None => switchboard_engine::admission::OverloadConfig::default().target,
+                Some(ms) if ms <= 60_000 => Duration::from_millis(ms),
+                Some(_) => {
+                    return Err(SettingsError::invalid(
+                        "limits.overload_target_ms",
+                        "at most 60000 (0 turns shedding off)",
+                    ))
+                }
+            },
         },
         stats: StatsSettings {
             service_level: Duration::from_secs(service_level_s),

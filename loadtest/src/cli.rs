@@ -401,6 +401,10 @@ pub struct GenConfigArgs {
     /// `postgres://...`.
     #[arg(long, default_value = "memory:")]
     pub database_url: String,
+    /// `[limits] overload_target_ms` (0: the node never sheds); the node's
+    /// default when absent.
+    #[arg(long)]
+    pub overload_target_ms: Option<u64>,
     /// Write here instead of stdout.
     #[arg(long)]
     pub out: Option<std::path::PathBuf>,

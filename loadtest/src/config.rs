@@ -19,6 +19,8 @@ pub struct LoadConfig {
     /// `[storage] database_url`: `memory:` (the default), `sqlite://PATH`
     /// or a PostgreSQL URL.
     pub database_url: String,
+    /// `[limits] overload_target_ms`; `None`: the node's default.
+    pub overload_target_ms: Option<u64>,
 }
 
 impl Default for LoadConfig {
@@ -34,6 +36,7 @@ impl Default for LoadConfig {
             commands_per_second: 100_000,
             command_burst: 100_000,
             database_url: "memory:".into(),
+            overload_target_ms: None,
         }
     }
 }
@@ -66,7 +69,7 @@ command_burst = {burst}
 # a load test starts every chat from a few addresses: no per-address limits
 chats_per_minute_per_address = 0
 logins_per_minute_per_address = 0
-
+{overload}
 [stats]
 service_level_s = 30
 
@@ -107,6 +110,9 @@ label = "Break"
             burst = self.command_burst,
             queue = self.queue,
             database_url = self.database_url,
+            overload = self
+                .overload_target_ms
+                .map_or_else(String::new, |ms| format!("overload_target_ms = {ms}\n")),
         );
         for n in 1..=self.agents {
             // Agent 1 may also search and export (`search`) and register

@@ -36,6 +36,7 @@ pub fn serve(listen: SocketAddr, workers: usize) -> std::io::Result<()> {
         let listen = Listen {
             addr: listen,
             workers,
+            on_worker_start: None,
         };
         let (server, _) = server::bind(&listen, || App::new().route("/ws", web::get().to(echo)))?;
         server.await

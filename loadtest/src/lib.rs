@@ -69,6 +69,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 commands_per_second: args.commands_per_second,
                 command_burst: args.command_burst,
                 database_url: args.database_url,
+                overload_target_ms: args.overload_target_ms,
             }
             .toml();
             match args.out {

@@ -3,6 +3,7 @@
 # figures in docs/benchmarks.md were measured:
 #
 #   loadtest/tools/node.sh [--nodelay] [--one-worker] [--agents N] [--max-chats N] \
+#       [--rona-ms N] [--overload-target-ms N (0: no shedding)] \
 #       -- <scenario> [harness flags...]
 #
 # It generates a load config (gen-config), starts target/release/switchboard
@@ -21,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . loadtest/tools/common.sh
-nodelay=0 one_worker=0 agents=200 max_chats=10 rona_ms=3000
+nodelay=0 one_worker=0 agents=200 max_chats=10 rona_ms=3000 overload=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --nodelay) nodelay=1 ;;
@@ -29,6 +30,7 @@ while [ $# -gt 0 ]; do
     --agents) agents=$2; shift ;;
     --max-chats) max_chats=$2; shift ;;
     --rona-ms) rona_ms=$2; shift ;;
+    --overload-target-ms) overload=(--overload-target-ms "$2"); shift ;;
     --) shift; break ;;
     *) echo "unknown option $1" >&2; exit 64 ;;
   esac
@@ -44,7 +46,7 @@ case "${DB:-sqlite}" in
   *) database_url=$DB ;;
 esac
 "$bin/switchboard-loadtest" gen-config --listen "127.0.0.1:$port" --agents "$agents" \
-  --max-chats "$max_chats" --rona-timeout-ms "$rona_ms" --database-url "$database_url" \
+  --max-chats "$max_chats" --rona-timeout-ms "$rona_ms" --database-url "$database_url" "${overload[@]}" \
   --out "$work/node.toml"
 preload=""
 if [ "$nodelay" = 1 ]; then

@@ -81,6 +81,10 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: ErrorCode,
     pub message: String,
+    /// `unavailable` from a node past its capacity: try again after this
+    /// long (nothing was done). Also sent as `Retry-After`, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ErrorBody {
@@ -89,7 +93,13 @@ impl ErrorBody {
             error: ErrorDetail {
                 code,
                 message: message.into(),
+                retry_after_ms: None,
             },
         }
+    }
+
+    pub fn retry_after_ms(mut self, retry_after_ms: Option<u64>) -> Self {
+        self.error.retry_after_ms = retry_after_ms;
+        self
     }
 }

@@ -81,6 +81,10 @@ pub struct ErrorFrame {
     pub request_id: Option<String>,
     pub code: ErrorCode,
     pub message: String,
+    /// `unavailable` from a node past its capacity: try again after this
+    /// long (the command was not carried out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 /// The first frame of every session.

@@ -169,6 +169,11 @@ impl Directory {
         Arbiter::try_current().unwrap_or_else(|| self.arbiter().clone())
     }
 
+    /// The arbiters that host actors (each gets a lag probe).
+    pub fn arbiters(&self) -> &[ArbiterHandle] {
+        &self.arbiters
+    }
+
     /// The next arbiter, round robin.
     pub fn arbiter(&self) -> &ArbiterHandle {
         let index = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.arbiters.len();

@@ -60,6 +60,10 @@ database_url = ${q(`sqlite://${dir}/switchboard.db`)}
 identity_secret = ${q(IDENTITY_SECRET)}
 allowed_origins = ${list(allowedOrigins)}
 
+[limits]
+# A browser on the same machine is not an overloaded node: no shedding.
+overload_target_ms = 0
+
 [routing]
 rona_timeout_ms = ${rona}
 auto_wrap_up_ms = ${autoWrapUp}

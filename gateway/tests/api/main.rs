@@ -17,6 +17,7 @@ mod events;
 mod flow;
 mod hardening;
 mod messages;
+mod overload;
 mod records;
 mod resume;
 mod rona;

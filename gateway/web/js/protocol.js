@@ -10,15 +10,40 @@ export const SUBPROTOCOL = 'switchboard.v1.json';
 
 /** A protocol error (`error` frame, REST error body, timeout, offline). */
 export class ProtocolError extends Error {
-  constructor(code, message, status) {
+  constructor(code, message, status, retryAfterMs) {
     super(message || code);
     this.code = code;
     this.status = status;
+    /** Set when a node past its capacity shed the request: nothing was done. */
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/** Tries of a request a busy server shed, before the caller hears of it. */
+const SHED_TRIES = 4;
+
+/**
+ * Runs `attempt` again after the server's hint while the server sheds it
+ * (`unavailable` with `retry_after_ms`): a shed request was not carried
+ * out, so sending it again is safe (sends are idempotent anyway).
+ */
+async function untilAdmitted(attempt) {
+  for (let tries = 1; ; tries += 1) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!(error.retryAfterMs > 0) || tries >= SHED_TRIES) throw error;
+      await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs));
+    }
   }
 }
 
 /** REST call under /api/v1. Resolves with the JSON body, throws ProtocolError. */
-export async function api(origin, path, { token, method = 'GET', body } = {}) {
+export function api(origin, path, options = {}) {
+  return untilAdmitted(() => apiOnce(origin, path, options));
+}
+
+async function apiOnce(origin, path, { token, method = 'GET', body } = {}) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -35,7 +60,7 @@ export async function api(origin, path, { token, method = 'GET', body } = {}) {
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const detail = data && data.error ? data.error : {};
-    throw new ProtocolError(detail.code || 'internal', detail.message || `HTTP ${response.status}`, response.status);
+    throw new ProtocolError(detail.code || 'internal', detail.message || `HTTP ${response.status}`, response.status, detail.retry_after_ms);
   }
   return data;
 }
@@ -189,7 +214,11 @@ export class Client extends EventTarget {
   }
 
   /** Send one command; resolves with its ack, rejects with a ProtocolError. */
-  request(type, fields = {}, { timeoutMs = this.timeoutMs } = {}) {
+  request(type, fields = {}, options = {}) {
+    return untilAdmitted(() => this.requestOnce(type, fields, options));
+  }
+
+  requestOnce(type, fields, { timeoutMs = this.timeoutMs } = {}) {
     const socket = this.socket;
     if (!socket || socket.readyState !== WebSocket.OPEN || this.status !== 'open') {
       return Promise.reject(new ProtocolError('offline', 'Not connected. Reconnecting…'));
@@ -225,7 +254,7 @@ export class Client extends EventTarget {
         this.pending.delete(frame.request_id);
         clearTimeout(waiter.timer);
         if (frame.type === 'ack') waiter.resolve(frame);
-        else waiter.reject(new ProtocolError(frame.code, frame.message));
+        else waiter.reject(new ProtocolError(frame.code, frame.message, undefined, frame.retry_after_ms));
         return;
       }
       case 'hello':

@@ -1,0 +1,429 @@
+//! Admission under overload. A node past its capacity refuses part of its
+//! new work at once (`unavailable` with a retry hint) so that the work it
+//! admits keeps a bounded latency, instead of queueing everything and
+//! answering all of it late.
+//!
+//! The signal is a standing queue, as in CoDel: over each interval the
+//! *shortest* time a command took (from the engine taking it to its answer)
+//! and the shortest scheduling lag of the node's threads (a probe timer on
+//! each) are kept. When even the shortest exceeds the target, work is
+//! waiting behind work: the node sheds a share of messages, raised each
+//! interval while the queue stands and lowered once it is gone.
+//!
+//! What is shed first follows the delivery guarantee (STYLE.md): typing is
+//! dropped as soon as the node is strained, new chats are refused while
+//! any shedding goes on (each would bring tens of messages), messages are
+//! refused by the shed share, and what finishes work (accept, end, wrap-up,
+//! transfer, resume, logout) is always admitted.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use switchboard_proto::command::{AgentCommand, CustomerCommand};
+
+/// `[limits] overload_target_ms`: the standing queue a node tolerates.
+#[derive(Clone, Copy, Debug)]
+pub struct OverloadConfig {
+    /// Zero turns shedding off.
+    pub target: Duration,
+    /// How often the shed share is revised.
+    pub interval: Duration,
+}
+
+impl Default for OverloadConfig {
+    fn default() -> Self {
+        Self {
+            target: Duration::from_millis(10),
+            interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A command as the shedding order sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// May be dropped: nobody loses anything.
+    Typing,
+    /// `POST /api/v1/chats`.
+    NewChat,
+    /// `send`, `send_template`.
+    Message,
+    /// Frees capacity or restores a client: never shed.
+    Finishing,
+}
+
+impl Work {
+    fn name(self) -> &'static str {
+        match self {
+            Work::Typing => "typing",
+            Work::NewChat => "new_chat",
+            Work::Message => "message",
+            Work::Finishing => "finishing",
+        }
+    }
+}
+
+impl From<&AgentCommand> for Work {
+    fn from(command: &AgentCommand) -> Self {
+        match command {
+            AgentCommand::Typing { .. } => Work::Typing,
+            AgentCommand::Send { .. } | AgentCommand::SendTemplate { .. } => Work::Message,
+            AgentCommand::SetState { .. }
+            | AgentCommand::Accept { .. }
+            | AgentCommand::Transfer { .. }
+            | AgentCommand::Conference { .. }
+            | AgentCommand::EndConference { .. }
+            | AgentCommand::End { .. }
+            | AgentCommand::WrapUp { .. }
+            | AgentCommand::Resume { .. }
+            | AgentCommand::Logout
+            | AgentCommand::RefreshToken => Work::Finishing,
+        }
+    }
+}
+
+impl From<&CustomerCommand> for Work {
+    fn from(command: &CustomerCommand) -> Self {
+        match command {
+            CustomerCommand::Typing => Work::Typing,
+            CustomerCommand::Send { .. } => Work::Message,
+            CustomerCommand::End
+            | CustomerCommand::Resume { .. }
+            | CustomerCommand::RefreshToken => Work::Finishing,
+        }
+    }
+}
+
+/// What to do with one command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    Yes,
+    /// Answer as if done, do nothing (typing).
+    Drop,
+    /// `unavailable`, with when to try again.
+    Refuse {
+        retry_after_ms: u64,
+    },
+}
+
+/// Shed share added per interval while a queue stands, and taken off per
+/// interval once it is gone: up fast, down gently, so a node does not
+/// swing between refusing everything and admitting everything.
+const SHED_STEP_UP: f64 = 0.1;
+const SHED_STEP_DOWN: f64 = 0.05;
+/// Some messages always get through, so the signal keeps being measured.
+const SHED_MAX: f64 = 0.9;
+/// The retry hint: a second, spread by half either way so refused clients
+/// do not come back together.
+const RETRY_AFTER_MS: f64 = 1000.0;
+
+/// The pure state: fed times and samples, no clock of its own.
+#[derive(Clone, Debug)]
+pub struct Pressure {
+    target_us: u64,
+    interval_ms: u64,
+    window_start_ms: u64,
+    work_min_us: Option<u64>,
+    lag_min_us: Option<u64>,
+    shed: f64,
+    strained: bool,
+}
+
+impl Pressure {
+    pub fn new(config: OverloadConfig) -> Self {
+        Self {
+            target_us: config.target.as_micros() as u64,
+            interval_ms: (config.interval.as_millis() as u64).max(1),
+            window_start_ms: 0,
+            work_min_us: None,
+            lag_min_us: None,
+            shed: 0.0,
+            strained: false,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.target_us > 0
+    }
+
+    /// Closes the intervals that ended by `now_ms`. An interval with no
+    /// sample saw no queue: the node was idle.
+    fn roll(&mut self, now_ms: u64) {
+        if now_ms < self.window_start_ms + self.interval_ms {
+            return;
+        }
+        let above = |min: Option<u64>, limit: u64| min.is_some_and(|min| min > limit);
+        let standing =
+            above(self.work_min_us, self.target_us) || above(self.lag_min_us, self.target_us);
+        let half = self.target_us / 2;
+        self.strained = standing || above(self.work_min_us, half) || above(self.lag_min_us, half);
+        self.shed = if standing {
+            (self.shed + SHED_STEP_UP).min(SHED_MAX)
+        } else {
+            (self.shed - SHED_STEP_DOWN).max(0.0)
+        };
+        // Intervals skipped with no sample at all were idle ones.
+        let skipped = (now_ms - self.window_start_ms) / self.interval_ms - 1;
+        if skipped > 0 {
+            self.strained = false;
+            self.shed = (self.shed - SHED_STEP_DOWN * skipped as f64).max(0.0);
+        }
+        self.window_start_ms = now_ms - (now_ms - self.window_start_ms) % self.interval_ms;
+        self.work_min_us = None;
+        self.lag_min_us = None;
+    }
+
+    /// How long an admitted command took, engine in to answer out.
+    pub fn observe_work(&mut self, now_ms: u64, took: Duration) {
+        self.roll(now_ms);
+        let us = took.as_micros() as u64;
+        self.work_min_us = Some(self.work_min_us.map_or(us, |min| min.min(us)));
+    }
+
+    /// How late a thread's probe timer fired.
+    pub fn observe_lag(&mut self, now_ms: u64, late: Duration) {
+        self.roll(now_ms);
+        let us = late.as_micros() as u64;
+        self.lag_min_us = Some(self.lag_min_us.map_or(us, |min| min.min(us)));
+    }
+
+    /// `roll` is uniform in [0, 1): it picks which messages are refused
+    /// and spreads the retry hints.
+    pub fn admit(&mut self, now_ms: u64, work: Work, roll: f64) -> Admit {
+        if !self.enabled() {
+            return Admit::Yes;
+        }
+        self.roll(now_ms);
+        let refuse = Admit::Refuse {
+            retry_after_ms: (RETRY_AFTER_MS * (0.5 + roll)) as u64,
+        };
+        match work {
+            Work::Finishing => Admit::Yes,
+            Work::Typing if self.strained || self.shed > 0.0 => Admit::Drop,
+            Work::Typing => Admit::Yes,
+            Work::NewChat if self.shed > 0.0 => refuse,
+            Work::NewChat => Admit::Yes,
+            Work::Message if roll < self.shed => refuse,
+            Work::Message => Admit::Yes,
+        }
+    }
+
+    /// Past capacity: a load balancer should send new sessions elsewhere.
+    pub fn overloaded(&self) -> bool {
+        self.shed > 0.0
+    }
+
+    /// The share of messages being refused.
+    pub fn shed(&self) -> f64 {
+        self.shed
+    }
+}
+
+/// A node's admission, shared by its threads.
+pub struct Admission {
+    epoch: Instant,
+    pressure: Mutex<Pressure>,
+}
+
+/// A probe timer's period: each thread's lag is sampled this often.
+const PROBE_PERIOD: Duration = Duration::from_millis(10);
+
+impl Admission {
+    pub fn new(config: OverloadConfig) -> Arc<Self> {
+        Arc::new(Self {
+            epoch: Instant::now(),
+            pressure: Mutex::new(Pressure::new(config)),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn pressure(&self) -> std::sync::MutexGuard<'_, Pressure> {
+        // A panic while holding it leaves plain numbers: still usable.
+        self.pressure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn admit(&self, work: Work) -> Admit {
+        let now = self.now_ms();
+        let admit = self.pressure().admit(now, work, rand::random::<f64>());
+        if admit != Admit::Yes {
+            metrics::counter!("switchboard_shed_total", "work" => work.name()).increment(1);
+        }
+        admit
+    }
+
+    pub fn observe_work(&self, took: Duration) {
+        let now = self.now_ms();
+        self.pressure().observe_work(now, took);
+    }
+
+    pub fn overloaded(&self) -> bool {
+        let now = self.now_ms();
+        let mut pressure = self.pressure();
+        pressure.roll(now);
+        pressure.overloaded()
+    }
+
+    pub fn shed(&self) -> f64 {
+        self.pressure().shed()
+    }
+
+    /// Runs on the calling thread's runtime for as long as `admission`
+    /// lives: a timer whose lateness is how long ready work waits for this
+    /// thread (a frame read from a socket, a message in a mailbox).
+    pub async fn probe(admission: Weak<Admission>) {
+        loop {
+            let before = Instant::now();
+            tokio::time::sleep(PROBE_PERIOD).await;
+            let Some(admission) = admission.upgrade() else {
+                return;
+            };
+            let late = before.elapsed().saturating_sub(PROBE_PERIOD);
+            let now = admission.now_ms();
+            admission.pressure().observe_lag(now, late);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pressure() -> Pressure {
+        Pressure::new(OverloadConfig {
+            target: Duration::from_millis(10),
+            interval: Duration::from_millis(100),
+        })
+    }
+
+    /// Fills interval `n` (of 100 ms) with work that took `took_ms`.
+    fn interval(pressure: &mut Pressure, n: u64, took_ms: u64) {
+        for at in [0, 50, 99] {
+            pressure.observe_work(n * 100 + at, Duration::from_millis(took_ms));
+        }
+    }
+
+    #[test]
+    fn a_node_with_no_standing_queue_admits_everything() {
+        let mut p = pressure();
+        for n in 0..5 {
+            interval(&mut p, n, 2);
+        }
+        for work in [Work::Typing, Work::NewChat, Work::Message, Work::Finishing] {
+            assert_eq!(p.admit(500, work, 0.0), Admit::Yes, "{work:?}");
+        }
+        assert!(!p.overloaded());
+    }
+
+    #[test]
+    fn a_standing_queue_sheds_typing_then_new_chats_then_a_share_of_messages() {
+        let mut p = pressure();
+        interval(&mut p, 0, 30);
+        // The interval closes at the next sample: shedding starts.
+        assert_eq!(p.admit(100, Work::Typing, 0.99), Admit::Drop);
+        assert!(matches!(
+            p.admit(100, Work::NewChat, 0.99),
+            Admit::Refuse { .. }
+        ));
+        // A tenth of messages is refused (the roll picks which).
+        assert!(matches!(
+            p.admit(100, Work::Message, 0.05),
+            Admit::Refuse { .. }
+        ));
+        assert_eq!(p.admit(100, Work::Message, 0.5), Admit::Yes);
+        assert_eq!(p.admit(100, Work::Finishing, 0.0), Admit::Yes);
+        assert!(p.overloaded());
+    }
+
+    #[test]
+    fn shedding_grows_while_the_queue_stands_and_never_refuses_every_message() {
+        let mut p = pressure();
+        for n in 0..30 {
+            interval(&mut p, n, 50);
+        }
+        p.roll(3000);
+        assert!((p.shed() - SHED_MAX).abs() < 1e-9, "{}", p.shed());
+        assert_eq!(p.admit(3000, Work::Message, 0.95), Admit::Yes);
+    }
+
+    #[test]
+    fn once_the_queue_is_gone_shedding_falls_back_to_nothing() {
+        let mut p = pressure();
+        for n in 0..5 {
+            interval(&mut p, n, 50);
+        }
+        p.roll(500);
+        assert!(p.overloaded());
+        // Short work: down a step per interval.
+        for n in 5..20 {
+            interval(&mut p, n, 1);
+        }
+        p.roll(2000);
+        assert!(!p.overloaded(), "{}", p.shed());
+        assert_eq!(p.admit(2000, Work::NewChat, 0.0), Admit::Yes);
+    }
+
+    #[test]
+    fn an_idle_spell_clears_the_shedding_at_once() {
+        let mut p = pressure();
+        for n in 0..5 {
+            interval(&mut p, n, 50);
+        }
+        // Nothing for two seconds: nothing was waiting.
+        assert_eq!(p.admit(2600, Work::NewChat, 0.0), Admit::Yes);
+        assert_eq!(p.admit(2600, Work::Typing, 0.0), Admit::Yes);
+    }
+
+    #[test]
+    fn a_late_thread_counts_like_slow_work() {
+        let mut p = pressure();
+        for at in [0, 40, 80] {
+            p.observe_lag(at, Duration::from_millis(25));
+        }
+        p.roll(100);
+        assert!(p.overloaded());
+        // Half the target strains the node: typing goes, nothing else.
+        let mut p = pressure();
+        for at in [0, 40, 80] {
+            p.observe_lag(at, Duration::from_millis(6));
+        }
+        assert_eq!(p.admit(100, Work::Typing, 0.0), Admit::Drop);
+        assert_eq!(p.admit(100, Work::NewChat, 0.0), Admit::Yes);
+    }
+
+    #[test]
+    fn one_fast_command_in_an_interval_shows_there_is_no_standing_queue() {
+        let mut p = pressure();
+        p.observe_work(0, Duration::from_millis(80));
+        p.observe_work(10, Duration::from_millis(1));
+        p.observe_work(20, Duration::from_millis(80));
+        p.roll(100);
+        assert!(!p.overloaded());
+    }
+
+    #[test]
+    fn a_zero_target_admits_everything() {
+        let mut p = Pressure::new(OverloadConfig {
+            target: Duration::ZERO,
+            interval: Duration::from_millis(100),
+        });
+        interval(&mut p, 0, 500);
+        assert_eq!(p.admit(200, Work::NewChat, 0.0), Admit::Yes);
+        assert_eq!(p.admit(200, Work::Typing, 0.0), Admit::Yes);
+    }
+
+    #[test]
+    fn retry_hints_spread_between_half_a_second_and_a_second_and_a_half() {
+        let mut p = pressure();
+        interval(&mut p, 0, 30);
+        let hint = |p: &mut Pressure, roll| match p.admit(100, Work::NewChat, roll) {
+            Admit::Refuse { retry_after_ms } => retry_after_ms,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(hint(&mut p, 0.0), 500);
+        assert_eq!(hint(&mut p, 0.999), 1499);
+    }
+}
