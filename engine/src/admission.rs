@@ -3,12 +3,19 @@
 //! admits keeps a bounded latency, instead of queueing everything and
 //! answering all of it late.
 //!
-//! The signal is a standing queue, as in CoDel: over each interval the
-//! *shortest* time a command took (from the engine taking it to its answer)
-//! and the shortest scheduling lag of the node's threads (a probe timer on
-//! each) are kept. When even the shortest exceeds the target, work is
-//! waiting behind work: the node sheds a share of messages, raised each
-//! interval while the queue stands and lowered once it is gone.
+//! The signal is a standing queue. Over each interval two figures are kept:
+//! the median time a command took (from the engine taking it to its
+//! answer), and for each of the node's threads its *shortest* scheduling
+//! lag (a probe timer on each: as in CoDel, a thread whose every wake-up
+//! was late had work waiting all along). When the most delayed thread's
+//! lag exceeds the target, or the median exceeds its usual value (the
+//! lowest interval median of the last five minutes: a durable write to
+//! PostgreSQL or Redis takes milliseconds even on an idle node) by the
+//! target, work is waiting behind work: the node sheds a share of
+//! messages, raised each interval while the queue stands and lowered once
+//! it is gone. A median rather than a minimum for commands: they cross
+//! several queues (a thread, an actor's mailbox, the database), and the
+//! fastest of them says nothing of the others.
 //!
 //! What is shed first follows the delivery guarantee (STYLE.md): typing is
 //! dropped as soon as the node is strained, new chats are refused while
@@ -116,14 +123,31 @@ const SHED_MAX: f64 = 0.9;
 /// do not come back together.
 const RETRY_AFTER_MS: f64 = 1000.0;
 
+/// Command times kept per interval: enough for a median, bounded memory.
+const WORK_SAMPLES: usize = 2048;
+/// How far back a command's usual time is looked for.
+const FLOOR_WINDOW_S: u64 = 300;
+
+fn median(values: &mut [u64]) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    let middle = values.len() / 2;
+    Some(*values.select_nth_unstable(middle).1)
+}
+
 /// The pure state: fed times and samples, no clock of its own.
 #[derive(Clone, Debug)]
 pub struct Pressure {
     target_us: u64,
     interval_ms: u64,
     window_start_ms: u64,
-    work_min_us: Option<u64>,
-    lag_min_us: Option<u64>,
+    /// This interval's command times (µs), up to `WORK_SAMPLES`.
+    work_us: Vec<u64>,
+    /// Per probe (thread), its shortest lag this interval (µs).
+    lag_min_us: Vec<Option<u64>>,
+    /// Per second, the lowest interval median (µs), for `FLOOR_WINDOW_S`.
+    usual_work_us: std::collections::VecDeque<(u64, u64)>,
     shed: f64,
     strained: bool,
 }
@@ -134,8 +158,9 @@ impl Pressure {
             target_us: config.target.as_micros() as u64,
             interval_ms: (config.interval.as_millis() as u64).max(1),
             window_start_ms: 0,
-            work_min_us: None,
-            lag_min_us: None,
+            work_us: Vec::new(),
+            lag_min_us: Vec::new(),
+            usual_work_us: std::collections::VecDeque::new(),
             shed: 0.0,
             strained: false,
         }
@@ -148,14 +173,20 @@ impl Pressure {
     /// Closes the intervals that ended by `now_ms`. An interval with no
     /// sample saw no queue: the node was idle.
     fn roll(&mut self, now_ms: u64) {
-        if now_ms < self.window_start_ms + self.interval_ms {
+        if !self.enabled() || now_ms < self.window_start_ms + self.interval_ms {
             return;
         }
-        let above = |min: Option<u64>, limit: u64| min.is_some_and(|min| min > limit);
-        let standing =
-            above(self.work_min_us, self.target_us) || above(self.lag_min_us, self.target_us);
+        // How much longer than usual the median command took.
+        let work = median(&mut self.work_us).map(|median| {
+            let usual = self.usual_work(self.window_start_ms / 1000, median);
+            median.saturating_sub(usual)
+        });
+        // The most delayed thread: its sessions' frames wait that long.
+        let lag = self.lag_min_us.iter().flatten().copied().max();
+        let above = |figure: Option<u64>, limit: u64| figure.is_some_and(|us| us > limit);
+        let standing = above(work, self.target_us) || above(lag, self.target_us);
         let half = self.target_us / 2;
-        self.strained = standing || above(self.work_min_us, half) || above(self.lag_min_us, half);
+        self.strained = standing || above(work, half) || above(lag, half);
         self.shed = if standing {
             (self.shed + SHED_STEP_UP).min(SHED_MAX)
         } else {
@@ -168,22 +199,53 @@ impl Pressure {
             self.shed = (self.shed - SHED_STEP_DOWN * skipped as f64).max(0.0);
         }
         self.window_start_ms = now_ms - (now_ms - self.window_start_ms) % self.interval_ms;
-        self.work_min_us = None;
-        self.lag_min_us = None;
+        self.work_us.clear();
+        self.lag_min_us.iter_mut().for_each(|min| *min = None);
+    }
+
+    /// Records `median` as second `second`'s and returns the lowest of the
+    /// last `FLOOR_WINDOW_S` seconds: what a command takes here when
+    /// nothing waits.
+    fn usual_work(&mut self, second: u64, median: u64) -> u64 {
+        match self.usual_work_us.back_mut() {
+            Some((last, lowest)) if *last == second => *lowest = (*lowest).min(median),
+            _ => self.usual_work_us.push_back((second, median)),
+        }
+        while self
+            .usual_work_us
+            .front()
+            .is_some_and(|(at, _)| *at + FLOOR_WINDOW_S <= second)
+        {
+            self.usual_work_us.pop_front();
+        }
+        self.usual_work_us
+            .iter()
+            .map(|(_, lowest)| *lowest)
+            .min()
+            .unwrap_or(median)
     }
 
     /// How long an admitted command took, engine in to answer out.
     pub fn observe_work(&mut self, now_ms: u64, took: Duration) {
         self.roll(now_ms);
-        let us = took.as_micros() as u64;
-        self.work_min_us = Some(self.work_min_us.map_or(us, |min| min.min(us)));
+        if self.enabled() && self.work_us.len() < WORK_SAMPLES {
+            self.work_us.push(took.as_micros() as u64);
+        }
     }
 
-    /// How late a thread's probe timer fired.
-    pub fn observe_lag(&mut self, now_ms: u64, late: Duration) {
+    /// A new probe (one per thread): its number for `observe_lag`.
+    pub fn add_probe(&mut self) -> usize {
+        self.lag_min_us.push(None);
+        self.lag_min_us.len() - 1
+    }
+
+    /// How late probe `probe`'s timer fired.
+    pub fn observe_lag(&mut self, now_ms: u64, probe: usize, late: Duration) {
         self.roll(now_ms);
         let us = late.as_micros() as u64;
-        self.lag_min_us = Some(self.lag_min_us.map_or(us, |min| min.min(us)));
+        if let Some(min) = self.lag_min_us.get_mut(probe) {
+            *min = Some(min.map_or(us, |min| min.min(us)));
+        }
     }
 
     /// `roll` is uniform in [0, 1): it picks which messages are refused
@@ -275,6 +337,9 @@ impl Admission {
     /// lives: a timer whose lateness is how long ready work waits for this
     /// thread (a frame read from a socket, a message in a mailbox).
     pub async fn probe(admission: Weak<Admission>) {
+        let Some(probe) = admission.upgrade().map(|a| a.pressure().add_probe()) else {
+            return;
+        };
         loop {
             let before = Instant::now();
             tokio::time::sleep(PROBE_PERIOD).await;
@@ -283,7 +348,7 @@ impl Admission {
             };
             let late = before.elapsed().saturating_sub(PROBE_PERIOD);
             let now = admission.now_ms();
-            admission.pressure().observe_lag(now, late);
+            admission.pressure().observe_lag(now, probe, late);
         }
     }
 }
@@ -318,32 +383,56 @@ mod tests {
         assert!(!p.overloaded());
     }
 
+    /// A node whose commands take 2 ms when nothing waits, then `took_ms`
+    /// from interval 1 on (the usual time is known from interval 0).
+    fn usually_two_ms_then(took_ms: u64, intervals: u64) -> Pressure {
+        let mut p = pressure();
+        interval(&mut p, 0, 2);
+        for n in 1..=intervals {
+            interval(&mut p, n, took_ms);
+        }
+        p
+    }
+
     #[test]
     fn a_standing_queue_sheds_typing_then_new_chats_then_a_share_of_messages() {
-        let mut p = pressure();
-        interval(&mut p, 0, 30);
+        let mut p = usually_two_ms_then(30, 1);
         // The interval closes at the next sample: shedding starts.
-        assert_eq!(p.admit(100, Work::Typing, 0.99), Admit::Drop);
+        assert_eq!(p.admit(200, Work::Typing, 0.99), Admit::Drop);
         assert!(matches!(
-            p.admit(100, Work::NewChat, 0.99),
+            p.admit(200, Work::NewChat, 0.99),
             Admit::Refuse { .. }
         ));
         // A tenth of messages is refused (the roll picks which).
         assert!(matches!(
-            p.admit(100, Work::Message, 0.05),
+            p.admit(200, Work::Message, 0.05),
             Admit::Refuse { .. }
         ));
-        assert_eq!(p.admit(100, Work::Message, 0.5), Admit::Yes);
-        assert_eq!(p.admit(100, Work::Finishing, 0.0), Admit::Yes);
+        assert_eq!(p.admit(200, Work::Message, 0.5), Admit::Yes);
+        assert_eq!(p.admit(200, Work::Finishing, 0.0), Admit::Yes);
+        assert!(p.overloaded());
+    }
+
+    #[test]
+    fn commands_that_always_take_long_are_no_queue_only_longer_than_usual_is() {
+        // Every command waits 9 ms for a remote database: that is its usual.
+        let mut p = pressure();
+        for n in 0..20 {
+            interval(&mut p, n, 9);
+        }
+        p.roll(2000);
+        assert!(!p.overloaded());
+        // 25 ms is 16 ms more than usual: a queue.
+        for n in 20..22 {
+            interval(&mut p, n, 25);
+        }
+        p.roll(2200);
         assert!(p.overloaded());
     }
 
     #[test]
     fn shedding_grows_while_the_queue_stands_and_never_refuses_every_message() {
-        let mut p = pressure();
-        for n in 0..30 {
-            interval(&mut p, n, 50);
-        }
+        let mut p = usually_two_ms_then(50, 29);
         p.roll(3000);
         assert!((p.shed() - SHED_MAX).abs() < 1e-9, "{}", p.shed());
         assert_eq!(p.admit(3000, Work::Message, 0.95), Admit::Yes);
@@ -351,10 +440,7 @@ mod tests {
 
     #[test]
     fn once_the_queue_is_gone_shedding_falls_back_to_nothing() {
-        let mut p = pressure();
-        for n in 0..5 {
-            interval(&mut p, n, 50);
-        }
+        let mut p = usually_two_ms_then(50, 4);
         p.roll(500);
         assert!(p.overloaded());
         // Short work: down a step per interval.
@@ -368,38 +454,49 @@ mod tests {
 
     #[test]
     fn an_idle_spell_clears_the_shedding_at_once() {
-        let mut p = pressure();
-        for n in 0..5 {
-            interval(&mut p, n, 50);
-        }
+        let mut p = usually_two_ms_then(50, 4);
         // Nothing for two seconds: nothing was waiting.
         assert_eq!(p.admit(2600, Work::NewChat, 0.0), Admit::Yes);
         assert_eq!(p.admit(2600, Work::Typing, 0.0), Admit::Yes);
     }
 
     #[test]
-    fn a_late_thread_counts_like_slow_work() {
+    fn one_thread_late_at_every_wake_up_counts_like_slow_work() {
         let mut p = pressure();
+        let (busy, idle) = (p.add_probe(), p.add_probe());
         for at in [0, 40, 80] {
-            p.observe_lag(at, Duration::from_millis(25));
+            p.observe_lag(at, busy, Duration::from_millis(25));
+            p.observe_lag(at, idle, Duration::ZERO);
         }
         p.roll(100);
         assert!(p.overloaded());
         // Half the target strains the node: typing goes, nothing else.
         let mut p = pressure();
+        let probe = p.add_probe();
         for at in [0, 40, 80] {
-            p.observe_lag(at, Duration::from_millis(6));
+            p.observe_lag(at, probe, Duration::from_millis(6));
         }
         assert_eq!(p.admit(100, Work::Typing, 0.0), Admit::Drop);
         assert_eq!(p.admit(100, Work::NewChat, 0.0), Admit::Yes);
     }
 
     #[test]
-    fn one_fast_command_in_an_interval_shows_there_is_no_standing_queue() {
+    fn a_thread_on_time_once_in_an_interval_had_no_standing_queue() {
         let mut p = pressure();
-        p.observe_work(0, Duration::from_millis(80));
-        p.observe_work(10, Duration::from_millis(1));
-        p.observe_work(20, Duration::from_millis(80));
+        let probe = p.add_probe();
+        for (at, late) in [(0, 30), (40, 0), (80, 30)] {
+            p.observe_lag(at, probe, Duration::from_millis(late));
+        }
+        p.roll(100);
+        assert!(!p.overloaded());
+    }
+
+    #[test]
+    fn a_few_slow_commands_among_fast_ones_are_no_standing_queue() {
+        let mut p = pressure();
+        for (at, took) in [(0, 80), (10, 1), (20, 80), (30, 1), (40, 2)] {
+            p.observe_work(at, Duration::from_millis(took));
+        }
         p.roll(100);
         assert!(!p.overloaded());
     }
@@ -410,16 +507,19 @@ mod tests {
             target: Duration::ZERO,
             interval: Duration::from_millis(100),
         });
+        let probe = p.add_probe();
         interval(&mut p, 0, 500);
+        p.observe_lag(50, probe, Duration::from_millis(500));
         assert_eq!(p.admit(200, Work::NewChat, 0.0), Admit::Yes);
         assert_eq!(p.admit(200, Work::Typing, 0.0), Admit::Yes);
+        p.roll(300);
+        assert!(!p.overloaded(), "never reported either");
     }
 
     #[test]
     fn retry_hints_spread_between_half_a_second_and_a_second_and_a_half() {
-        let mut p = pressure();
-        interval(&mut p, 0, 30);
-        let hint = |p: &mut Pressure, roll| match p.admit(100, Work::NewChat, roll) {
+        let mut p = usually_two_ms_then(30, 1);
+        let hint = |p: &mut Pressure, roll| match p.admit(200, Work::NewChat, roll) {
             Admit::Refuse { retry_after_ms } => retry_after_ms,
             other => panic!("{other:?}"),
         };

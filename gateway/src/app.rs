@@ -63,6 +63,7 @@ impl AppState {
     pub fn observe_gauges(&self) {
         metrics::gauge!("switchboard_conversations_on_node")
             .set(self.engine.live_conversations() as f64);
+        metrics::gauge!("switchboard_overload_shed_ratio").set(self.engine.admission().shed());
     }
 }
 

@@ -15,7 +15,7 @@ use switchboard_proto::model::{AgentState, ConversationState, Offer, OfferKind, 
 use switchboard_proto::{ErrorCode, ServerFrame};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::client::{self, Incoming, Outstanding, WsSink, WsSource, RETRY_DELAY};
+use crate::client::{self, Incoming, Outstanding, WsSink, WsSource};
 use crate::shared::{Shared, Slot};
 use crate::stats::Metrics;
 use crate::tracker::Who;
@@ -283,7 +283,8 @@ impl Agent {
     }
 
     /// Sends an outstanding command again, under its own request id.
-    async fn resend(&mut self, id: String, outstanding: Outstanding<Request>) -> bool {
+    async fn resend(&mut self, id: String, mut outstanding: Outstanding<Request>) -> bool {
+        outstanding.last_sent = Instant::now();
         Metrics::bump(&self.metrics().counters.commands_retried);
         let sent = client::send(&mut self.sink, self.shared.codec, &outstanding.command).await;
         self.requests.insert(id, outstanding);
@@ -716,6 +717,7 @@ impl Agent {
             }
             ServerFrame::Ack(ack) => return self.on_ack(ack, ready).await,
             ServerFrame::Error(error) => {
+                let retry_after = client::retry_delay(&error);
                 let Some((id, outstanding)) = error
                     .request_id
                     .and_then(|id| self.requests.remove(&id).map(|o| (id, o)))
@@ -729,10 +731,15 @@ impl Agent {
                     error.code.as_str(),
                     outstanding.request.name()
                 ));
+                if error.code == ErrorCode::Unavailable
+                    && matches!(outstanding.request, Request::Send { .. })
+                {
+                    self.metrics().answer(outstanding.last_sent, false);
+                }
                 if error.code == ErrorCode::Unavailable && outstanding.may_retry() {
                     // `unavailable` means retry: same command, same ids.
                     self.delayed.insert(id.clone(), outstanding);
-                    self.schedule(now + RETRY_DELAY, Action::Retry(id));
+                    self.schedule(now + retry_after, Action::Retry(id));
                     return true;
                 }
                 match outstanding.request {
@@ -893,10 +900,13 @@ impl Agent {
         ack: Ack,
         ready: &mut Option<mpsc::Sender<anyhow::Result<()>>>,
     ) -> bool {
-        let Some(request) = self.requests.remove(&ack.request_id).map(|o| o.request) else {
+        let Some(outstanding) = self.requests.remove(&ack.request_id) else {
             return true;
         };
-        match request {
+        if matches!(outstanding.request, Request::Send { .. }) {
+            self.metrics().answer(outstanding.last_sent, true);
+        }
+        match outstanding.request {
             Request::SetState => {
                 self.available = ack.state == Some(AgentState::Available);
                 self.update_free();

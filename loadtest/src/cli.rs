@@ -55,6 +55,11 @@ pub enum Command {
     /// delivery lag and rate; with `--outage`, the catch-up rate after the
     /// receiver was down that long.
     Webhooks(WebhooksArgs),
+    /// `steady` at the sustainable `--rate`, then at `--factor` times it
+    /// for `--overload`, then at `--rate` again: admitted sends' latency,
+    /// how fast shed ones are answered, the time back to normal, and
+    /// acknowledged messages lost.
+    Overload(OverloadArgs),
     /// Internal: the customers of one `connections` child process.
     #[command(hide = true)]
     CustomerShard(ShardArgs),
@@ -200,6 +205,25 @@ pub struct WebhooksArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+pub struct OverloadArgs {
+    /// Everything `steady` takes; `--rate` is the sustainable rate and
+    /// `--duration` is set from the phases.
+    #[command(flatten)]
+    pub steady: SteadyArgs,
+    /// The calm phase first (its second half is the baseline).
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub before: Duration,
+    /// How long arrivals run at `--factor` times `--rate`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub overload: Duration,
+    /// The calm phase after: how fast the node is back to normal.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub after: Duration,
+    #[arg(long, default_value_t = 2.0)]
+    pub factor: f64,
+}
+
+#[derive(Args, Debug, Clone)]
 pub struct SteadyArgs {
     #[command(flatten)]
     pub target: Target,
@@ -221,6 +245,9 @@ pub struct SteadyArgs {
     /// Upper bound on chats started.
     #[arg(long, default_value_t = 1_000_000)]
     pub max_total_chats: u64,
+    /// Set by `overload`, not on the command line.
+    #[arg(skip)]
+    pub surge: Option<crate::run::Surge>,
 }
 
 #[derive(Args, Debug, Clone)]

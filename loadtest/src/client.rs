@@ -25,8 +25,17 @@ pub type WsSource = SplitStream<WebSocketStream<TcpStream>>;
 /// Bound on connecting, the handshake and each REST call.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// A command answered `unavailable` is sent again after this pause...
+/// A command answered `unavailable` is sent again after this pause (or
+/// after the node's `retry_after_ms` when it shed the command)...
 pub const RETRY_DELAY: Duration = Duration::from_millis(100);
+
+/// When to send a command again that `error` refused: the node's hint when
+/// it gave one.
+pub fn retry_delay(error: &switchboard_proto::event::ErrorFrame) -> Duration {
+    error
+        .retry_after_ms
+        .map_or(RETRY_DELAY, Duration::from_millis)
+}
 /// ...for this long after it was first sent (then it counts as refused).
 pub const RETRY_WITHIN: Duration = Duration::from_secs(30);
 
@@ -37,14 +46,18 @@ pub struct Outstanding<R> {
     pub request: R,
     pub command: Value,
     pub first_sent: Instant,
+    /// When this attempt went out (a retry's own send).
+    pub last_sent: Instant,
 }
 
 impl<R> Outstanding<R> {
     pub fn new(request: R, command: Value) -> Self {
+        let now = Instant::now();
         Self {
             request,
             command,
-            first_sent: Instant::now(),
+            first_sent: now,
+            last_sent: now,
         }
     }
 

@@ -68,7 +68,8 @@ impl Session {
     }
 
     /// Sends an outstanding command again, under its own request id.
-    async fn resend(&mut self, id: String, outstanding: Outstanding<Request>) -> bool {
+    async fn resend(&mut self, id: String, mut outstanding: Outstanding<Request>) -> bool {
+        outstanding.last_sent = Instant::now();
         let sent = client::send(&mut self.sink, self.codec, &outstanding.command).await;
         self.requests.insert(id, outstanding);
         self.broken |= !sent;
@@ -344,15 +345,18 @@ async fn converse(
                             }
                         }
                     }
-                    ServerFrame::Ack(ack) => match session.requests.remove(&ack.request_id).map(|o| o.request) {
-                        Some(Request::Send(client_msg_id)) => shared.tracker.send_result(conv, &client_msg_id, true),
-                        Some(Request::Resume) => {
+                    ServerFrame::Ack(ack) => match session.requests.remove(&ack.request_id).map(|o| (o.request, o.last_sent)) {
+                        Some((Request::Send(client_msg_id), sent)) => {
+                            metrics.answer(sent, true);
+                            shared.tracker.send_result(conv, &client_msg_id, true)
+                        }
+                        Some((Request::Resume, _)) => {
                             shared.tracker.set_resume(conv, Who::Customer, false);
                             if let Some(lost_at) = reconnecting.take() {
                                 metrics.session_resumed(lost_at);
                             }
                         }
-                        Some(Request::End) => {
+                        Some((Request::End, _)) => {
                             if let Some(summary) = &ack.conversation {
                                 shared.tracker.set_expected(conv, Who::Customer, summary.last_seq);
                                 abandoned = summary.state == ConversationState::Abandoned;
@@ -366,10 +370,13 @@ async fn converse(
                         let name = outstanding.as_ref().map_or("unmatched", |(_, o)| o.request.name());
                         metrics.error(&format!("{}/{name}", error.code.as_str()));
                         let Some((id, outstanding)) = outstanding else { continue };
+                        if error.code == ErrorCode::Unavailable && matches!(outstanding.request, Request::Send(_)) {
+                            metrics.answer(outstanding.last_sent, false);
+                        }
                         if error.code == ErrorCode::Unavailable && outstanding.may_retry() {
                             // `unavailable` means retry: the command stays
                             // outstanding (a resume keeps replaying).
-                            delayed.push((Instant::now() + RETRY_DELAY, id, outstanding));
+                            delayed.push((Instant::now() + client::retry_delay(&error), id, outstanding));
                             continue;
                         }
                         match outstanding.request {

@@ -37,6 +37,7 @@ pub mod echo;
 pub mod failover;
 pub mod floor;
 pub mod history;
+pub mod overload;
 pub mod run;
 pub mod scenario;
 pub mod shared;
@@ -168,6 +169,12 @@ async fn run_async(command: Command) -> anyhow::Result<u64> {
         Command::Webhooks(args) => {
             let json = args.steady.target.json;
             let report = webhooks::webhooks(args).await?;
+            emit(json, &report, || report.print())?;
+            Ok(report.load.correctness_failures)
+        }
+        Command::Overload(args) => {
+            let json = args.steady.target.json;
+            let report = overload::overload(args).await?;
             emit(json, &report, || report.print())?;
             Ok(report.load.correctness_failures)
         }

@@ -112,6 +112,28 @@ pub struct WindowPlan {
     pub first_customer: u64,
     pub progress: bool,
     pub server_pid: Option<u32>,
+    /// `overload`: a spell of arrivals at a multiple of `rate`.
+    pub surge: Option<Surge>,
+}
+
+/// Arrivals at `factor` times the rate from `at` for `lasts` (from the
+/// window's start).
+#[derive(Clone, Copy, Debug)]
+pub struct Surge {
+    pub at: Duration,
+    pub lasts: Duration,
+    pub factor: f64,
+}
+
+impl Surge {
+    fn rate_at(surge: Option<Surge>, rate: f64, since_start: Duration) -> f64 {
+        match surge {
+            Some(surge) if since_start >= surge.at && since_start < surge.at + surge.lasts => {
+                rate * surge.factor
+            }
+            _ => rate,
+        }
+    }
 }
 
 /// One measured window: customers arrive at `plan.rate` per second for
@@ -126,6 +148,7 @@ pub async fn window(shared: &Arc<Shared>, plan: WindowPlan) -> (Window, u64) {
         first_customer,
         progress,
         server_pid,
+        surge,
     } = plan;
     let metrics = shared.metrics.clone();
     metrics.reset();
@@ -152,6 +175,7 @@ pub async fn window(shared: &Arc<Shared>, plan: WindowPlan) -> (Window, u64) {
     let mut rng = rand::rng();
     while n - first_customer < max_chats {
         // Poisson arrivals: exponential gaps with mean 1/rate.
+        let rate = Surge::rate_at(surge, rate, next - started);
         let gap: f64 = -(1.0 - rng.random::<f64>()).ln() / rate.max(1e-9);
         next += Duration::from_secs_f64(gap);
         if next >= end {

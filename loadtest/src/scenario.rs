@@ -206,6 +206,7 @@ pub async fn steady_with<T: Send + 'static>(
         first_customer: 0,
         progress: !quiet,
         server_pid: args.target.server_pid,
+        surge: args.surge,
     };
     let alongside = tokio::spawn(alongside);
     let (window, _) = run::window(&shared, plan).await;
@@ -312,6 +313,7 @@ pub async fn ramp(args: RampArgs) -> anyhow::Result<RampReport> {
             first_customer: next_customer,
             progress: !quiet,
             server_pid: args.target.server_pid,
+            surge: None,
         };
         let (window, next) = run::window(&shared, plan).await;
         next_customer = next;

@@ -162,6 +162,14 @@ counters!(
     double_offers,
 );
 
+/// One `send` attempt's answer (`overload`).
+#[derive(Clone, Copy, Debug)]
+pub struct Answer {
+    pub sent: std::time::Instant,
+    pub took: Duration,
+    pub admitted: bool,
+}
+
 /// Everything a run measures.
 #[derive(Default)]
 pub struct Metrics {
@@ -183,6 +191,8 @@ pub struct Metrics {
     /// `failover`: every live delivery as (scheduled send time, latency), to
     /// cut into one-second windows around the kill afterwards.
     samples: Mutex<Option<Vec<(std::time::Instant, Duration)>>>,
+    /// `overload`: every `send`'s answer, to cut into phases afterwards.
+    answers: Mutex<Option<Vec<Answer>>>,
     /// Chats started and not yet finished by their customer.
     pub in_flight: AtomicI64,
     /// Error frames and failed requests, by protocol code (or a harness
@@ -201,6 +211,27 @@ impl Metrics {
 
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keep every `send` answer from now on (`overload`).
+    pub fn keep_answers(&self) {
+        *self.answers.lock() = Some(Vec::new());
+    }
+
+    /// A `send` was answered: acked (`admitted`) or shed (`unavailable`).
+    /// `sent` is when this attempt went out.
+    pub fn answer(&self, sent: std::time::Instant, admitted: bool) {
+        if let Some(answers) = self.answers.lock().as_mut() {
+            answers.push(Answer {
+                sent,
+                took: sent.elapsed(),
+                admitted,
+            });
+        }
+    }
+
+    pub fn take_answers(&self) -> Vec<Answer> {
+        self.answers.lock().take().unwrap_or_default()
     }
 
     /// Keep every delivery's latency from now on (`failover`).

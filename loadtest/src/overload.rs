@@ -1,0 +1,259 @@
+//! `overload`: customers arrive at the sustainable rate (`--rate`), then at
+//! `--factor` times it for `--overload`, then at the sustainable rate
+//! again. Every `send`'s answer is kept with the time its attempt went out,
+//! and cut afterwards into the phases:
+//! - the admitted sends' ack latency, before and during the overload;
+//! - how fast shed sends (`unavailable`) were answered;
+//! - how long after the overload the node was back to normal: no send shed
+//!   and the admitted p99 within twice the one before, from then on;
+//! - acknowledged messages lost (the tracker's counters), which must be 0.
+//!
+//! Clients behave as the web clients do: a shed command is sent again
+//! after the node's `retry_after_ms`.
+
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+use crate::cli::OverloadArgs;
+use crate::failover::p99;
+use crate::scenario::{shared_for, steady_with, SteadyReport};
+use crate::stats::Answer;
+
+/// Buckets of the recovery timeline.
+const BUCKET: Duration = Duration::from_millis(500);
+/// Normal again: admitted p99 within this many times the one before.
+const NORMAL_P99_FACTOR: f64 = 2.0;
+
+#[derive(Serialize)]
+pub struct Phase {
+    pub from_s: f64,
+    pub to_s: f64,
+    pub sends_per_s: f64,
+    pub admitted: usize,
+    pub shed: usize,
+    pub admitted_p50_ms: Option<f64>,
+    pub admitted_p99_ms: Option<f64>,
+    /// How long a shed send waited for its `unavailable`.
+    pub shed_answer_p99_ms: Option<f64>,
+    pub shed_answer_max_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct Bucket {
+    /// From the end of the overload.
+    pub from_s: f64,
+    pub admitted: usize,
+    pub shed: usize,
+    pub admitted_p99_ms: Option<f64>,
+}
+
+#[derive(Serialize)]
+pub struct OverloadReport {
+    pub load: SteadyReport,
+    pub factor: f64,
+    pub before: Phase,
+    pub during: Phase,
+    pub after: Phase,
+    /// From the end of the overload to the first bucket from which every
+    /// bucket is normal; `None`: not back to normal before the run ended.
+    pub recovered_after_s: Option<f64>,
+    pub recovery: Vec<Bucket>,
+    pub admitted_p99_over_before: Option<f64>,
+    pub acked_lost: u64,
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn phase(answers: &[Answer], start: Instant, from: Duration, to: Duration) -> Phase {
+    let within: Vec<&Answer> = answers
+        .iter()
+        .filter(|answer| {
+            let at = answer.sent.saturating_duration_since(start);
+            at >= from && at < to
+        })
+        .collect();
+    let mut admitted: Vec<f64> = within
+        .iter()
+        .filter(|answer| answer.admitted)
+        .map(|answer| ms(answer.took))
+        .collect();
+    let mut shed: Vec<f64> = within
+        .iter()
+        .filter(|answer| !answer.admitted)
+        .map(|answer| ms(answer.took))
+        .collect();
+    let median = |values: &mut [f64]| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied()
+    };
+    Phase {
+        from_s: from.as_secs_f64(),
+        to_s: to.as_secs_f64(),
+        sends_per_s: within.len() as f64 / (to - from).as_secs_f64().max(1e-9),
+        admitted: admitted.len(),
+        shed: shed.len(),
+        admitted_p50_ms: median(&mut admitted),
+        admitted_p99_ms: p99(&mut admitted),
+        shed_answer_p99_ms: p99(&mut shed),
+        shed_answer_max_ms: shed.iter().copied().reduce(f64::max),
+    }
+}
+
+/// Buckets from `from` (the end of the overload) to `to`.
+fn buckets(answers: &[Answer], start: Instant, from: Duration, to: Duration) -> Vec<Bucket> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < to {
+        let cut = phase(answers, start, at, (at + BUCKET).min(to));
+        out.push(Bucket {
+            from_s: (at - from).as_secs_f64(),
+            admitted: cut.admitted,
+            shed: cut.shed,
+            admitted_p99_ms: cut.admitted_p99_ms,
+        });
+        at += BUCKET;
+    }
+    out
+}
+
+/// When every bucket from some point on is normal: that point.
+fn recovered_after(buckets: &[Bucket], normal_p99_ms: Option<f64>) -> Option<f64> {
+    let normal = |bucket: &Bucket| {
+        bucket.shed == 0
+            && match (bucket.admitted_p99_ms, normal_p99_ms) {
+                (Some(p99), Some(normal)) => p99 <= normal * NORMAL_P99_FACTOR,
+                _ => true,
+            }
+    };
+    let last_abnormal = buckets.iter().rposition(|bucket| !normal(bucket));
+    match last_abnormal {
+        None => Some(0.0),
+        Some(index) if index + 1 < buckets.len() => Some(buckets[index + 1].from_s),
+        Some(_) => None,
+    }
+}
+
+pub async fn overload(args: OverloadArgs) -> anyhow::Result<OverloadReport> {
+    let mut steady = args.steady.clone();
+    steady.duration = args.before + args.overload + args.after;
+    steady.surge = Some(crate::run::Surge {
+        at: args.before,
+        lasts: args.overload,
+        factor: args.factor,
+    });
+    let shared = shared_for(&steady.target, &steady.agents, &steady.workload)?;
+    shared.metrics.keep_answers();
+    let metrics = shared.metrics.clone();
+    // Spawned when the measured window starts: its start.
+    let (load, start) = steady_with(steady, shared, "overload", async { Instant::now() }).await?;
+    let answers = metrics.take_answers();
+    let overload_end = args.before + args.overload;
+    let end = overload_end + args.after;
+    // The first half of the calm phase warms the node up.
+    let before = phase(&answers, start, args.before / 2, args.before);
+    let during = phase(&answers, start, args.before, overload_end);
+    let after = phase(&answers, start, overload_end, end);
+    let recovery = buckets(&answers, start, overload_end, end);
+    let recovered_after_s = recovered_after(&recovery, before.admitted_p99_ms);
+    let admitted_p99_over_before = match (during.admitted_p99_ms, before.admitted_p99_ms) {
+        (Some(during), Some(before)) if before > 0.0 => Some(during / before),
+        _ => None,
+    };
+    let acked_lost = load.result.counters.lost;
+    Ok(OverloadReport {
+        load,
+        factor: args.factor,
+        before,
+        during,
+        after,
+        recovered_after_s,
+        recovery,
+        admitted_p99_over_before,
+        acked_lost,
+    })
+}
+
+impl OverloadReport {
+    pub fn print(&self) {
+        self.load.print();
+        println!("-- overload: {}x the rate --", self.factor);
+        let line = |name: &str, phase: &Phase| {
+            let show = |value: Option<f64>| value.map_or("-".to_owned(), |v| format!("{v:.1}"));
+            println!(
+                "  {name:<7} {:>5.0}-{:<5.0}s  sends {:>7.0}/s  admitted {:>7} (p50 {} ms, p99 {} ms)  shed {:>7} (answered p99 {} ms, max {} ms)",
+                phase.from_s,
+                phase.to_s,
+                phase.sends_per_s,
+                phase.admitted,
+                show(phase.admitted_p50_ms),
+                show(phase.admitted_p99_ms),
+                phase.shed,
+                show(phase.shed_answer_p99_ms),
+                show(phase.shed_answer_max_ms),
+            );
+        };
+        line("before", &self.before);
+        line("during", &self.during);
+        line("after", &self.after);
+        match self.admitted_p99_over_before {
+            Some(ratio) => println!("  admitted p99 during / before: {ratio:.2}x (target <= 3)"),
+            None => println!("  admitted p99 during / before: -"),
+        }
+        match self.recovered_after_s {
+            Some(s) => println!("  normal again {s:.1} s after the overload (target <= 5)"),
+            None => println!("  not normal again before the run ended"),
+        }
+        println!("  acknowledged messages lost: {}", self.acked_lost);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(from_s: f64, shed: usize, p99: f64) -> Bucket {
+        Bucket {
+            from_s,
+            admitted: 10,
+            shed,
+            admitted_p99_ms: Some(p99),
+        }
+    }
+
+    #[test]
+    fn recovery_is_the_first_bucket_after_the_last_abnormal_one() {
+        let buckets = [
+            bucket(0.0, 5, 9.0),
+            bucket(0.5, 0, 30.0),
+            bucket(1.0, 0, 4.0),
+            bucket(1.5, 1, 4.0),
+            bucket(2.0, 0, 4.0),
+            bucket(2.5, 0, 5.0),
+        ];
+        assert_eq!(recovered_after(&buckets, Some(4.0)), Some(2.0));
+        assert_eq!(recovered_after(&buckets[4..], Some(4.0)), Some(0.0));
+        assert_eq!(recovered_after(&buckets[..4], Some(4.0)), None);
+    }
+
+    #[test]
+    fn phases_cut_answers_by_the_time_their_attempt_went_out() {
+        let start = Instant::now();
+        let answer = |at_ms: u64, took_ms: u64, admitted: bool| Answer {
+            sent: start + Duration::from_millis(at_ms),
+            took: Duration::from_millis(took_ms),
+            admitted,
+        };
+        let answers = [
+            answer(100, 5, true),
+            answer(900, 50, false),
+            answer(1100, 7, true),
+        ];
+        let first = phase(&answers, start, Duration::ZERO, Duration::from_secs(1));
+        assert_eq!((first.admitted, first.shed), (1, 1));
+        assert_eq!(first.admitted_p99_ms, Some(5.0));
+        assert_eq!(first.shed_answer_max_ms, Some(50.0));
+        assert!((first.sends_per_s - 2.0).abs() < 1e-9);
+    }
+}
