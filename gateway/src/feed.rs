@@ -8,12 +8,13 @@ use switchboard_engine::events::feed::EventsQuery;
 use switchboard_proto::feed::{
     ApiKeyInfo, CreatedApiKey, EventPage, NewApiKey, NewWebhook, WebhookDeliveries, WebhookInfo,
 };
-use switchboard_proto::{ErrorBody, ErrorCode};
+use switchboard_proto::ErrorBody;
 use utoipa::IntoParams;
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::identity::{AdminIdentity, EventReader};
+use crate::query::whole_number;
 
 type Data = web::Data<AppState>;
 
@@ -33,18 +34,6 @@ pub struct EventParams {
     wait_s: Option<String>,
 }
 
-fn number<T: std::str::FromStr>(key: &str, text: Option<&str>) -> Result<Option<T>, ApiError> {
-    text.map(|text| {
-        text.parse::<T>().map_err(|_| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("{key}: {text:?} is not a number"),
-            )
-        })
-    })
-    .transpose()
-}
-
 /// Events after a cursor, in the one global order (supervisor, or an API
 /// key with `events:read`).
 #[utoipa::path(get, path = "/api/v1/events", params(EventParams), security(("token" = [])),
@@ -58,8 +47,8 @@ pub async fn events(
 ) -> Result<HttpResponse, ApiError> {
     let params = params.into_inner();
     let query = EventsQuery {
-        limit: number("limit", params.limit.as_deref())?,
-        wait_s: number("wait_s", params.wait_s.as_deref())?,
+        limit: whole_number("limit", params.limit.as_deref())?,
+        wait_s: whole_number("wait_s", params.wait_s.as_deref())?,
         after: params.after,
         types: params.types,
     };
@@ -160,6 +149,6 @@ pub async fn deliveries(
     id: web::Path<String>,
     params: web::Query<DeliveryParams>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = number("limit", params.limit.as_deref())?;
+    let limit = whole_number("limit", params.limit.as_deref())?;
     Ok(HttpResponse::Ok().json(state.engine.webhook_deliveries(&id, limit).await?))
 }

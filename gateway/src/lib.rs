@@ -32,6 +32,7 @@ pub mod feed;
 pub mod identity;
 pub mod observability;
 pub mod openapi;
+pub mod query;
 pub mod records;
 pub mod rest;
 pub mod server;

@@ -80,11 +80,7 @@ fn bad_request(message: impl Into<String>) -> ApiError {
 
 /// `limit` as a number; the engine checks its range.
 pub(crate) fn limit(text: Option<&str>) -> Result<Option<usize>, ApiError> {
-    text.map(|text| {
-        text.parse::<usize>()
-            .map_err(|_| bad_request(format!("limit: {text:?} is not a number")))
-    })
-    .transpose()
+    crate::query::whole_number("limit", text)
 }
 
 fn export_format(format: Option<&str>) -> Result<ExportFormat, ApiError> {

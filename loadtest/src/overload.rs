@@ -268,7 +268,16 @@ mod tests {
     #[test]
     fn recovery_is_the_first_second_from_which_the_rest_is_as_calm_as_before() {
         let start = Instant::now();
-        let seconds = [(30, 50), (9, 20), (4, 0), (4, 3), (4, 0), (4, 0), (5, 0), (4, 0)];
+        let seconds = [
+            (30, 50),
+            (9, 20),
+            (4, 0),
+            (4, 3),
+            (4, 0),
+            (4, 0),
+            (5, 0),
+            (4, 0),
+        ];
         let answers: Vec<Answer> = seconds
             .iter()
             .enumerate()
@@ -283,7 +292,13 @@ mod tests {
         );
         // Too little left to say.
         assert_eq!(
-            recovered_after(&answers, start, Duration::ZERO, Duration::from_secs(6), &calm),
+            recovered_after(
+                &answers,
+                start,
+                Duration::ZERO,
+                Duration::from_secs(6),
+                &calm
+            ),
             None
         );
     }

@@ -261,6 +261,7 @@ async fn bad_event_queries_are_refused_and_change_nothing() {
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
         ("limit=ten", "limit"),
+        ("limit=1.5", "limit"),
         ("wait_s=31", "wait_s"),
     ] {
         let (status, body) = node
@@ -271,6 +272,11 @@ async fn bad_event_queries_are_refused_and_change_nothing() {
         let message = body["error"]["message"].as_str().unwrap();
         assert!(message.contains(word), "{query}: {message}");
     }
+    // A whole number may come with a zero fraction (JSON Schema's integer).
+    let (status, body) = node
+        .get("/api/v1/events?limit=5.0", Some(&supervisor))
+        .await;
+    assert_eq!(status, 200, "{body}");
     let (status, _) = node.get("/api/v1/events", None).await;
     assert_eq!(status, 401);
     let (status, body) = node
