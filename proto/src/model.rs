@@ -141,8 +141,36 @@ pub struct Customer {
     #[serde(default)]
     pub verified: bool,
     /// In an offer: how many earlier conversations this customer has.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "whole_number"
+    )]
     pub previous_conversations: Option<u64>,
+}
+
+/// A whole number written either way JSON allows (`3` or `3.0`): JSON
+/// Schema's integer is both, and a client generated from the OpenAPI
+/// document may send a customer it was given back with either.
+fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Whole {
+        Int(u64),
+        Float(f64),
+    }
+    match Option::<Whole>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Whole::Int(n)) => Ok(Some(n)),
+        Some(Whole::Float(f)) if f.fract() == 0.0 && (0.0..u64::MAX as f64).contains(&f) => {
+            Ok(Some(f as u64))
+        }
+        Some(Whole::Float(f)) => Err(serde::de::Error::custom(format!(
+            "{f} is not a whole number"
+        ))),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -578,4 +606,40 @@ pub struct ConversationExportRow {
 pub struct Transcript {
     pub conversation_id: ConversationId,
     pub messages: Vec<Message>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_customers_count_is_read_as_a_whole_number_written_either_way() {
+        let read = |json: &str| serde_json::from_str::<Customer>(json);
+        let count = |json| read(json).map(|customer| customer.previous_conversations);
+        assert_eq!(
+            count(r#"{"name": "Ada", "previous_conversations": 3}"#).unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            count(r#"{"name": "Ada", "previous_conversations": 3.0}"#).unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            count(r#"{"name": "Ada", "previous_conversations": null}"#).unwrap(),
+            None
+        );
+        assert_eq!(count(r#"{"name": "Ada"}"#).unwrap(), None);
+        for bad in ["3.5", "-1", "\"3\""] {
+            let json = format!(r#"{{"name": "Ada", "previous_conversations": {bad}}}"#);
+            assert!(read(&json).is_err(), "{bad}");
+        }
+        // MessagePack, as the cluster carries it, reads back the same.
+        let customer = Customer {
+            name: "Ada".into(),
+            previous_conversations: Some(7),
+            ..Customer::default()
+        };
+        let bytes = rmp_serde::to_vec_named(&customer).unwrap();
+        assert_eq!(rmp_serde::from_slice::<Customer>(&bytes).unwrap(), customer);
+    }
 }
