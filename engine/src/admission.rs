@@ -352,6 +352,7 @@ impl Admission {
                 return;
             };
             let late = before.elapsed().saturating_sub(PROBE_PERIOD);
+            metrics::histogram!("switchboard_thread_lag_seconds").record(late.as_secs_f64());
             let now = admission.now_ms();
             admission.pressure().observe_lag(now, probe, late);
         }
