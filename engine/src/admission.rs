@@ -131,6 +131,17 @@ const RETRY_AFTER_MS: f64 = 1000.0;
 const WORK_SAMPLES: usize = 2048;
 /// How far back a command's usual time is looked for.
 const FLOOR_WINDOW_S: u64 = 300;
+/// Fewer messages than this in an interval say nothing of a queue.
+const MIN_WORK_SAMPLES: usize = 8;
+
+/// The lower middle value: with two threads, both must be late.
+fn lower_median(values: &mut [u64]) -> Option<u64> {
+    if values.is_empty() {
+        return None;
+    }
+    let middle = (values.len() - 1) / 2;
+    Some(*values.select_nth_unstable(middle).1)
+}
 
 fn median(values: &mut [u64]) -> Option<u64> {
     if values.is_empty() {
@@ -150,8 +161,15 @@ pub struct Pressure {
     work_us: Vec<u64>,
     /// Per probe (thread), its shortest lag this interval (µs).
     lag_min_us: Vec<Option<u64>>,
-    /// Per second, the lowest interval median (µs), for `FLOOR_WINDOW_S`.
+    /// Per probe, when it last woke (ms): a thread that did not wake in
+    /// an interval was stalled that long.
+    probe_seen_ms: Vec<Option<u64>>,
+    /// Per second, the lowest calm interval median (µs), for
+    /// `FLOOR_WINDOW_S`.
     usual_work_us: std::collections::VecDeque<(u64, u64)>,
+    /// The last usual time known, kept when a long overload leaves no calm
+    /// second in the window.
+    last_usual_us: Option<u64>,
     shed: f64,
     strained: bool,
 }
@@ -164,7 +182,9 @@ impl Pressure {
             window_start_ms: 0,
             work_us: Vec::new(),
             lag_min_us: Vec::new(),
+            probe_seen_ms: Vec::new(),
             usual_work_us: std::collections::VecDeque::new(),
+            last_usual_us: None,
             shed: 0.0,
             strained: false,
         }
@@ -174,20 +194,32 @@ impl Pressure {
         self.target_us > 0
     }
 
-    /// Closes the intervals that ended by `now_ms`. An interval with no
-    /// sample saw no queue: the node was idle.
+    /// Closes the intervals that ended by `now_ms`. Without probes (no
+    /// thread to watch), intervals with no sample at all were idle ones;
+    /// with probes, which wake every 10 ms, they were a stall.
     fn roll(&mut self, now_ms: u64) {
         if !self.enabled() || now_ms < self.window_start_ms + self.interval_ms {
             return;
         }
-        // How much longer than usual the median command took.
-        let work = median(&mut self.work_us).map(|median| {
-            let usual = self.usual_work(self.window_start_ms / 1000, median);
-            median.saturating_sub(usual)
-        });
-        // The median thread: most threads' work waits that long.
-        let mut lags: Vec<u64> = self.lag_min_us.iter().flatten().copied().collect();
-        let lag = median(&mut lags);
+        let window_end = self.window_start_ms + self.interval_ms;
+        // How much longer than usual the median message took (too few
+        // samples say nothing: one slow write is not a queue).
+        let median_work = (self.work_us.len() >= MIN_WORK_SAMPLES)
+            .then(|| median(&mut self.work_us))
+            .flatten();
+        let usual = self.usual_work(self.window_start_ms / 1000);
+        let work = median_work.map(|median| median.saturating_sub(usual.unwrap_or(median)));
+        // The lower median thread: most threads' work waits that long. A
+        // thread that did not wake at all was stalled since it last did.
+        let mut lags: Vec<u64> = self
+            .lag_min_us
+            .iter()
+            .zip(&self.probe_seen_ms)
+            .filter_map(|(min, seen)| {
+                min.or_else(|| seen.map(|seen| window_end.saturating_sub(seen) * 1000))
+            })
+            .collect();
+        let lag = lower_median(&mut lags);
         let above = |figure: Option<u64>, limit: u64| figure.is_some_and(|us| us > limit);
         let standing = above(work, self.target_us) || above(lag, self.target_us);
         let half = self.target_us / 2;
@@ -197,9 +229,13 @@ impl Pressure {
         } else {
             (self.shed - SHED_STEP_DOWN).max(0.0)
         };
-        // Intervals skipped with no sample at all were idle ones.
+        // Only a calm interval tells what a message usually takes, so a
+        // long overload does not become the usual.
+        if let (Some(median), false) = (median_work, self.strained || self.shed > 0.0) {
+            self.record_usual(self.window_start_ms / 1000, median);
+        }
         let skipped = (now_ms - self.window_start_ms) / self.interval_ms - 1;
-        if skipped > 0 {
+        if skipped > 0 && self.probe_seen_ms.is_empty() {
             self.strained = false;
             self.shed = (self.shed - SHED_STEP_DOWN * skipped as f64).max(0.0);
         }
@@ -208,14 +244,18 @@ impl Pressure {
         self.lag_min_us.iter_mut().for_each(|min| *min = None);
     }
 
-    /// Records `median` as second `second`'s and returns the lowest of the
-    /// last `FLOOR_WINDOW_S` seconds: what a command takes here when
-    /// nothing waits.
-    fn usual_work(&mut self, second: u64, median: u64) -> u64 {
+    /// Records a calm interval's median as second `second`'s.
+    fn record_usual(&mut self, second: u64, median: u64) {
         match self.usual_work_us.back_mut() {
             Some((last, lowest)) if *last == second => *lowest = (*lowest).min(median),
             _ => self.usual_work_us.push_back((second, median)),
         }
+    }
+
+    /// The lowest calm median of the last `FLOOR_WINDOW_S` seconds before
+    /// `second`: what a message takes here when nothing waits. With no
+    /// calm second in the window, the last one known.
+    fn usual_work(&mut self, second: u64) -> Option<u64> {
         while self
             .usual_work_us
             .front()
@@ -223,14 +263,13 @@ impl Pressure {
         {
             self.usual_work_us.pop_front();
         }
-        self.usual_work_us
-            .iter()
-            .map(|(_, lowest)| *lowest)
-            .min()
-            .unwrap_or(median)
+        if let Some(lowest) = self.usual_work_us.iter().map(|(_, lowest)| *lowest).min() {
+            self.last_usual_us = Some(lowest);
+        }
+        self.last_usual_us
     }
 
-    /// How long an admitted command took, engine in to answer out.
+    /// How long an admitted message took, engine in to answer out.
     pub fn observe_work(&mut self, now_ms: u64, took: Duration) {
         self.roll(now_ms);
         if self.enabled() && self.work_us.len() < WORK_SAMPLES {
@@ -241,6 +280,7 @@ impl Pressure {
     /// A new probe (one per thread): its number for `observe_lag`.
     pub fn add_probe(&mut self) -> usize {
         self.lag_min_us.push(None);
+        self.probe_seen_ms.push(None);
         self.lag_min_us.len() - 1
     }
 
@@ -251,17 +291,20 @@ impl Pressure {
         if let Some(min) = self.lag_min_us.get_mut(probe) {
             *min = Some(min.map_or(us, |min| min.min(us)));
         }
+        if let Some(seen) = self.probe_seen_ms.get_mut(probe) {
+            *seen = Some(now_ms);
+        }
     }
 
-    /// `roll` is uniform in [0, 1): it picks which messages are refused
-    /// and spreads the retry hints.
-    pub fn admit(&mut self, now_ms: u64, work: Work, roll: f64) -> Admit {
+    /// `roll` and `spread` are uniform in [0, 1): `roll` picks which
+    /// messages and chats are refused, `spread` spreads the retry hints.
+    pub fn admit(&mut self, now_ms: u64, work: Work, roll: f64, spread: f64) -> Admit {
         if !self.enabled() {
             return Admit::Yes;
         }
         self.roll(now_ms);
         let refuse = Admit::Refuse {
-            retry_after_ms: (RETRY_AFTER_MS * (0.5 + roll)) as u64,
+            retry_after_ms: (RETRY_AFTER_MS * (0.5 + spread)) as u64,
         };
         match work {
             Work::Finishing => Admit::Yes,
@@ -315,7 +358,9 @@ impl Admission {
 
     pub fn admit(&self, work: Work) -> Admit {
         let now = self.now_ms();
-        let admit = self.pressure().admit(now, work, rand::random::<f64>());
+        let admit = self
+            .pressure()
+            .admit(now, work, rand::random::<f64>(), rand::random::<f64>());
         if admit != Admit::Yes {
             metrics::counter!("switchboard_shed_total", "work" => work.name()).increment(1);
         }
@@ -370,9 +415,10 @@ mod tests {
         })
     }
 
-    /// Fills interval `n` (of 100 ms) with work that took `took_ms`.
+    /// Fills interval `n` (of 100 ms) with ten messages that took
+    /// `took_ms`.
     fn interval(pressure: &mut Pressure, n: u64, took_ms: u64) {
-        for at in [0, 50, 99] {
+        for at in (0..100).step_by(10) {
             pressure.observe_work(n * 100 + at, Duration::from_millis(took_ms));
         }
     }
@@ -384,7 +430,7 @@ mod tests {
             interval(&mut p, n, 2);
         }
         for work in [Work::Typing, Work::NewChat, Work::Message, Work::Finishing] {
-            assert_eq!(p.admit(500, work, 0.0), Admit::Yes, "{work:?}");
+            assert_eq!(p.admit(500, work, 0.0, 0.0), Admit::Yes, "{work:?}");
         }
         assert!(!p.overloaded());
     }
@@ -404,20 +450,20 @@ mod tests {
     fn a_standing_queue_sheds_typing_then_new_chats_then_a_share_of_messages() {
         let mut p = usually_two_ms_then(30, 1);
         // The interval closes at the next sample: shedding starts.
-        assert_eq!(p.admit(200, Work::Typing, 0.99), Admit::Drop);
+        assert_eq!(p.admit(200, Work::Typing, 0.99, 0.0), Admit::Drop);
         // Three tenths of new chats are refused.
         assert!(matches!(
-            p.admit(200, Work::NewChat, 0.25),
+            p.admit(200, Work::NewChat, 0.25, 0.0),
             Admit::Refuse { .. }
         ));
-        assert_eq!(p.admit(200, Work::NewChat, 0.35), Admit::Yes);
+        assert_eq!(p.admit(200, Work::NewChat, 0.35, 0.0), Admit::Yes);
         // A tenth of messages is refused (the roll picks which).
         assert!(matches!(
-            p.admit(200, Work::Message, 0.05),
+            p.admit(200, Work::Message, 0.05, 0.0),
             Admit::Refuse { .. }
         ));
-        assert_eq!(p.admit(200, Work::Message, 0.5), Admit::Yes);
-        assert_eq!(p.admit(200, Work::Finishing, 0.0), Admit::Yes);
+        assert_eq!(p.admit(200, Work::Message, 0.5, 0.0), Admit::Yes);
+        assert_eq!(p.admit(200, Work::Finishing, 0.0, 0.0), Admit::Yes);
         assert!(p.overloaded());
     }
 
@@ -443,7 +489,7 @@ mod tests {
         let mut p = usually_two_ms_then(50, 29);
         p.roll(3000);
         assert!((p.shed() - SHED_MAX).abs() < 1e-9, "{}", p.shed());
-        assert_eq!(p.admit(3000, Work::Message, 0.95), Admit::Yes);
+        assert_eq!(p.admit(3000, Work::Message, 0.95, 0.0), Admit::Yes);
     }
 
     #[test]
@@ -457,15 +503,15 @@ mod tests {
         }
         p.roll(2000);
         assert!(!p.overloaded(), "{}", p.shed());
-        assert_eq!(p.admit(2000, Work::NewChat, 0.0), Admit::Yes);
+        assert_eq!(p.admit(2000, Work::NewChat, 0.0, 0.0), Admit::Yes);
     }
 
     #[test]
     fn an_idle_spell_clears_the_shedding_at_once() {
         let mut p = usually_two_ms_then(50, 4);
         // Nothing for two seconds: nothing was waiting.
-        assert_eq!(p.admit(2600, Work::NewChat, 0.0), Admit::Yes);
-        assert_eq!(p.admit(2600, Work::Typing, 0.0), Admit::Yes);
+        assert_eq!(p.admit(2600, Work::NewChat, 0.0, 0.0), Admit::Yes);
+        assert_eq!(p.admit(2600, Work::Typing, 0.0, 0.0), Admit::Yes);
     }
 
     #[test]
@@ -495,8 +541,8 @@ mod tests {
         for at in [0, 40, 80] {
             p.observe_lag(at, probe, Duration::from_millis(6));
         }
-        assert_eq!(p.admit(100, Work::Typing, 0.0), Admit::Drop);
-        assert_eq!(p.admit(100, Work::NewChat, 0.0), Admit::Yes);
+        assert_eq!(p.admit(100, Work::Typing, 0.0, 0.0), Admit::Drop);
+        assert_eq!(p.admit(100, Work::NewChat, 0.0, 0.0), Admit::Yes);
     }
 
     #[test]
@@ -511,13 +557,52 @@ mod tests {
     }
 
     #[test]
-    fn a_few_slow_commands_among_fast_ones_are_no_standing_queue() {
+    fn a_few_slow_messages_among_fast_ones_are_no_standing_queue() {
         let mut p = pressure();
-        for (at, took) in [(0, 80), (10, 1), (20, 80), (30, 1), (40, 2)] {
-            p.observe_work(at, Duration::from_millis(took));
+        let times = [80, 1, 80, 1, 2, 1, 80, 1, 2];
+        for (i, took) in times.into_iter().enumerate() {
+            p.observe_work(i as u64 * 10, Duration::from_millis(took));
         }
         p.roll(100);
         assert!(!p.overloaded());
+        // Nor is one slow write on a quiet node.
+        let mut p = usually_two_ms_then(2, 3);
+        p.observe_work(450, Duration::from_millis(40));
+        p.roll(500);
+        assert!(!p.overloaded());
+    }
+
+    #[test]
+    fn a_long_overload_does_not_become_the_usual() {
+        // Calm at 2 ms, then 50 ms for ten minutes: still a queue.
+        let mut p = usually_two_ms_then(50, 6000);
+        p.roll(600_200);
+        assert!(p.overloaded());
+    }
+
+    #[test]
+    fn threads_that_stop_waking_are_a_stall_not_an_idle_spell() {
+        let mut p = usually_two_ms_then(50, 4);
+        let probe = p.add_probe();
+        p.observe_lag(450, probe, Duration::from_millis(1));
+        p.roll(500);
+        let before = p.shed();
+        assert!(before > 0.0);
+        // Nothing for a second, probes included: the node stalled.
+        p.roll(1500);
+        assert!(p.shed() >= before, "{} < {before}", p.shed());
+        // A thread that did not wake in an interval counts as that late.
+        let mut p = pressure();
+        let (quiet, busy) = (p.add_probe(), p.add_probe());
+        p.observe_lag(0, quiet, Duration::ZERO);
+        p.observe_lag(0, busy, Duration::ZERO);
+        p.roll(100);
+        assert!(!p.overloaded());
+        for at in (110..200).step_by(10) {
+            p.observe_lag(at, busy, Duration::from_millis(20));
+        }
+        p.roll(200);
+        assert!(p.overloaded());
     }
 
     #[test]
@@ -529,8 +614,8 @@ mod tests {
         let probe = p.add_probe();
         interval(&mut p, 0, 500);
         p.observe_lag(50, probe, Duration::from_millis(500));
-        assert_eq!(p.admit(200, Work::NewChat, 0.0), Admit::Yes);
-        assert_eq!(p.admit(200, Work::Typing, 0.0), Admit::Yes);
+        assert_eq!(p.admit(200, Work::NewChat, 0.0, 0.0), Admit::Yes);
+        assert_eq!(p.admit(200, Work::Typing, 0.0, 0.0), Admit::Yes);
         p.roll(300);
         assert!(!p.overloaded(), "never reported either");
     }
@@ -538,11 +623,11 @@ mod tests {
     #[test]
     fn retry_hints_spread_between_half_a_second_and_a_second_and_a_half() {
         let mut p = usually_two_ms_then(30, 1);
-        let hint = |p: &mut Pressure, roll| match p.admit(200, Work::Message, roll) {
+        let hint = |p: &mut Pressure, spread| match p.admit(200, Work::Message, 0.0, spread) {
             Admit::Refuse { retry_after_ms } => retry_after_ms,
             other => panic!("{other:?}"),
         };
         assert_eq!(hint(&mut p, 0.0), 500);
-        assert_eq!(hint(&mut p, 0.09), 590);
+        assert_eq!(hint(&mut p, 0.999), 1499);
     }
 }

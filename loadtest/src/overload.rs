@@ -9,8 +9,9 @@
 //!   the one before, in every second from then on;
 //! - acknowledged messages lost (the tracker's counters), which must be 0.
 //!
-//! Clients behave as the web clients do: a shed command is sent again
-//! after the node's `retry_after_ms`.
+//! A shed command is sent again after the node's `retry_after_ms`, for up
+//! to 30 s (the web clients try four times); a refused chat start is not
+//! tried again (the widget would).
 
 use serde::Serialize;
 use std::time::{Duration, Instant};
