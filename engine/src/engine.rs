@@ -536,7 +536,6 @@ impl Engine {
         })
     }
 
-    /// Runs one agent command and returns its reply.
     /// One agent command, admitted or shed first (`crate::admission`).
     pub async fn agent_command(
         &self,
@@ -578,6 +577,7 @@ impl Engine {
         outcome
     }
 
+    /// Runs one agent command and returns its reply.
     async fn run_agent_command(
         &self,
         agent_id: &AgentId,
@@ -726,7 +726,6 @@ impl Engine {
         Ok(Outcome::ack(ack))
     }
 
-    /// Runs one customer command; the conversation is the token's.
     /// One customer command, admitted or shed first (`crate::admission`).
     pub async fn customer_command(
         &self,
@@ -741,6 +740,7 @@ impl Engine {
         .await
     }
 
+    /// Runs one customer command; the conversation is the token's.
     async fn run_customer_command(
         &self,
         conversation_id: &ConversationId,

@@ -16,15 +16,11 @@ pub fn whole_number<T: TryFrom<u64>>(key: &str, text: Option<&str>) -> Result<Op
         |why: &str| ApiError::new(ErrorCode::BadRequest, format!("{key}: {text:?} {why}"));
     let value = match text.parse::<u64>() {
         Ok(value) => value,
-        Err(_) => match text.parse::<f64>() {
-            Ok(value) if value.is_finite() && value.fract() == 0.0 && value >= 0.0 => {
-                if value >= u64::MAX as f64 {
-                    return Err(refused("is too large"));
-                }
-                value as u64
-            }
-            _ => return Err(refused("is not a whole number")),
-        },
+        Err(_) => text
+            .parse::<f64>()
+            .ok()
+            .and_then(switchboard_proto::validation::whole_number)
+            .ok_or_else(|| refused("is not a whole number"))?,
     };
     T::try_from(value)
         .map(Some)

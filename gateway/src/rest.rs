@@ -12,7 +12,8 @@ use utoipa::IntoParams;
 use crate::api_error::ApiError;
 use crate::app::AppState;
 use crate::identity::{AgentIdentity, RecordReader, SupervisorIdentity};
-use switchboard_engine::TakersOf;
+use actix_web::ResponseError;
+use switchboard_engine::{EngineError, TakersOf};
 
 type Data = web::Data<AppState>;
 
@@ -223,12 +224,10 @@ pub async fn readyz(state: Data) -> HttpResponse {
     // Past capacity: a load balancer sends new sessions elsewhere until
     // the node has worked off its queue.
     if state.engine.admission().overloaded() {
-        return HttpResponse::ServiceUnavailable()
-            .insert_header((actix_web::http::header::RETRY_AFTER, "1"))
-            .json(
-                ErrorBody::new(ErrorCode::Unavailable, "overloaded: shedding work")
-                    .retry_after_ms(Some(1000)),
-            );
+        let overloaded = EngineError::Overloaded {
+            retry_after_ms: 1000,
+        };
+        return ApiError::from(overloaded).error_response();
     }
     HttpResponse::Ok().json(serde_json::json!({
         "status": "ready",

@@ -43,25 +43,17 @@ pub struct Phase {
 }
 
 #[derive(Serialize)]
-pub struct Bucket {
-    /// From the end of the overload.
-    pub from_s: f64,
-    pub admitted: usize,
-    pub shed: usize,
-    pub admitted_p99_ms: Option<f64>,
-}
-
-#[derive(Serialize)]
 pub struct OverloadReport {
     pub load: SteadyReport,
     pub factor: f64,
     pub before: Phase,
     pub during: Phase,
     pub after: Phase,
-    /// From the end of the overload to the first bucket from which every
-    /// bucket is normal; `None`: not back to normal before the run ended.
+    /// From the end of the overload to the first second from which the
+    /// rest of the run is normal; `None`: not before the run ended.
     pub recovered_after_s: Option<f64>,
-    pub recovery: Vec<Bucket>,
+    /// The calm phase after, second by second (times from the start).
+    pub recovery: Vec<Phase>,
     pub admitted_p99_over_before: Option<f64>,
     pub acked_lost: u64,
 }
@@ -105,18 +97,12 @@ fn phase(answers: &[Answer], start: Instant, from: Duration, to: Duration) -> Ph
     }
 }
 
-/// Buckets from `from` (the end of the overload) to `to`.
-fn buckets(answers: &[Answer], start: Instant, from: Duration, to: Duration) -> Vec<Bucket> {
+/// `BUCKET`-long phases from `from` (the end of the overload) to `to`.
+fn buckets(answers: &[Answer], start: Instant, from: Duration, to: Duration) -> Vec<Phase> {
     let mut out = Vec::new();
     let mut at = from;
     while at < to {
-        let cut = phase(answers, start, at, (at + BUCKET).min(to));
-        out.push(Bucket {
-            from_s: (at - from).as_secs_f64(),
-            admitted: cut.admitted,
-            shed: cut.shed,
-            admitted_p99_ms: cut.admitted_p99_ms,
-        });
+        out.push(phase(answers, start, at, (at + BUCKET).min(to)));
         at += BUCKET;
     }
     out

@@ -164,12 +164,9 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(
     match Option::<Whole>::deserialize(deserializer)? {
         None => Ok(None),
         Some(Whole::Int(n)) => Ok(Some(n)),
-        Some(Whole::Float(f)) if f.fract() == 0.0 && (0.0..u64::MAX as f64).contains(&f) => {
-            Ok(Some(f as u64))
-        }
-        Some(Whole::Float(f)) => Err(serde::de::Error::custom(format!(
-            "{f} is not a whole number"
-        ))),
+        Some(Whole::Float(f)) => crate::validation::whole_number(f)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{f} is not a whole number"))),
     }
 }
 

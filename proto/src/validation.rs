@@ -45,6 +45,13 @@ fn check_length(text: &str, max_chars: usize) -> Result<(), TextError> {
 }
 
 /// Text an agent typed: non-empty, at most `max_chars`, no `<` or `>`.
+/// A whole number written as a float (`10.0`, `1e1`): JSON Schema's
+/// integer allows it, and clients generated from the OpenAPI document may
+/// send it so. `None` for a fraction, a negative, or beyond `u64`.
+pub fn whole_number(value: f64) -> Option<u64> {
+    (value.fract() == 0.0 && (0.0..u64::MAX as f64).contains(&value)).then_some(value as u64)
+}
+
 pub fn check_agent_text(text: &str, max_chars: usize) -> Result<(), TextError> {
     check_length(text, max_chars)?;
     if text.contains(RESERVED_CHARACTERS) {
