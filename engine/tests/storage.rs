@@ -751,7 +751,7 @@ async fn retention_keeps_the_newest_event_so_no_seq_is_given_twice() {
             .delete_finished_before(Timestamp(T0 - 365 * day))
             .await
             .unwrap();
-        let left = database.events_after(0, &[], 100).await.unwrap();
+        let left = database.events_after(0, &[], 100).await.unwrap().events;
         assert_eq!(
             left.iter().map(|(seq, _)| *seq).collect::<Vec<_>>(),
             [newest]
@@ -791,7 +791,8 @@ async fn a_message_event_reads_back_with_its_message_until_erased() {
         let read = database
             .events_after(0, &[EventType::MessageCreated], 10)
             .await
-            .unwrap();
+            .unwrap()
+            .events;
         assert_eq!(read.len(), 1);
         assert_eq!(read[0].1.data, data);
 
@@ -802,12 +803,74 @@ async fn a_message_event_reads_back_with_its_message_until_erased() {
         let read = database
             .events_after(0, &[EventType::MessageCreated], 10)
             .await
-            .unwrap();
+            .unwrap()
+            .events;
         assert!(
             !read[0].1.data.to_string().contains("parcel"),
             "{:?}",
             read[0].1.data
         );
+    })
+    .await;
+}
+
+/// A filtered read has no index by type: it scans `seq` windows. A rare
+/// type far behind many others is found exactly once, the cursor moves
+/// past what was scanned (so the next read does not scan it again), and
+/// reading on from there finds what comes after, on either database.
+#[actix_rt::test]
+async fn a_filtered_read_finds_a_rare_event_behind_many_others_once() {
+    use switchboard_proto::feed::EventType;
+    on_both(|database| async move {
+        let login = |at: i64| event(EventType::AgentLoggedIn, at, None, serde_json::json!({}));
+        let closed = |at: i64| {
+            event(
+                EventType::ConversationClosed,
+                at,
+                Some(("c-1", "cu-1")),
+                serde_json::json!({}),
+            )
+        };
+        // 25,000 others, the rare one, 12,000 others: more than two
+        // windows on each side.
+        let mut changes: Vec<Change> = (0..25_000).map(|i| login(T0 + i)).collect();
+        changes.push(closed(T0 + 25_000));
+        changes.extend((0..12_000).map(|i| login(T0 + 25_001 + i)));
+        database.write(changes).await.expect("written");
+        let newest = database.newest_event().await.unwrap();
+
+        let only_closed = [EventType::ConversationClosed];
+        let read = database.events_after(0, &only_closed, 100).await.unwrap();
+        assert_eq!(read.events.len(), 1, "the rare one, once");
+        assert_eq!(read.events[0].1.at, Timestamp(T0 + 25_000));
+        assert_eq!(read.scanned_to, newest, "scanned to the newest");
+        let again = database
+            .events_after(read.scanned_to, &only_closed, 100)
+            .await
+            .unwrap();
+        assert!(again.events.is_empty());
+        assert_eq!(again.scanned_to, newest, "a cursor never moves back");
+
+        // A page that fills up stops at its last event, not past it.
+        let two = database
+            .events_after(0, &[EventType::AgentLoggedIn], 2)
+            .await
+            .unwrap();
+        assert_eq!(two.events.len(), 2);
+        assert_eq!(two.scanned_to, two.events[1].0);
+
+        // What comes after the scanned range is found from there.
+        database
+            .write(vec![closed(T0 + 40_000)])
+            .await
+            .expect("written");
+        let next = database
+            .events_after(read.scanned_to, &only_closed, 100)
+            .await
+            .unwrap();
+        assert_eq!(next.events.len(), 1);
+        assert_eq!(next.events[0].1.at, Timestamp(T0 + 40_000));
+        assert!(next.events[0].0 > newest);
     })
     .await;
 }

@@ -78,14 +78,31 @@ impl FeedCursor {
     }
 }
 
+/// Events read, and how far the read looked: every event up to
+/// `scanned_to` that is not in `events` did not pass the filter, so the
+/// next read starts there.
+#[derive(Debug, Default)]
+pub struct EventsRead {
+    pub events: Vec<(i64, DomainEvent)>,
+    pub scanned_to: i64,
+}
+
+/// Events looked at per query of a filtered read: a window of `seq`s, so
+/// a rare type costs a bounded scan per query, never a scan of the table
+/// at once (there is no index by type: it was a page per commit).
+const SCAN_WINDOW: i64 = 10_000;
+
 impl Database {
-    /// Events after `seq`, oldest first, of `types` only (all when empty).
+    /// Events after `seq`, oldest first, of `types` only (all when empty),
+    /// at most `limit`. Scans `seq` windows up to the newest event (read
+    /// first: every event up to it is committed, since events commit in
+    /// `seq` order) until it has `limit` of them.
     pub async fn events_after(
         &self,
         seq: i64,
         types: &[EventType],
         limit: usize,
-    ) -> Result<Vec<(i64, DomainEvent)>, StorageError> {
+    ) -> Result<EventsRead, StorageError> {
         // A `message.created` stored as a reference (`message_seq`) gets
         // its message from `messages` and its customer from `conversations`.
         let mut sql = String::from(
@@ -96,23 +113,51 @@ impl Database {
              LEFT JOIN messages m ON e.message_seq IS NOT NULL \
                AND m.conversation_id = e.conversation_id AND m.seq = e.message_seq \
              LEFT JOIN conversations c ON e.message_seq IS NOT NULL AND c.id = e.conversation_id \
-             WHERE e.seq > $1",
+             WHERE e.seq > $1 AND e.seq <= $2",
         );
         if !types.is_empty() {
-            let places: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 3)).collect();
+            let places: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 4)).collect();
             sql.push_str(&format!(" AND e.type IN ({})", places.join(", ")));
         }
-        sql.push_str(" ORDER BY e.seq LIMIT $2");
+        sql.push_str(" ORDER BY e.seq LIMIT $3");
         let types: Vec<&'static str> = types.iter().map(|kind| kind.as_str()).collect();
         let pool = self.pool().clone();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(async move {
-            let mut query = sqlx::query(&sql).bind(seq).bind(limit);
-            for kind in types {
-                query = query.bind(kind);
+            let newest: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
+                .fetch_one(&pool)
+                .await?
+                .try_get(0)?;
+            let mut read = EventsRead {
+                events: Vec::new(),
+                scanned_to: seq,
+            };
+            while read.events.len() < limit && read.scanned_to < newest {
+                // Past a gap (retention) at once.
+                let first: Option<i64> = sqlx::query("SELECT MIN(seq) FROM events WHERE seq > $1")
+                    .bind(read.scanned_to)
+                    .fetch_one(&pool)
+                    .await?
+                    .try_get(0)?;
+                let Some(first) = first else { break };
+                let upto = first.saturating_add(SCAN_WINDOW - 1).min(newest);
+                let wanted = i64::try_from(limit - read.events.len()).unwrap_or(i64::MAX);
+                let mut query = sqlx::query(&sql)
+                    .bind(read.scanned_to)
+                    .bind(upto)
+                    .bind(wanted);
+                for kind in &types {
+                    query = query.bind(*kind);
+                }
+                for row in query.fetch_all(&pool).await? {
+                    read.events.push(event_of(&row)?);
+                }
+                read.scanned_to = if read.events.len() >= limit {
+                    read.events.last().map_or(upto, |(seq, _)| *seq)
+                } else {
+                    upto
+                };
             }
-            let rows = query.fetch_all(&pool).await?;
-            rows.iter().map(event_of).collect()
+            Ok(read)
         })
         .await
     }
@@ -227,30 +272,29 @@ impl Engine {
         let database = self.database();
         let mut signal = database.event_signal().subscribe();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_s);
+        // Where the next look starts: a filtered read moves past events it
+        // scanned and left out, and never reads them twice.
+        let mut from = cursor.seq;
         loop {
-            let found = database.events_after(cursor.seq, &types, limit).await?;
+            let read = database.events_after(from, &types, limit).await?;
+            from = read.scanned_to;
             let now = tokio::time::Instant::now();
-            if !found.is_empty() || now >= deadline {
-                let next = found.last().map_or(cursor.seq, |(seq, _)| *seq);
-                let events = found
+            if !read.events.is_empty() || now >= deadline {
+                let cursor_at = |seq: i64| {
+                    FeedCursor {
+                        feed: cursor.feed.clone(),
+                        seq,
+                    }
+                    .encode()
+                };
+                let events = read
+                    .events
                     .iter()
-                    .map(|(seq, event)| {
-                        event.to_wire(
-                            FeedCursor {
-                                feed: cursor.feed.clone(),
-                                seq: *seq,
-                            }
-                            .encode(),
-                        )
-                    })
+                    .map(|(seq, event)| event.to_wire(cursor_at(*seq)))
                     .collect();
                 return Ok(EventPage {
                     events,
-                    next_cursor: FeedCursor {
-                        feed: cursor.feed.clone(),
-                        seq: next,
-                    }
-                    .encode(),
+                    next_cursor: cursor_at(read.scanned_to),
                 });
             }
             // Woken by a commit here or a NOTIFY from another node; at

@@ -170,10 +170,15 @@ pub(crate) fn sqlite_event_values(event: &DomainEvent) -> Vec<Value<'_>> {
         switchboard_proto::feed::EventType::MessageCreated => event.data["message"]["seq"].as_i64(),
         _ => None,
     };
-    let mut values = event_values(event);
+    // A reference's `data` is `{}`: the message is not encoded only to be
+    // dropped (this runs on the writer's thread, once per message).
+    let data = match message_seq {
+        Some(_) => Cow::Borrowed("{}"),
+        None => Cow::Owned(event.data.to_string()),
+    };
+    let mut values = event_columns(event, data);
     if message_seq.is_some() {
         values[6] = Value::Text(None);
-        values[7] = Value::Text(Some(Cow::Borrowed("{}")));
     }
     values.push(Value::Int(message_seq));
     values
@@ -182,6 +187,10 @@ pub(crate) fn sqlite_event_values(event: &DomainEvent) -> Vec<Value<'_>> {
 /// An event's columns, in the order of [`insert_event`] and
 /// [`SQLITE_INSERT_EVENT`].
 pub(crate) fn event_values(event: &DomainEvent) -> Vec<Value<'_>> {
+    event_columns(event, Cow::Owned(event.data.to_string()))
+}
+
+fn event_columns<'a>(event: &'a DomainEvent, data: Cow<'a, str>) -> Vec<Value<'a>> {
     fn text(value: Option<&str>) -> Value<'_> {
         Value::Text(value.map(Cow::Borrowed))
     }
@@ -193,7 +202,7 @@ pub(crate) fn event_values(event: &DomainEvent) -> Vec<Value<'_>> {
         text(event.agent_id.as_ref().map(|id| id.as_str())),
         text(event.queue_id.as_ref().map(|id| id.as_str())),
         text(event.customer_id.as_ref().map(|id| id.as_str())),
-        Value::Text(Some(Cow::Owned(event.data.to_string()))),
+        Value::Text(Some(data)),
     ]
 }
 

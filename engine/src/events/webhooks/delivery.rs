@@ -165,6 +165,9 @@ impl Worker {
         let database = self.engine.database.clone();
         let config = self.engine.catalog.config.webhooks.clone();
         let mut events_signal = database.event_signal().subscribe();
+        // (cursor, scanned to): a filtered webhook's last read found
+        // nothing after its cursor up to there; the next one starts there.
+        let mut scanned: Option<(i64, i64)> = None;
         loop {
             if self.engine.is_resigned() || !self.lease.keep().await {
                 break;
@@ -184,11 +187,23 @@ impl Worker {
                 tokio::time::sleep(wait.min(LEASE_TTL / 3)).await;
                 continue;
             }
+            let from = match scanned {
+                Some((cursor, to)) if cursor == webhook.cursor => to,
+                _ => webhook.cursor,
+            };
             let events = match database
-                .events_after(webhook.cursor, &webhook.types, config.batch_max)
+                .events_after(from, &webhook.types, config.batch_max)
                 .await
             {
-                Ok(events) => events,
+                Ok(read) => {
+                    // Only a read with nothing to deliver moves past: a
+                    // batch's events wait until they are acknowledged.
+                    scanned = read
+                        .events
+                        .is_empty()
+                        .then_some((webhook.cursor, read.scanned_to));
+                    read.events
+                }
                 Err(error) => {
                     tracing::warn!(webhook = %self.id, %error, "events not read");
                     tokio::time::sleep(LOOK_EVERY).await;
