@@ -13,7 +13,7 @@ use switchboard_engine::storage::customers::EraseOutcome;
 use switchboard_engine::storage::records::{Cursor, RecordRow, SearchFilter};
 use switchboard_engine::storage::{Change, Database, DatabaseConfig, StorageError};
 use switchboard_proto::model::*;
-use switchboard_proto::{AgentId, ConversationId, CustomerId, MessageId, Timestamp};
+use switchboard_proto::{AgentId, ConversationId, CustomerId, MessageId, QueueId, Timestamp};
 
 /// Runs `body` on a fresh SQLite database and on a fresh PostgreSQL one.
 async fn on_both<F, Fut>(body: F)
@@ -873,4 +873,146 @@ async fn a_filtered_read_finds_a_rare_event_behind_many_others_once() {
         assert!(next.events[0].0 > newest);
     })
     .await;
+}
+
+/// SQLite stores a `message.created` written with its message as that
+/// message's row, with no row in `events`; on either database the feed
+/// gives the events of one write in the order of its changes, a filter by
+/// type finds them, and erasure leaves each at its cursor with its id,
+/// reading `{"erased": true}`.
+#[actix_rt::test]
+async fn a_message_written_with_its_event_reads_in_the_order_of_the_changes() {
+    use switchboard_proto::feed::EventType;
+    on_both(|database| async move {
+        let chat = record("c-1", "cu-1", "bob", ConversationState::Closed, T0);
+        let about = Some(("c-1", "cu-1"));
+        let first = message("c-1", 1, "Where is my parcel", T0);
+        let second = message("c-1", 2, "On its way", T0);
+        let said = |m: &Arc<Message>| {
+            let Change::Event(event) = event(
+                EventType::MessageCreated,
+                m.ts.millis(),
+                about,
+                serde_json::json!({ "message": m }),
+            ) else {
+                unreachable!()
+            };
+            let mut event = (*event).clone();
+            event.queue_id = Some(QueueId::new("sales"));
+            if m.seq == 2 {
+                event.agent_id = Some(AgentId::new("bob"));
+            }
+            Change::Event(Arc::new(event))
+        };
+        database
+            .write(vec![
+                Change::Record(Box::new(RecordRow::of(&chat).unwrap())),
+                Change::Message(first.clone()),
+                Change::Message(second.clone()),
+                event(
+                    EventType::ConversationAccepted,
+                    T0,
+                    about,
+                    serde_json::json!({}),
+                ),
+                said(&first),
+                said(&second),
+                event(
+                    EventType::ConversationEnded,
+                    T0 + 9_000,
+                    about,
+                    serde_json::json!({}),
+                ),
+            ])
+            .await
+            .expect("written");
+        let read = database.events_after(0, &[], 100).await.unwrap().events;
+        let kinds: Vec<EventType> = read.iter().map(|(_, event)| event.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventType::ConversationAccepted,
+                EventType::MessageCreated,
+                EventType::MessageCreated,
+                EventType::ConversationEnded
+            ]
+        );
+        let (_, said_first) = &read[1];
+        assert_eq!(said_first.data["message"]["text"], "Where is my parcel");
+        assert_eq!(said_first.customer_id, Some(CustomerId::new("cu-1")));
+        assert_eq!(said_first.queue_id, Some(QueueId::new("sales")));
+        assert_eq!(said_first.agent_id, None);
+        assert_eq!(read[2].1.agent_id, Some(AgentId::new("bob")));
+        let only = database
+            .events_after(0, &[EventType::MessageCreated], 100)
+            .await
+            .unwrap()
+            .events;
+        assert_eq!(only, read[1..3].to_vec());
+
+        database
+            .erase_customer(&CustomerId::new("cu-1"))
+            .await
+            .unwrap();
+        let after = database.events_after(0, &[], 100).await.unwrap().events;
+        let place = |events: &[(i64, DomainEvent)]| -> Vec<(i64, String)> {
+            events
+                .iter()
+                .map(|(seq, event)| (*seq, event.id.clone()))
+                .collect()
+        };
+        assert_eq!(place(&after), place(&read), "same cursors, same ids");
+        for (_, event) in &after[1..3] {
+            assert_eq!(event.data, serde_json::json!({"erased": true}));
+        }
+        assert_eq!(after[2].1.agent_id, Some(AgentId::new("bob")));
+    })
+    .await;
+}
+
+/// The one counter behind `events.seq` and SQLite's message rows starts
+/// after both tables' newest when the node starts again: an event written
+/// after a restart comes after a message's event written before it.
+#[actix_rt::test]
+async fn after_a_restart_a_new_event_comes_after_every_message_event() {
+    use switchboard_proto::feed::EventType;
+    let file = SqliteFile::create();
+    let open = || async {
+        Database::open(DatabaseConfig::new(file.url()))
+            .await
+            .expect("opens")
+    };
+    let chat = record("c-1", "cu-1", "bob", ConversationState::Closed, T0);
+    let said = message("c-1", 1, "Hello", T0);
+    let database = open().await;
+    database
+        .write(vec![
+            Change::Record(Box::new(RecordRow::of(&chat).unwrap())),
+            Change::Message(said.clone()),
+            event(
+                EventType::MessageCreated,
+                T0,
+                Some(("c-1", "cu-1")),
+                serde_json::json!({ "message": said }),
+            ),
+        ])
+        .await
+        .expect("written");
+    let before = database.newest_event().await.unwrap();
+    drop(database);
+    let database = open().await;
+    assert_eq!(database.newest_event().await.unwrap(), before);
+    database
+        .write(vec![event(
+            EventType::AgentLoggedIn,
+            T0,
+            None,
+            serde_json::json!({}),
+        )])
+        .await
+        .expect("written");
+    let read = database.events_after(0, &[], 100).await.unwrap().events;
+    let kinds: Vec<EventType> = read.iter().map(|(_, event)| event.kind).collect();
+    assert_eq!(kinds, [EventType::MessageCreated, EventType::AgentLoggedIn]);
+    assert!(read[1].0 > before);
 }

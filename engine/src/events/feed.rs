@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use super::DomainEvent;
 use crate::error::EngineError;
-use crate::storage::{Database, StorageError};
+use crate::storage::{Database, Dialect, StorageError};
 use crate::Engine;
 
 /// Most events on one page.
@@ -103,6 +103,7 @@ impl Database {
         types: &[EventType],
         limit: usize,
     ) -> Result<EventsRead, StorageError> {
+        let dialect = self.dialect();
         // A `message.created` stored as a reference (`message_seq`) gets
         // its message from `messages` and its customer from `conversations`.
         let mut sql = String::from(
@@ -119,21 +120,35 @@ impl Database {
             let places: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 4)).collect();
             sql.push_str(&format!(" AND e.type IN ({})", places.join(", ")));
         }
-        sql.push_str(" ORDER BY e.seq LIMIT $3");
+        // SQLite: a message written with its event is that event (its
+        // `rowid` the `seq`; storage::change::SQLITE_INSERT_MESSAGE).
+        if dialect == Dialect::Sqlite
+            && (types.is_empty() || types.contains(&EventType::MessageCreated))
+        {
+            sql.push_str(
+                " UNION ALL \
+                 SELECT m.rowid, m.event_id, 'message.created', m.at_ms, m.conversation_id, \
+                   m.event_agent_id, m.event_queue_id, c.customer_id, '{}', m.seq, m.message \
+                 FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id \
+                 WHERE m.rowid > $1 AND m.rowid <= $2 AND m.event_id IS NOT NULL",
+            );
+        }
+        sql.push_str(" ORDER BY 1 LIMIT $3");
+        let (newest_sql, first_sql) = match dialect {
+            Dialect::Sqlite => (SQLITE_NEWEST, SQLITE_FIRST_AFTER),
+            Dialect::Postgres => (NEWEST, FIRST_AFTER),
+        };
         let types: Vec<&'static str> = types.iter().map(|kind| kind.as_str()).collect();
         let pool = self.pool().clone();
         self.run(async move {
-            let newest: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
-                .fetch_one(&pool)
-                .await?
-                .try_get(0)?;
+            let newest: i64 = sqlx::query(newest_sql).fetch_one(&pool).await?.try_get(0)?;
             let mut read = EventsRead {
                 events: Vec::new(),
                 scanned_to: seq,
             };
             while read.events.len() < limit && read.scanned_to < newest {
                 // Past a gap (retention) at once.
-                let first: Option<i64> = sqlx::query("SELECT MIN(seq) FROM events WHERE seq > $1")
+                let first: Option<i64> = sqlx::query(first_sql)
                     .bind(read.scanned_to)
                     .fetch_one(&pool)
                     .await?
@@ -165,15 +180,31 @@ impl Database {
     /// The newest event's `seq` (0 when there is none).
     pub async fn newest_event(&self) -> Result<i64, StorageError> {
         let pool = self.pool().clone();
+        let sql = match self.dialect() {
+            Dialect::Sqlite => SQLITE_NEWEST,
+            Dialect::Postgres => NEWEST,
+        };
         self.run(async move {
-            let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM events")
-                .fetch_one(&pool)
-                .await?;
+            let row = sqlx::query(sql).fetch_one(&pool).await?;
             Ok(row.try_get::<i64, _>(0)?)
         })
         .await
     }
 }
+
+/// The newest `seq` given, and the first one after `$1`. SQLite's give
+/// `messages` rows `seq`s too (a `rowid` is below the newest event's only
+/// if it was committed before it); a message with no `event_id` is not an
+/// event, but whatever it holds is committed, and a window over it is
+/// simply empty.
+const NEWEST: &str = "SELECT COALESCE(MAX(seq), 0) FROM events";
+const FIRST_AFTER: &str = "SELECT MIN(seq) FROM events WHERE seq > $1";
+const SQLITE_NEWEST: &str = "SELECT max(COALESCE((SELECT MAX(seq) FROM events), 0), \
+     COALESCE((SELECT MAX(rowid) FROM messages), 0))";
+const SQLITE_FIRST_AFTER: &str =
+    "SELECT min(COALESCE((SELECT MIN(seq) FROM events WHERE seq > $1), \
+     9223372036854775807), COALESCE((SELECT MIN(rowid) FROM messages WHERE rowid > $1), \
+     9223372036854775807))";
 
 /// An event from its row.
 fn event_of(row: &sqlx::any::AnyRow) -> Result<(i64, DomainEvent), StorageError> {

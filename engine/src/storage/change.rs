@@ -154,24 +154,34 @@ pub(crate) fn insert_event(event: &DomainEvent) -> Statement<'_> {
 
 /// SQLite's: an event is written once, in the transaction of the change
 /// it comes from, so nothing needs an index on `id` (each index is one more
-/// page written per commit). Values: [`sqlite_event_values`].
+/// page written per commit). Its `seq` is the writer's (one counter for
+/// `events` and `messages`, see [`SQLITE_INSERT_MESSAGE`]). Values:
+/// [`sqlite_event_values`].
 pub(crate) const SQLITE_INSERT_EVENT: &str =
     "INSERT INTO events (id, type, at_ms, conversation_id, agent_id, queue_id, customer_id, data, \
-     message_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+     message_seq, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
-/// An event's columns for [`SQLITE_INSERT_EVENT`]. A `message.created` is
-/// written beside its message, in the same transaction: it is stored as a
-/// reference (`message_seq`, `data` `{}`, no customer), so a message is not
-/// stored twice and adds no entry to the index by customer (a page per
-/// commit); the feed joins the message and the customer back in
-/// (`events::feed`).
-pub(crate) fn sqlite_event_values(event: &DomainEvent) -> Vec<Value<'_>> {
-    let message_seq = match event.kind {
-        switchboard_proto::feed::EventType::MessageCreated => event.data["message"]["seq"].as_i64(),
+/// A `message.created` event's message: (conversation, message `seq`).
+pub(crate) fn message_of_event(event: &DomainEvent) -> Option<(&str, i64)> {
+    match event.kind {
+        switchboard_proto::feed::EventType::MessageCreated => Some((
+            event.conversation_id.as_ref()?.as_str(),
+            event.data["message"]["seq"].as_i64()?,
+        )),
         _ => None,
-    };
+    }
+}
+
+/// An event's columns for [`SQLITE_INSERT_EVENT`], at `seq`. A
+/// `message.created` whose message is not written in the same transaction
+/// (a cluster's copier writes events apart from messages) is stored as a
+/// reference (`message_seq`, `data` `{}`, no customer), so a message is not
+/// stored twice and adds no entry to the index by customer; the feed joins
+/// the message and the customer back in (`events::feed`).
+pub(crate) fn sqlite_event_values(event: &DomainEvent, seq: i64) -> Vec<Value<'_>> {
+    let message_seq = message_of_event(event).map(|(_, seq)| seq);
     // A reference's `data` is `{}`: the message is not encoded only to be
-    // dropped (this runs on the writer's thread, once per message).
+    // dropped (this runs on the writer's thread).
     let data = match message_seq {
         Some(_) => Cow::Borrowed("{}"),
         None => Cow::Owned(event.data.to_string()),
@@ -181,6 +191,7 @@ pub(crate) fn sqlite_event_values(event: &DomainEvent) -> Vec<Value<'_>> {
         values[6] = Value::Text(None);
     }
     values.push(Value::Int(message_seq));
+    values.push(Value::Int(Some(seq)));
     values
 }
 
@@ -211,8 +222,13 @@ fn event_columns<'a>(event: &'a DomainEvent, data: Cow<'a, str>) -> Vec<Value<'a
 /// it replaces it: the live log is the truth, and its `seq` now names
 /// another message. SQLite indexes a replaced message's words again later
 /// (`indexed = 0`); PostgreSQL's generated column follows `words` by itself.
+/// SQLite's `rowid` comes from the writer's counter, which gives `events`
+/// their `seq` too: a message written with its `message.created` event is
+/// that event (`event_*`, `rowid` its `seq`), with no row in `events`.
+/// Values: [`MessageRow::sqlite_values`].
 pub(crate) const SQLITE_INSERT_MESSAGE: &str =
-    "INSERT INTO messages (conversation_id, seq, at_ms, message, words) VALUES ($1, $2, $3, $4, $5) \
+    "INSERT INTO messages (conversation_id, seq, at_ms, message, words, rowid, event_id, \
+       event_queue_id, event_agent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (conversation_id, seq) DO UPDATE SET at_ms = excluded.at_ms, \
        message = excluded.message, words = excluded.words, indexed = 0 \
      WHERE messages.message <> excluded.message";
@@ -241,6 +257,36 @@ impl<'a> MessageRow<'a> {
             json: serde_json::to_string(message)?,
             words: indexed_words(message),
         })
+    }
+
+    /// Its values for [`SQLITE_INSERT_MESSAGE`]: at `rowid`, and with its
+    /// `message.created` event if that is written with it.
+    pub fn sqlite_values<'b>(
+        &'b self,
+        rowid: i64,
+        event: Option<&'b DomainEvent>,
+    ) -> [Value<'b>; 9] {
+        let [conversation, seq, at, json, words] = self.values();
+        let text = |value: Option<&'b str>| Value::Text(value.map(Cow::Borrowed));
+        [
+            conversation,
+            seq,
+            at,
+            json,
+            words,
+            Value::Int(Some(rowid)),
+            text(event.map(|event| event.id.as_str())),
+            text(
+                event
+                    .and_then(|event| event.queue_id.as_ref())
+                    .map(|id| id.as_str()),
+            ),
+            text(
+                event
+                    .and_then(|event| event.agent_id.as_ref())
+                    .map(|id| id.as_str()),
+            ),
+        ]
     }
 
     /// Its values, in the order of the row's columns (and of
@@ -356,8 +402,8 @@ mod tests {
             .flat_map(Change::statements)
             .map(|s| (s.sql, s.values.len()))
             .collect();
-        sqls.push((SQLITE_INSERT_MESSAGE, 5));
-        sqls.push((SQLITE_INSERT_EVENT, 9));
+        sqls.push((SQLITE_INSERT_MESSAGE, 9));
+        sqls.push((SQLITE_INSERT_EVENT, 10));
         sqls.push((RAISE_MESSAGE_COUNT, 2));
         for (sql, count) in sqls {
             let mut next = 1;

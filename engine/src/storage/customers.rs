@@ -170,6 +170,19 @@ impl Database {
                 .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
+                // A message that is its own `message.created` event leaves
+                // that event behind, at the same `seq`, as a reference to a
+                // message that is gone: it reads `{"erased": true}`.
+                sqlx::query(&format!(
+                    "INSERT INTO events (seq, id, type, at_ms, conversation_id, agent_id, \
+                       queue_id, customer_id, data, message_seq) \
+                     SELECT rowid, event_id, 'message.created', at_ms, conversation_id, \
+                       event_agent_id, event_queue_id, NULL, '{{}}', seq FROM messages \
+                     WHERE event_id IS NOT NULL AND conversation_id IN ({theirs})"
+                ))
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await?;
             }
             sqlx::query(&format!(
                 "DELETE FROM messages WHERE conversation_id IN ({theirs})"

@@ -6,6 +6,7 @@
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql, TransactionBehavior};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,8 +14,9 @@ use std::time::{Duration, Instant};
 use switchboard_proto::model::Message;
 
 use super::{Backend, WriteError, BATCH_TIMEOUT};
+use crate::events::DomainEvent;
 use crate::storage::change::{
-    latest_per_seq, sqlite_event_values, Change, HighestSeq, MessageRow, Value,
+    latest_per_seq, message_of_event, sqlite_event_values, Change, HighestSeq, MessageRow, Value,
     SQLITE_INSERT_EVENT, SQLITE_INSERT_MESSAGE,
 };
 use crate::storage::StorageError;
@@ -45,6 +47,11 @@ pub(crate) struct SqliteBackend {
     /// SQLite's progress handler.
     deadline: Arc<AtomicU64>,
     epoch: Instant,
+    /// The last `seq` given: `events.seq` and `messages.rowid` both come
+    /// from it, in the order of the changes, so the feed reads the two
+    /// tables in one order. Only this connection writes either table's new
+    /// rows; a batch that fails leaves a gap, which readers step over.
+    last_seq: i64,
 }
 
 impl ToSql for Value<'_> {
@@ -106,11 +113,20 @@ impl SqliteBackend {
             }
             SqliteTarget::Memory(_) => None,
         };
+        let last_seq = connection
+            .query_row(
+                "SELECT max(COALESCE((SELECT max(seq) FROM events), 0), \
+                   COALESCE((SELECT max(rowid) FROM messages), 0))",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(failed)?;
         Ok(SqliteBackend {
             connection,
             checkpoints,
             deadline,
             epoch,
+            last_seq,
         })
     }
 
@@ -118,12 +134,39 @@ impl SqliteBackend {
         let tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let changes = writes.iter().copied().flatten();
+        let in_batch: HashSet<(&str, i64)> = changes
+            .clone()
+            .filter_map(|change| match change {
+                Change::Message(message) => Some((
+                    message.conversation_id.as_str(),
+                    i64::try_from(message.seq).unwrap_or(i64::MAX),
+                )),
+                _ => None,
+            })
+            .collect();
+        // A `message.created` whose message is in this batch is that
+        // message's row, at the `seq` its place among the changes gives.
+        let mut as_rows: HashMap<(&str, i64), (i64, &DomainEvent)> = HashMap::new();
         let mut messages: Vec<&Message> = Vec::new();
-        for change in writes.iter().copied().flatten() {
+        let last_seq = &mut self.last_seq;
+        let mut next_seq = || {
+            *last_seq += 1;
+            *last_seq
+        };
+        for change in changes {
             match change {
                 Change::Message(message) => messages.push(message),
                 Change::Event(event) => {
-                    execute(&tx, SQLITE_INSERT_EVENT, &sqlite_event_values(event))?;
+                    let seq = next_seq();
+                    match message_of_event(event).filter(|key| in_batch.contains(key)) {
+                        Some(key) => {
+                            as_rows.entry(key).or_insert((seq, event));
+                        }
+                        None => {
+                            execute(&tx, SQLITE_INSERT_EVENT, &sqlite_event_values(event, seq))?;
+                        }
+                    }
                 }
                 other => {
                     for statement in other.statements() {
@@ -136,7 +179,11 @@ impl SqliteBackend {
         for message in latest_per_seq(&messages) {
             let row = MessageRow::of(message)
                 .map_err(|error| rusqlite::Error::ToSqlConversionFailure(error.into()))?;
-            if execute(&tx, SQLITE_INSERT_MESSAGE, &row.values())? > 0 {
+            let (rowid, event) = match as_rows.get(&(row.conversation_id, row.seq)) {
+                Some((seq, event)) => (*seq, Some(*event)),
+                None => (next_seq(), None),
+            };
+            if execute(&tx, SQLITE_INSERT_MESSAGE, &row.sqlite_values(rowid, event))? > 0 {
                 highest.stored(row.conversation_id, row.seq);
             }
         }
