@@ -569,6 +569,25 @@ async fn an_interrupted_conversation_is_closed_once_with_a_system_message() {
             .await
             .unwrap()
             .is_empty());
+        // The system message was written beside the writer (SQLite gave
+        // its row a rowid): the writer's next message and event still go in.
+        let next = record("c-next", "cu-2", "bob", ConversationState::Active, T0);
+        store(&database, &next, &["anyone there?"]).await;
+        let said = message("c-next", 2, "yes", T0);
+        database
+            .write(vec![
+                Change::Message(said.clone()),
+                event(
+                    switchboard_proto::feed::EventType::MessageCreated,
+                    T0,
+                    Some(("c-next", "cu-2")),
+                    serde_json::json!({ "message": said }),
+                ),
+            ])
+            .await
+            .expect("written after a write beside the writer");
+        let read = database.events_after(0, &[], 100).await.unwrap().events;
+        assert_eq!(read.last().unwrap().1.data["message"]["text"], "yes");
     })
     .await;
 }

@@ -49,8 +49,9 @@ pub(crate) struct SqliteBackend {
     epoch: Instant,
     /// The last `seq` given: `events.seq` and `messages.rowid` both come
     /// from it, in the order of the changes, so the feed reads the two
-    /// tables in one order. Only this connection writes either table's new
-    /// rows; a batch that fails leaves a gap, which readers step over.
+    /// tables in one order. Read again at the start of each batch, under
+    /// the write lock, in case another connection added a row; a batch
+    /// that fails leaves a gap, which readers step over.
     last_seq: i64,
 }
 
@@ -113,14 +114,7 @@ impl SqliteBackend {
             }
             SqliteTarget::Memory(_) => None,
         };
-        let last_seq = connection
-            .query_row(
-                "SELECT max(COALESCE((SELECT max(seq) FROM events), 0), \
-                   COALESCE((SELECT max(rowid) FROM messages), 0))",
-                [],
-                |row| row.get(0),
-            )
-            .map_err(failed)?;
+        let last_seq = newest_seq(&connection).map_err(failed)?;
         Ok(SqliteBackend {
             connection,
             checkpoints,
@@ -134,6 +128,10 @@ impl SqliteBackend {
         let tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another connection may have added a message row (a lost
+        // conversation closed by recovery, with the rowid SQLite gives):
+        // the counter goes past it. Read under the write lock.
+        self.last_seq = self.last_seq.max(newest_seq(&tx)?);
         let changes = writes.iter().copied().flatten();
         let in_batch: HashSet<(&str, i64)> = changes
             .clone()
@@ -249,6 +247,16 @@ impl SqliteBackend {
         self.deadline.store(u64::MAX, Ordering::Relaxed);
         result.map_err(write_error)
     }
+}
+
+/// The newest `seq` given: of `events` and of `messages` rows.
+fn newest_seq(connection: &Connection) -> rusqlite::Result<i64> {
+    connection
+        .prepare_cached(
+            "SELECT max(COALESCE((SELECT max(seq) FROM events), 0), \
+               COALESCE((SELECT max(rowid) FROM messages), 0))",
+        )?
+        .query_row([], |row| row.get(0))
 }
 
 /// Runs one statement (prepared once, then from the cache); returns how
