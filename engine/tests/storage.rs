@@ -577,12 +577,7 @@ async fn an_interrupted_conversation_is_closed_once_with_a_system_message() {
         database
             .write(vec![
                 Change::Message(said.clone()),
-                event(
-                    switchboard_proto::feed::EventType::MessageCreated,
-                    T0,
-                    Some(("c-next", "cu-2")),
-                    serde_json::json!({ "message": said }),
-                ),
+                Change::Event(Arc::new(said_event(&said, "cu-2"))),
             ])
             .await
             .expect("written after a write beside the writer");
@@ -787,6 +782,19 @@ async fn retention_keeps_the_newest_event_so_no_seq_is_given_twice() {
     .await;
 }
 
+/// `message.created` for `message` of `customer`, as a conversation
+/// yields it.
+fn said_event(message: &Arc<Message>, customer: &str) -> DomainEvent {
+    let mut event = DomainEvent::new(
+        switchboard_proto::feed::EventType::MessageCreated,
+        message.ts,
+        serde_json::json!({ "message": message }),
+    );
+    event.conversation_id = Some(message.conversation_id.clone());
+    event.customer_id = Some(CustomerId::new(customer));
+    event
+}
+
 /// A `message.created` reads back with its message on either database
 /// (SQLite keeps a reference to the `messages` row), and reads
 /// `{"erased": true}` once the customer's messages are erased.
@@ -908,15 +916,7 @@ async fn a_message_written_with_its_event_reads_in_the_order_of_the_changes() {
         let first = message("c-1", 1, "Where is my parcel", T0);
         let second = message("c-1", 2, "On its way", T0);
         let said = |m: &Arc<Message>| {
-            let Change::Event(event) = event(
-                EventType::MessageCreated,
-                m.ts.millis(),
-                about,
-                serde_json::json!({ "message": m }),
-            ) else {
-                unreachable!()
-            };
-            let mut event = (*event).clone();
+            let mut event = said_event(m, "cu-1");
             event.queue_id = Some(QueueId::new("sales"));
             if m.seq == 2 {
                 event.agent_id = Some(AgentId::new("bob"));
@@ -1008,12 +1008,7 @@ async fn after_a_restart_a_new_event_comes_after_every_message_event() {
         .write(vec![
             Change::Record(Box::new(RecordRow::of(&chat).unwrap())),
             Change::Message(said.clone()),
-            event(
-                EventType::MessageCreated,
-                T0,
-                Some(("c-1", "cu-1")),
-                serde_json::json!({ "message": said }),
-            ),
+            Change::Event(Arc::new(said_event(&said, "cu-1"))),
         ])
         .await
         .expect("written");

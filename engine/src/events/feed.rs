@@ -16,6 +16,7 @@ use tokio::sync::watch;
 
 use super::DomainEvent;
 use crate::error::EngineError;
+use crate::storage::change::SQLITE_NEWEST_SEQ;
 use crate::storage::{Database, Dialect, StorageError};
 use crate::Engine;
 
@@ -96,7 +97,8 @@ impl Database {
     /// Events after `seq`, oldest first, of `types` only (all when empty),
     /// at most `limit`. Scans `seq` windows up to the newest event (read
     /// first: every event up to it is committed, since events commit in
-    /// `seq` order) until it has `limit` of them.
+    /// `seq` order) until it has `limit` of them; one query per window, and
+    /// one more to jump a gap after a window that found nothing.
     pub async fn events_after(
         &self,
         seq: i64,
@@ -135,7 +137,7 @@ impl Database {
         }
         sql.push_str(" ORDER BY 1 LIMIT $3");
         let (newest_sql, first_sql) = match dialect {
-            Dialect::Sqlite => (SQLITE_NEWEST, SQLITE_FIRST_AFTER),
+            Dialect::Sqlite => (SQLITE_NEWEST_SEQ, SQLITE_FIRST_AFTER),
             Dialect::Postgres => (NEWEST, FIRST_AFTER),
         };
         let types: Vec<&'static str> = types.iter().map(|kind| kind.as_str()).collect();
@@ -147,14 +149,7 @@ impl Database {
                 scanned_to: seq,
             };
             while read.events.len() < limit && read.scanned_to < newest {
-                // Past a gap (retention) at once.
-                let first: Option<i64> = sqlx::query(first_sql)
-                    .bind(read.scanned_to)
-                    .fetch_one(&pool)
-                    .await?
-                    .try_get(0)?;
-                let Some(first) = first else { break };
-                let upto = first.saturating_add(SCAN_WINDOW - 1).min(newest);
+                let upto = read.scanned_to.saturating_add(SCAN_WINDOW).min(newest);
                 let wanted = i64::try_from(limit - read.events.len()).unwrap_or(i64::MAX);
                 let mut query = sqlx::query(&sql)
                     .bind(read.scanned_to)
@@ -163,14 +158,26 @@ impl Database {
                 for kind in &types {
                     query = query.bind(*kind);
                 }
-                for row in query.fetch_all(&pool).await? {
-                    read.events.push(event_of(&row)?);
+                let rows = query.fetch_all(&pool).await?;
+                for row in &rows {
+                    read.events.push(event_of(row)?);
                 }
                 read.scanned_to = if read.events.len() >= limit {
                     read.events.last().map_or(upto, |(seq, _)| *seq)
                 } else {
                     upto
                 };
+                if rows.is_empty() && read.scanned_to < newest {
+                    // Past a gap (retention) at once: nothing is kept
+                    // before the first `seq` after this window.
+                    let first: Option<i64> = sqlx::query(first_sql)
+                        .bind(read.scanned_to)
+                        .fetch_one(&pool)
+                        .await?
+                        .try_get(0)?;
+                    let before_first = first.map_or(newest, |first| first.saturating_sub(1));
+                    read.scanned_to = read.scanned_to.max(before_first.min(newest));
+                }
             }
             Ok(read)
         })
@@ -181,7 +188,7 @@ impl Database {
     pub async fn newest_event(&self) -> Result<i64, StorageError> {
         let pool = self.pool().clone();
         let sql = match self.dialect() {
-            Dialect::Sqlite => SQLITE_NEWEST,
+            Dialect::Sqlite => SQLITE_NEWEST_SEQ,
             Dialect::Postgres => NEWEST,
         };
         self.run(async move {
@@ -199,8 +206,6 @@ impl Database {
 /// simply empty.
 const NEWEST: &str = "SELECT COALESCE(MAX(seq), 0) FROM events";
 const FIRST_AFTER: &str = "SELECT MIN(seq) FROM events WHERE seq > $1";
-const SQLITE_NEWEST: &str = "SELECT max(COALESCE((SELECT MAX(seq) FROM events), 0), \
-     COALESCE((SELECT MAX(rowid) FROM messages), 0))";
 const SQLITE_FIRST_AFTER: &str =
     "SELECT min(COALESCE((SELECT MIN(seq) FROM events WHERE seq > $1), \
      9223372036854775807), COALESCE((SELECT MIN(rowid) FROM messages WHERE rowid > $1), \

@@ -233,6 +233,12 @@ pub(crate) const SQLITE_INSERT_MESSAGE: &str =
        message = excluded.message, words = excluded.words, indexed = 0 \
      WHERE messages.message <> excluded.message";
 
+/// SQLite: the newest `seq` given, to an event or to a message row (the
+/// writer gives both from one counter; the feed reads up to it).
+pub(crate) const SQLITE_NEWEST_SEQ: &str =
+    "SELECT max(COALESCE((SELECT max(seq) FROM events), 0), \
+     COALESCE((SELECT max(rowid) FROM messages), 0))";
+
 /// Raises a conversation's message count to the highest `seq` stored.
 pub(crate) const RAISE_MESSAGE_COUNT: &str =
     "UPDATE conversations SET message_count = $1 WHERE id = $2 AND message_count < $1";

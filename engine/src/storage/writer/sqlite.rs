@@ -17,7 +17,7 @@ use super::{Backend, WriteError, BATCH_TIMEOUT};
 use crate::events::DomainEvent;
 use crate::storage::change::{
     latest_per_seq, message_of_event, sqlite_event_values, Change, HighestSeq, MessageRow, Value,
-    SQLITE_INSERT_EVENT, SQLITE_INSERT_MESSAGE,
+    SQLITE_INSERT_EVENT, SQLITE_INSERT_MESSAGE, SQLITE_NEWEST_SEQ,
 };
 use crate::storage::StorageError;
 
@@ -252,10 +252,7 @@ impl SqliteBackend {
 /// The newest `seq` given: of `events` and of `messages` rows.
 fn newest_seq(connection: &Connection) -> rusqlite::Result<i64> {
     connection
-        .prepare_cached(
-            "SELECT max(COALESCE((SELECT max(seq) FROM events), 0), \
-               COALESCE((SELECT max(rowid) FROM messages), 0))",
-        )?
+        .prepare_cached(SQLITE_NEWEST_SEQ)?
         .query_row([], |row| row.get(0))
 }
 
