@@ -314,6 +314,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(resource("/readyz", "GET").route(web::get().to(rest::readyz)))
     .service(resource("/", "GET").route(web::get().to(ui::desktop)))
     .service(resource("/supervisor", "GET").route(web::get().to(ui::supervisor)))
+    .service(resource("/supervisor/reports", "GET").route(web::get().to(ui::reports)))
     .service(resource("/demo", "GET").route(web::get().to(ui::demo)))
     .service(resource("/widget.js", "GET").route(web::get().to(ui::widget)))
     .service(resource("/assets/{path:.*}", "GET").route(web::get().to(ui::asset)));

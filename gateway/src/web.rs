@@ -1,6 +1,7 @@
-//! The web UI (agent desktop, chat widget, demo page, supervisor view):
-//! plain files from `gateway/web/`, embedded in the binary at build time,
-//! so `cargo run` needs no build step and nothing is fetched at run time.
+//! The web UI (agent desktop, chat widget, demo page, supervisor view and
+//! its reports): plain files from `gateway/web/`, embedded in the binary at
+//! build time, so `cargo run` needs no build step and nothing is fetched at
+//! run time.
 
 use actix_web::{web, HttpResponse};
 use rust_embed::RustEmbed;
@@ -35,6 +36,10 @@ pub async fn desktop() -> HttpResponse {
 
 pub async fn supervisor() -> HttpResponse {
     serve("supervisor.html")
+}
+
+pub async fn reports() -> HttpResponse {
+    serve("reports.html")
 }
 
 pub async fn demo() -> HttpResponse {
