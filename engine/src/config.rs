@@ -15,6 +15,11 @@ pub struct EngineConfig {
     pub max_message_chars: usize,
     /// Conversations accepted within this time count toward service level.
     pub service_level: Duration,
+    /// `[stats] short_abandon_s`: abandoned within this wait is a short
+    /// abandon (left out of service level).
+    pub short_abandon: Duration,
+    /// `[stats] time_zone`: whose "today" `/api/v1/stats` reports.
+    pub time_zone: chrono_tz::Tz,
     pub queues: Vec<QueueConfig>,
     pub agents: Vec<AgentConfig>,
     pub wrap_up_reasons: Vec<Reason>,

@@ -106,6 +106,10 @@ impl Engine {
             None,
         ));
         crate::events::webhooks::delivery::start(inner.clone(), None);
+        crate::reports::projector::start(
+            inner.database.clone(),
+            crate::reports::projection::ReportRules::of(&inner.catalog.config),
+        );
         if inner.store.keeps_state() {
             resume(&inner).await?;
         } else {
@@ -158,6 +162,10 @@ impl Engine {
         actix::spawn(crate::cluster::recovery::keep_recovering(inner.clone()));
         crate::events::outbox::start(inner.clone(), placement.clone());
         crate::events::webhooks::delivery::start(inner.clone(), Some(placement));
+        crate::reports::projector::start(
+            inner.database.clone(),
+            crate::reports::projection::ReportRules::of(&inner.catalog.config),
+        );
         Ok(Engine { inner })
     }
 
@@ -1017,7 +1025,13 @@ impl Engine {
 
     /// `GET /api/v1/stats`.
     pub async fn stats(&self) -> Result<Stats, EngineError> {
-        let queues = self.queue_stats().await?;
+        let mut queues = self.queue_stats().await?;
+        let mut today = self.queues_today().await?;
+        for queue in &mut queues {
+            if let Some(at) = today.iter().position(|row| row.queue == queue.id) {
+                queue.today = Some(today.swap_remove(at));
+            }
+        }
         let agents = self.all_agents().await?;
         let mut counts = AgentStateCounts::default();
         for agent in &agents {

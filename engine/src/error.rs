@@ -24,6 +24,9 @@ pub enum EngineError {
     Text(#[from] TextError),
     #[error("template slots could not be filled: {}", .0.join(", "))]
     MissingTemplateParams(Vec<String>),
+    /// A parameter that cannot be answered (422); the text names it.
+    #[error("{0}")]
+    InvalidParameter(String),
     #[error("{0}")]
     AgentUnavailable(String),
     #[error("no pending offer for conversation {0}")]
@@ -93,6 +96,7 @@ impl EngineError {
             EngineError::Unauthorized(_) => ErrorCode::Unauthorized,
             EngineError::Text(error) => error.code(),
             EngineError::MissingTemplateParams(_) => ErrorCode::MissingTemplateParams,
+            EngineError::InvalidParameter(_) => ErrorCode::InvalidParameter,
             EngineError::AgentUnavailable(_) => ErrorCode::AgentUnavailable,
             EngineError::NoOffer(_) => ErrorCode::NoOffer,
             EngineError::Unavailable(_)

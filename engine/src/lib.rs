@@ -18,6 +18,8 @@
 //! - [`records`]: search, export and transcripts, and who may see them.
 //! - [`events`]: events for other systems (the ordered feed, the cluster's
 //!   outbox), API keys and webhooks.
+//! - [`reports`]: reports by interval, projected from the events into
+//!   15-minute buckets kept in the database.
 //! - [`storage`]: the system of record (SQLite or PostgreSQL): records,
 //!   search, export; on an embedded node, the live state too.
 //! - [`catalog`], [`config`]: the configuration, validated by the gateway.
@@ -39,6 +41,7 @@ pub mod error;
 pub mod events;
 pub mod queue;
 pub mod records;
+pub mod reports;
 pub mod storage;
 
 pub use engine::{Engine, Outcome, Session, StartedChat, TakersOf};

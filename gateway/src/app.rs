@@ -15,7 +15,7 @@ use crate::auth::{AuthError, Credentials, TokenSigner};
 use crate::session::SessionLimits;
 use crate::settings::Settings;
 use crate::throttle::{AccountThrottle, AddressThrottle, TrustedProxies};
-use crate::{customers, feed, observability, records, rest, session, web as ui};
+use crate::{customers, feed, observability, records, reports, rest, session, web as ui};
 
 /// Largest REST body accepted (a chat start with its first message).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -285,6 +285,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             )
             .service(resource("/stats", "GET").route(web::get().to(rest::stats)))
             .service(resource("/events", "GET").route(web::get().to(feed::events)))
+            .service(resource("/reports/queues", "GET").route(web::get().to(reports::queues)))
+            .service(resource("/reports/agents", "GET").route(web::get().to(reports::agents)))
             .service(
                 resource("/admin/api-keys", "GET, POST")
                     .route(web::post().to(feed::create_api_key))

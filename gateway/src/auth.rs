@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -416,13 +416,11 @@ impl TokenSigner {
     }
 }
 
-/// Unix milliseconds. A clock before 1970 reads as 0, which makes every
+/// Unix milliseconds, on the clock every other time of the node reads
+/// ([`Timestamp::now`]). A clock before 1970 reads as 0, which makes every
 /// token look fresh rather than panicking; such a host has bigger problems.
 pub(crate) fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    u64::try_from(switchboard_proto::Timestamp::now().millis()).unwrap_or(0)
 }
 
 #[cfg(test)]

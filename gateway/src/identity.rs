@@ -253,6 +253,15 @@ impl FromRequest for RecordExporter {
 /// Reads events: a supervisor, or an API key with `events:read`.
 pub struct EventReader;
 
+/// A supervisor, or an API key with `scope`.
+async fn supervisor_or_key(req: HttpRequest, scope: Scope) -> Result<(), ApiError> {
+    if api_key_of(&req, scope).await?.is_some() {
+        return Ok(());
+    }
+    SupervisorIdentity::from_request(&req, &mut Payload::None).await?;
+    Ok(())
+}
+
 impl FromRequest for EventReader {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
@@ -260,11 +269,24 @@ impl FromRequest for EventReader {
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            if api_key_of(&req, Scope::EventsRead).await?.is_some() {
-                return Ok(EventReader);
-            }
-            SupervisorIdentity::from_request(&req, &mut Payload::None).await?;
+            supervisor_or_key(req, Scope::EventsRead).await?;
             Ok(EventReader)
+        })
+    }
+}
+
+/// Reads reports: a supervisor, or an API key with `reports:read`.
+pub struct ReportReader;
+
+impl FromRequest for ReportReader {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            supervisor_or_key(req, Scope::ReportsRead).await?;
+            Ok(ReportReader)
         })
     }
 }

@@ -12,7 +12,8 @@
 //! - [`customers`]: customer profiles, their history, erasure.
 //! - [`rest`]: the REST handlers; [`records`]: search, export and
 //!   transcripts from the system of record; [`feed`]: the event feed, API
-//!   keys and webhooks; [`openapi`]: their OpenAPI document.
+//!   keys and webhooks; [`reports`]: reports by interval, JSON or CSV;
+//!   [`openapi`]: their OpenAPI document.
 //! - [`server`]: the HTTP server; a WebSocket's socket leaves the HTTP/1
 //!   dispatcher after its `101` ([`server::Takeover`]).
 //! - [`websocket`]: the WebSocket on that socket (handshake, framing, limits).
@@ -34,6 +35,7 @@ pub mod observability;
 pub mod openapi;
 pub mod query;
 pub mod records;
+pub mod reports;
 pub mod rest;
 pub mod server;
 pub mod session;

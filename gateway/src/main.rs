@@ -31,6 +31,10 @@ enum Command {
     /// Print a new random secret (32 bytes, hex) for `[auth] token_secret`
     /// or `[widget] identity_secret`.
     GenSecret,
+    /// Compute the report buckets again from the events kept in the
+    /// database (after a change of `[stats]`, or to check them). Buckets
+    /// older than the oldest kept event stay as they are.
+    RebuildReports,
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Settings> {
@@ -63,6 +67,10 @@ fn main() -> anyhow::Result<()> {
                 settings.agents.len()
             );
             return Ok(());
+        }
+        Some(Command::RebuildReports) => {
+            let settings = load(&cli).context("invalid configuration")?;
+            return actix_web::rt::System::new().block_on(rebuild_reports(settings));
         }
         None => {}
     }
@@ -110,6 +118,30 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     tracing::info!("draining: telling sessions to reconnect elsewhere");
     running.shutdown().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+async fn rebuild_reports(settings: Settings) -> anyhow::Result<()> {
+    use switchboard_engine::reports::{projection, projector};
+    let database = switchboard_engine::storage::Database::open(settings.database_config())
+        .await
+        .context("opening the database")?;
+    let oldest = database
+        .events_after(0, &projector::COUNTED, 1)
+        .await?
+        .events
+        .first()
+        .map(|(_, event)| projection::bucket_of(event.at.millis()));
+    database.reset_reports(oldest.unwrap_or(i64::MIN)).await?;
+    let rules = projection::ReportRules::of(&settings.engine_config());
+    let reached = projector::catch_up(&database, &rules).await?;
+    println!(
+        "reports rebuilt from {} up to event {}",
+        oldest
+            .map(|ms| switchboard_proto::Timestamp(ms).to_rfc3339())
+            .unwrap_or_else(|| "the start (no events kept)".into()),
+        reached.seq
+    );
     Ok(())
 }
 

@@ -25,6 +25,8 @@ use utoipa::{Modify, OpenApi};
         crate::customers::erase,
         crate::rest::stats,
         crate::feed::events,
+        crate::reports::queues,
+        crate::reports::agents,
         crate::feed::create_api_key,
         crate::feed::api_keys,
         crate::feed::revoke_api_key,

@@ -189,7 +189,7 @@ fn defused(cell: String) -> String {
     }
 }
 
-fn csv_line(fields: impl IntoIterator<Item = String>) -> Result<Vec<u8>, csv::Error> {
+pub(crate) fn csv_line(fields: impl IntoIterator<Item = String>) -> Result<Vec<u8>, csv::Error> {
     let mut writer = csv::WriterBuilder::new()
         .has_headers(false)
         .from_writer(Vec::with_capacity(256));

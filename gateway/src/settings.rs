@@ -244,6 +244,11 @@ pub struct LimitSettings {
 pub struct StatsSettings {
     /// Conversations accepted within this time count toward service level.
     pub service_level: Duration,
+    /// Abandoned within this wait: a short abandon, left out of service
+    /// level.
+    pub short_abandon: Duration,
+    /// Whose "today" `/api/v1/stats` shows.
+    pub time_zone: chrono_tz::Tz,
 }
 
 #[derive(Clone, Debug)]
@@ -472,6 +477,8 @@ impl Settings {
                 ..Default::default()
             },
             service_level: self.stats.service_level,
+            short_abandon: self.stats.short_abandon,
+            time_zone: self.stats.time_zone,
             queues: self
                 .queues
                 .iter()
@@ -626,6 +633,8 @@ struct RawLimits {
 #[serde(deny_unknown_fields, expecting = "a [stats] table")]
 struct RawStats {
     service_level_s: Option<u64>,
+    short_abandon_s: Option<u64>,
+    time_zone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -810,6 +819,8 @@ const DEFAULT_QUEUE_STATUS_INTERVAL_MS: u64 = 2_000;
 const DEFAULT_MAX_CHATS: u64 = 3;
 const DEFAULT_MAX_MESSAGE_CHARS: u64 = 4_000;
 const DEFAULT_SERVICE_LEVEL_S: u64 = 30;
+/// `[stats] short_abandon_s`: part 2, section 4.
+const DEFAULT_SHORT_ABANDON_S: u64 = 5;
 const DEFAULT_TOKEN_TTL_S: u64 = 43_200;
 
 // ---------------------------------------------------------------------------
@@ -947,6 +958,22 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
         "stats.service_level_s",
         raw.stats.service_level_s.unwrap_or(DEFAULT_SERVICE_LEVEL_S),
     )?;
+    let short_abandon_s = raw.stats.short_abandon_s.unwrap_or(DEFAULT_SHORT_ABANDON_S);
+    if short_abandon_s > 3600 {
+        return Err(SettingsError::invalid(
+            "stats.short_abandon_s",
+            "at most 3600 (0: no abandon is short)",
+        ));
+    }
+    let time_zone = match raw.stats.time_zone.as_deref() {
+        None => chrono_tz::Tz::UTC,
+        Some(name) => name.parse().map_err(|_| {
+            SettingsError::invalid(
+                "stats.time_zone",
+                format!("{name:?} is not an IANA time zone (e.g. Europe/Rome, UTC)"),
+            )
+        })?,
+    };
 
     if raw.server.trust_forwarded_for == Some(true) {
         return Err(SettingsError::invalid(
@@ -1122,6 +1149,8 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
         },
         stats: StatsSettings {
             service_level: Duration::from_secs(service_level_s),
+            short_abandon: Duration::from_secs(short_abandon_s),
+            time_zone,
         },
         webhooks: validate_webhooks(raw.webhooks)?,
         auth: AuthSettings {

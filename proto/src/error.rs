@@ -19,6 +19,10 @@ pub enum ErrorCode {
     ReservedCharacters,
     TooLong,
     MissingTemplateParams,
+    /// A request's parameter is well formed but cannot be answered (a
+    /// report's range, interval, time zone or subject); the message names
+    /// the parameter.
+    InvalidParameter,
     AgentUnavailable,
     NoOffer,
     RateLimited,
@@ -39,6 +43,7 @@ impl ErrorCode {
             ErrorCode::ReservedCharacters => "reserved_characters",
             ErrorCode::TooLong => "too_long",
             ErrorCode::MissingTemplateParams => "missing_template_params",
+            ErrorCode::InvalidParameter => "invalid_parameter",
             ErrorCode::AgentUnavailable => "agent_unavailable",
             ErrorCode::NoOffer => "no_offer",
             ErrorCode::RateLimited => "rate_limited",
@@ -57,7 +62,9 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::InvalidState | ErrorCode::AgentUnavailable | ErrorCode::NoOffer => 409,
             ErrorCode::TooLong => 413,
-            ErrorCode::ReservedCharacters | ErrorCode::MissingTemplateParams => 422,
+            ErrorCode::ReservedCharacters
+            | ErrorCode::MissingTemplateParams
+            | ErrorCode::InvalidParameter => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,

@@ -13,6 +13,7 @@
 //!   records, directory entries and stats.
 //! - [`command`]: what clients send (agent and customer commands).
 //! - [`event`]: what the server sends ([`ServerFrame`]: acks, errors, events).
+//! - [`report`]: report rows of queues and agents per interval.
 //! - [`rest`]: REST request and response bodies.
 //! - [`feed`]: events for other systems ([`feed::Event`]), API keys and
 //!   webhooks.
@@ -28,6 +29,7 @@ pub mod event;
 pub mod feed;
 pub mod ids;
 pub mod model;
+pub mod report;
 pub mod rest;
 pub mod template;
 pub mod time;

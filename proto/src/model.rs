@@ -498,6 +498,11 @@ pub struct QueueStats {
     /// Percent of accepted conversations answered within `service_level_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_level_pct: Option<f64>,
+    /// Today (`[stats] time_zone`), as the daily report's row has it; absent
+    /// before the queue's first event of the day. The counts above are
+    /// since the queue first started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub today: Option<crate::report::QueueReportRow>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -1,8 +1,20 @@
 //! Wall-clock instants as they travel on the wire.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use utoipa::ToSchema;
+
+/// Added to the system clock by [`Timestamp::now`]: zero but in a test
+/// process that runs its nodes just before a report interval's end.
+static CLOCK_SHIFT_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Makes this process's clock read `starts_at` now and run on from there.
+/// For tests only: set once, before anything reads the time.
+pub fn shift_clock_to(starts_at: Timestamp) {
+    let system = Timestamp::system_now();
+    CLOCK_SHIFT_MS.store(starts_at.0 - system.0, Ordering::Relaxed);
+}
 
 /// Milliseconds since the Unix epoch. Serialized as RFC 3339 UTC with
 /// milliseconds (`2026-11-23T20:31:05.123Z`), as the protocol requires.
@@ -12,6 +24,11 @@ pub struct Timestamp(pub i64);
 
 impl Timestamp {
     pub fn now() -> Self {
+        let system = Self::system_now();
+        Self(system.0 + CLOCK_SHIFT_MS.load(Ordering::Relaxed))
+    }
+
+    fn system_now() -> Self {
         let since_epoch = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or(Duration::ZERO);

@@ -1249,6 +1249,13 @@ impl Conversation {
             ));
         };
         let owed = self.owed.remove(index);
+        // The leg it wraps up: reports count an owner's as a handled chat,
+        // with its handle time (accepted -> wrapped up).
+        let leg = self
+            .legs
+            .iter()
+            .rev()
+            .find(|leg| leg.agent.id == agent.as_str());
         let submitted = self.event(
             EventType::WrapUpSubmitted,
             Some(agent),
@@ -1257,6 +1264,8 @@ impl Conversation {
                 "reason": reason,
                 "notes": notes,
                 "automatic": automatic,
+                "role": leg.map(|leg| leg.role),
+                "handle_ms": leg.map(|leg| now.millis_since(leg.joined_at)),
             }),
             now,
         );

@@ -421,6 +421,7 @@ impl QueueActor {
                 .then(|| counters.total_wait_ms as f64 / answered as f64 / 1000.0),
             service_level_pct: (answered > 0)
                 .then(|| counters.answered_within_service_level as f64 * 100.0 / answered as f64),
+            today: None,
         }
     }
 }

@@ -218,12 +218,25 @@ impl Database {
                 .execute(&mut *tx)
                 .await?;
             }
-            // What events said of them goes too: their ids stay, so
-            // counts built from events do not change.
-            sqlx::query("UPDATE events SET data = '{\"erased\":true}' WHERE customer_id = $1")
+            // What events said of them goes too: their ids, types and
+            // times stay, and so do the figures reports count (waits,
+            // handle times, reason ids), so reports rebuilt from the
+            // events do not change.
+            let events = sqlx::query("SELECT seq, data FROM events WHERE customer_id = $1")
                 .bind(id.as_str())
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
+            for row in &events {
+                let seq: i64 = row.try_get(0)?;
+                let data: String = row.try_get(1)?;
+                let data = serde_json::from_str(&data).unwrap_or_default();
+                let kept = crate::reports::projection::kept_on_erasure(&data);
+                sqlx::query("UPDATE events SET data = $1 WHERE seq = $2")
+                    .bind(kept.to_string())
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             sqlx::query("DELETE FROM customers WHERE id = $1")
                 .bind(id.as_str())
                 .execute(&mut *tx)

@@ -1,0 +1,148 @@
+//! The task that keeps the report buckets up with the event stream: it
+//! reads the events reports count after its position, folds them in, and
+//! saves the step; at each bucket's end (plus [`GRACE`]) it counts the
+//! logged-in agents' time up to it, so an ended bucket is complete.
+//!
+//! Every node runs one. A step commits only from the position it was
+//! computed from (the stored version), so when two nodes step at once one
+//! commits and the other loads the new position and goes on from there:
+//! each event is counted once.
+
+use super::projection::{bucket_of, Buckets, Projection, ReportRules, BUCKET_MS};
+use super::store::Position;
+use crate::storage::{Database, StorageError};
+use std::time::Duration;
+use switchboard_proto::feed::EventType;
+use switchboard_proto::Timestamp;
+
+/// Events folded per step, at most.
+const BATCH: usize = 1000;
+/// How long after a bucket's end its agents' time is counted: an event
+/// that happened before the end but was committed after it (a node's write
+/// in flight) still counts in it.
+pub const GRACE: Duration = Duration::from_secs(2);
+/// The longest wait for new events before looking again (a notice from
+/// another node can be lost).
+const NAP: Duration = Duration::from_secs(1);
+
+/// The event types reports count; the others (messages above all) are
+/// never read.
+pub const COUNTED: [EventType; 13] = [
+    EventType::ConversationQueued,
+    EventType::ConversationOffered,
+    EventType::ConversationRona,
+    EventType::ConversationAccepted,
+    EventType::ConversationTransferred,
+    EventType::ConversationOverflowed,
+    EventType::ConferenceRequested,
+    EventType::ConferenceStarted,
+    EventType::ConversationAbandoned,
+    EventType::WrapUpSubmitted,
+    EventType::AgentLoggedIn,
+    EventType::AgentStateChanged,
+    EventType::AgentLoggedOut,
+];
+
+/// The end of the newest bucket whose agents' time can be counted now.
+fn closable(now: Timestamp) -> i64 {
+    bucket_of(now.millis() - GRACE.as_millis() as i64)
+}
+
+/// One step from `position`: the next events, and the agents' time up to
+/// the newest closable bucket end. `None` when there is nothing to do.
+pub async fn step(
+    database: &Database,
+    position: &Position,
+    rules: &ReportRules,
+    now: Timestamp,
+) -> Result<Option<(i64, Projection, Buckets)>, StorageError> {
+    let read = database.events_after(position.seq, &COUNTED, BATCH).await?;
+    let mut projection = position.projection.clone();
+    let mut buckets = Buckets::default();
+    for (_, event) in &read.events {
+        projection.apply(event, rules, &mut buckets);
+    }
+    let end = closable(now);
+    let ticked = projection.ticked_to() < end && read.events.len() < BATCH;
+    if ticked {
+        projection.tick(Timestamp(end), &mut buckets);
+    }
+    if read.scanned_to == position.seq && !ticked {
+        return Ok(None);
+    }
+    Ok(Some((read.scanned_to, projection, buckets)))
+}
+
+/// Folds every event not yet folded, to the head of the stream; returns
+/// the position reached. What `switchboard rebuild-reports` runs, and
+/// what a test awaits.
+pub async fn catch_up(database: &Database, rules: &ReportRules) -> Result<Position, StorageError> {
+    let mut position = database.report_position().await?;
+    loop {
+        match step(database, &position, rules, Timestamp::now()).await? {
+            None => return Ok(position),
+            Some((seq, projection, buckets)) => {
+                position = match database
+                    .save_report_step(&position, seq, projection, buckets)
+                    .await?
+                {
+                    Some(saved) => saved,
+                    None => database.report_position().await?,
+                };
+            }
+        }
+    }
+}
+
+/// Runs the projection on this node for as long as the database lives.
+pub(crate) fn start(database: Database, rules: ReportRules) {
+    let runner = database.clone();
+    runner.spawn(async move {
+        let mut signal = database.event_signal().subscribe();
+        let mut failures = 0u32;
+        let mut position: Option<Position> = None;
+        loop {
+            let result = async {
+                let from = match position.take() {
+                    Some(position) => position,
+                    None => database.report_position().await?,
+                };
+                match step(&database, &from, &rules, Timestamp::now()).await? {
+                    None => Ok::<_, StorageError>((from, false)),
+                    Some((seq, projection, buckets)) => {
+                        match database
+                            .save_report_step(&from, seq, projection, buckets)
+                            .await?
+                        {
+                            Some(saved) => Ok((saved, true)),
+                            None => Ok((database.report_position().await?, true)),
+                        }
+                    }
+                }
+            }
+            .await;
+            match result {
+                Ok((reached, moved)) => {
+                    failures = 0;
+                    position = Some(reached);
+                    if moved {
+                        continue;
+                    }
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    if failures == 1 {
+                        tracing::warn!(%error, "reports: a projection step failed; retrying");
+                    }
+                    tokio::time::sleep(NAP.min(Duration::from_millis(100) * failures)).await;
+                    continue;
+                }
+            }
+            // Nothing new: wait for a commit, or the next bucket's end.
+            let now = Timestamp::now().millis();
+            let next_end = bucket_of(now) + BUCKET_MS + GRACE.as_millis() as i64;
+            let until_end = Duration::from_millis((next_end - now).max(1) as u64);
+            let _ = tokio::time::timeout(until_end.min(NAP), signal.changed()).await;
+        }
+    });
+}

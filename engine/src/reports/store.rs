@@ -1,0 +1,239 @@
+//! Report buckets and the projection's position in the database (both
+//! dialects, the same SQL). A step of the projection is one transaction:
+//! the position moves only if no other node moved it meanwhile (its
+//! version), and the step's buckets are added to what is stored.
+
+use super::projection::{Buckets, Projection};
+use super::totals::{AgentTotals, QueueTotals};
+use crate::storage::{Database, StorageError};
+use serde::de::DeserializeOwned;
+use sqlx::Row;
+use std::collections::BTreeMap;
+use switchboard_proto::{AgentId, QueueId};
+
+/// Where the projection stands.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Position {
+    /// The last event folded in.
+    pub seq: i64,
+    pub projection: Projection,
+    /// Moved on by every save.
+    pub version: i64,
+}
+
+fn corrupt(what: &str, error: impl std::fmt::Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}: {error}"))
+}
+
+fn json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, StorageError> {
+    serde_json::from_str(text).map_err(|error| corrupt(what, error))
+}
+
+fn text<T: serde::Serialize>(value: &T) -> Result<String, StorageError> {
+    serde_json::to_string(value).map_err(|error| corrupt("report totals", error))
+}
+
+/// The two bucket tables, by what they are of.
+const QUEUES: (&str, &str) = ("report_queue_buckets", "queue_id");
+const AGENTS: (&str, &str) = ("report_agent_buckets", "agent_id");
+
+/// Adds `buckets` to the stored ones of `table` within one transaction.
+async fn add_buckets<K, T>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    (table, column): (&str, &str),
+    buckets: &BTreeMap<(i64, K), T>,
+    key: impl Fn(&K) -> &str,
+    add: impl Fn(&mut T, &T),
+) -> Result<(), StorageError>
+where
+    T: Default + Clone + serde::Serialize + DeserializeOwned,
+{
+    let (Some(((first, _), _)), Some(((last, _), _))) =
+        (buckets.iter().next(), buckets.iter().next_back())
+    else {
+        return Ok(());
+    };
+    let stored = sqlx::query(&format!(
+        "SELECT bucket_ms, {column}, totals FROM {table} WHERE bucket_ms >= $1 AND bucket_ms <= $2"
+    ))
+    .bind(*first)
+    .bind(*last)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut before: BTreeMap<(i64, String), String> = BTreeMap::new();
+    for row in &stored {
+        before.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
+    }
+    let upsert = format!(
+        "INSERT INTO {table} (bucket_ms, {column}, totals) VALUES ($1, $2, $3) \
+         ON CONFLICT (bucket_ms, {column}) DO UPDATE SET totals = excluded.totals"
+    );
+    for ((bucket, id), totals) in buckets {
+        let id = key(id);
+        let mut sum: T = match before.get(&(*bucket, id.to_owned())) {
+            Some(stored) => json("report totals", stored)?,
+            None => T::default(),
+        };
+        add(&mut sum, totals);
+        sqlx::query(&upsert)
+            .bind(*bucket)
+            .bind(id.to_owned())
+            .bind(text(&sum)?)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Stored buckets of `table` in `[from, to)`, of `only` when not empty.
+async fn read_buckets<T: DeserializeOwned>(
+    pool: &sqlx::AnyPool,
+    (table, column): (&str, &str),
+    from: i64,
+    to: i64,
+    only: &[String],
+) -> Result<Vec<(i64, String, T)>, StorageError> {
+    let rows = sqlx::query(&format!(
+        "SELECT bucket_ms, {column}, totals FROM {table} \
+         WHERE bucket_ms >= $1 AND bucket_ms < $2 ORDER BY bucket_ms, {column}"
+    ))
+    .bind(from)
+    .bind(to)
+    .fetch_all(pool)
+    .await?;
+    let mut read = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get(1)?;
+        if !only.is_empty() && !only.contains(&id) {
+            continue;
+        }
+        let totals: String = row.try_get(2)?;
+        read.push((row.try_get(0)?, id, json("report totals", &totals)?));
+    }
+    Ok(read)
+}
+
+impl Database {
+    /// Where the projection stands now.
+    pub async fn report_position(&self) -> Result<Position, StorageError> {
+        let pool = self.pool().clone();
+        self.run(async move {
+            let row = sqlx::query("SELECT seq, state, version FROM report_projection WHERE id = 1")
+                .fetch_one(&pool)
+                .await?;
+            let state: String = row.try_get(1)?;
+            Ok(Position {
+                seq: row.try_get(0)?,
+                projection: json("report projection", &state)?,
+                version: row.try_get(2)?,
+            })
+        })
+        .await
+    }
+
+    /// Saves a step from `from` (as loaded) to `to`: `Ok(None)` when
+    /// another node saved a step since `from` was loaded (nothing is
+    /// written; load again), else the new position.
+    pub async fn save_report_step(
+        &self,
+        from: &Position,
+        to_seq: i64,
+        projection: Projection,
+        buckets: Buckets,
+    ) -> Result<Option<Position>, StorageError> {
+        let pool = self.pool().clone();
+        let version = from.version;
+        let state = text(&projection)?;
+        self.run(async move {
+            let mut tx = pool.begin().await?;
+            // First, so a competing step waits here (PostgreSQL locks the
+            // row; SQLite has one writer) and then finds the version moved.
+            let moved = sqlx::query(
+                "UPDATE report_projection SET seq = $1, state = $2, version = version + 1 \
+                 WHERE id = 1 AND version = $3",
+            )
+            .bind(to_seq)
+            .bind(state)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            add_buckets(
+                &mut tx,
+                QUEUES,
+                &buckets.queues,
+                QueueId::as_str,
+                QueueTotals::add,
+            )
+            .await?;
+            add_buckets(
+                &mut tx,
+                AGENTS,
+                &buckets.agents,
+                AgentId::as_str,
+                AgentTotals::add,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(Some(Position {
+                seq: to_seq,
+                projection,
+                version: version + 1,
+            }))
+        })
+        .await
+    }
+
+    /// Starts the projection over: buckets from `from_bucket` on are
+    /// deleted (older ones stay: their events may be gone by retention)
+    /// and the position goes back before the first event.
+    pub async fn reset_reports(&self, from_bucket: i64) -> Result<(), StorageError> {
+        let pool = self.pool().clone();
+        self.run(async move {
+            let mut tx = pool.begin().await?;
+            for (table, _) in [QUEUES, AGENTS] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE bucket_ms >= $1"))
+                    .bind(from_bucket)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(
+                "UPDATE report_projection SET seq = 0, state = '{}', version = version + 1 \
+                 WHERE id = 1",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stored queue buckets in `[from, to)`, of `only` when not empty.
+    pub async fn queue_buckets(
+        &self,
+        from: i64,
+        to: i64,
+        only: Vec<String>,
+    ) -> Result<Vec<(i64, String, QueueTotals)>, StorageError> {
+        let pool = self.pool().clone();
+        self.run(async move { read_buckets(&pool, QUEUES, from, to, &only).await })
+            .await
+    }
+
+    /// Stored agent buckets in `[from, to)`, of `only` when not empty.
+    pub async fn agent_buckets(
+        &self,
+        from: i64,
+        to: i64,
+        only: Vec<String>,
+    ) -> Result<Vec<(i64, String, AgentTotals)>, StorageError> {
+        let pool = self.pool().clone();
+        self.run(async move { read_buckets(&pool, AGENTS, from, to, &only).await })
+            .await
+    }
+}
