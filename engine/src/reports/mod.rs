@@ -16,10 +16,16 @@
 //! - [`projector`]: the task that follows the stream and saves each step.
 //! - [`store`]: buckets and the projection's position in the database.
 //! - [`query`]: a request's parameters checked, buckets summed into rows.
+//! - [`recompute`]: the same buckets from a whole list of events at once:
+//!   the reference the projection is tested against.
+
+#[cfg(test)]
+mod projection_tests;
 
 pub mod projection;
 pub mod projector;
 pub mod query;
+pub mod recompute;
 pub mod store;
 pub mod totals;
 

@@ -232,7 +232,9 @@ impl Projection {
                         totals.conferences_joined += 1;
                     }
                 }
-                if let (Some(queue), Some("new")) = (queue, kind) {
+                let first_in_queue =
+                    event.kind == EventType::ConversationAccepted && kind == Some("new");
+                if let (Some(queue), true) = (queue, first_in_queue) {
                     let wait_ms = number(event, "wait_ms").unwrap_or(0);
                     let totals = buckets.queue(queue, at);
                     totals.handled += 1;
