@@ -21,7 +21,8 @@ export function launch() {
 /**
  * A page in its own context (own sessionStorage), with every JS dialog
  * (alert, confirm) recorded and dismissed, and page errors collected: the
- * XSS test asserts that neither list grows.
+ * XSS test asserts that neither list grows. CSP violations are collected
+ * too (`page.violations`).
  */
 export async function openPage(browser, url, { viewport = { width: 1360, height: 860 } } = {}) {
   const context = await browser.newContext({ viewport, locale: 'en-US', timezoneId: 'UTC' });
@@ -33,6 +34,11 @@ export async function openPage(browser, url, { viewport = { width: 1360, height:
     dialog.dismiss().catch(() => {});
   });
   page.on('pageerror', (error) => page.errors.push(String(error)));
+  // Every Content-Security-Policy violation the browser reports (a console error).
+  page.violations = [];
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) page.violations.push(message.text());
+  });
   // Every resource the server did not find (each is also a console error).
   page.notFound = [];
   page.on('response', (response) => {
