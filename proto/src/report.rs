@@ -4,6 +4,7 @@
 //! a mean or a percentage of nothing is `null`.
 
 use crate::ids::{AgentId, QueueId};
+use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -92,9 +93,15 @@ pub struct AgentReportRow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct QueueReport {
     pub rows: Vec<QueueReportRow>,
+    /// Every event up to this time is counted (the report trails the live
+    /// events by well under a second).
+    pub as_of: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentReport {
     pub rows: Vec<AgentReportRow>,
+    /// As in [`QueueReport`]; agents logged in now have their time counted
+    /// up to the moment of the answer.
+    pub as_of: Timestamp,
 }

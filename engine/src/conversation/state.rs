@@ -15,7 +15,9 @@ use std::sync::Arc;
 use switchboard_proto::event::{Notice, WrapUpRequired};
 use switchboard_proto::model::*;
 use switchboard_proto::validation::{check_agent_text, check_customer_text};
-use switchboard_proto::{AgentId, ClientMsgId, ConversationId, MessageId, OfferId, Timestamp};
+use switchboard_proto::{
+    AgentId, ClientMsgId, ConversationId, MessageId, OfferId, QueueId, Timestamp,
+};
 
 use crate::agent::availability::Involvement;
 use crate::error::EngineError;
@@ -112,8 +114,6 @@ pub enum Effect {
     Event(Box<DomainEvent>),
 }
 
-use switchboard_proto::QueueId;
-
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct PendingOffer {
     offer_id: OfferId,
@@ -129,6 +129,10 @@ struct OwedWrapUp {
     agent: Seat,
     /// When the automatic wrap-up is due (re-armed after a failover).
     due_at: Timestamp,
+    /// The queue the leg was in: its wrap-up counts there, even after a
+    /// transfer moved the conversation on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    queue: Option<QueueId>,
 }
 
 /// Serialized as a cluster snapshot without its messages: those live in
@@ -938,7 +942,11 @@ impl Conversation {
         let timer = Timer::AutoWrapUp(agent.id.clone());
         let due_at = required.auto_wrap_up_at;
         let notice = Effect::Agent(agent.id.clone(), AgentNotice::WrapUpRequired(required));
-        self.owed.push(OwedWrapUp { agent, due_at });
+        self.owed.push(OwedWrapUp {
+            agent,
+            due_at,
+            queue: Some(self.queue_id()),
+        });
         vec![
             notice,
             Effect::StartTimer(timer, self.timing.auto_wrap_up_ms),
@@ -1256,7 +1264,7 @@ impl Conversation {
             .iter()
             .rev()
             .find(|leg| leg.agent.id == agent.as_str());
-        let submitted = self.event(
+        let mut submitted = self.event(
             EventType::WrapUpSubmitted,
             Some(agent),
             serde_json::json!({
@@ -1269,6 +1277,9 @@ impl Conversation {
             }),
             now,
         );
+        if let (Effect::Event(event), Some(queue)) = (&mut submitted, owed.queue.clone()) {
+            event.queue_id = Some(queue);
+        }
         self.wrap_ups.push(WrapUpRecord {
             agent: owed.agent.named_ref(),
             reason,

@@ -53,13 +53,18 @@ impl Engine {
         let only = query::subjects("queue", request.only.as_deref(), |id| {
             catalog.queue(&QueueId::new(id)).is_some()
         })?;
-        let buckets = self
-            .database()
+        let database = self.database();
+        let position = database
+            .report_position()
+            .await
+            .map_err(EngineError::from)?;
+        let buckets = database
             .queue_buckets(range.from_ms, range.to_ms, only)
             .await
             .map_err(EngineError::from)?;
         Ok(QueueReport {
             rows: query::queue_rows(&range, buckets),
+            as_of: position.projection.as_of(),
         })
     }
 
@@ -91,7 +96,10 @@ impl Engine {
                 .into_iter()
                 .chain(query::live_agent_time(&live, &only)),
         );
-        Ok(AgentReport { rows })
+        Ok(AgentReport {
+            rows,
+            as_of: position.projection.as_of(),
+        })
     }
 
     /// Today's row of each queue (`[stats] time_zone`), as the daily

@@ -134,6 +134,9 @@ pub struct Projection {
     /// end of the newest bucket that is complete.
     #[serde(default)]
     ticked_to: i64,
+    /// The newest event folded in happened then (unix ms).
+    #[serde(default)]
+    last_event_at: i64,
 }
 
 fn text<'a>(event: &'a DomainEvent, key: &str) -> Option<&'a str> {
@@ -152,6 +155,11 @@ impl Projection {
 
     pub fn ticked_to(&self) -> i64 {
         self.ticked_to
+    }
+
+    /// Reports count every event up to this moment at least.
+    pub fn as_of(&self) -> Timestamp {
+        Timestamp(self.last_event_at.max(self.ticked_to))
     }
 
     /// A bucket ended at `end`: every logged-in agent's time is counted up
@@ -182,6 +190,7 @@ impl Projection {
     /// Folds one event in.
     pub fn apply(&mut self, event: &DomainEvent, rules: &ReportRules, buckets: &mut Buckets) {
         let at = event.at.millis();
+        self.last_event_at = self.last_event_at.max(at);
         let kind = text(event, "kind");
         let agent = event.agent_id.as_ref();
         let queue = event.queue_id.as_ref();
