@@ -1030,3 +1030,123 @@ async fn after_a_restart_a_new_event_comes_after_every_message_event() {
     assert_eq!(kinds, [EventType::MessageCreated, EventType::AgentLoggedIn]);
     assert!(read[1].0 > before);
 }
+
+/// Reports: the projector, stepping through the stored events a batch at
+/// a time and saving each step, makes the buckets a recomputation of the
+/// same events makes, on both databases; a step computed from a position
+/// another node has moved commits nothing; and a rebuild makes them again.
+#[actix_rt::test]
+async fn report_buckets_saved_step_by_step_equal_a_recomputation_of_the_events() {
+    use switchboard_engine::reports::projection::{bucket_of, ReportRules};
+    use switchboard_engine::reports::{projector, recompute::recompute};
+    use switchboard_proto::feed::EventType;
+    let rules = ReportRules {
+        service_level_ms: 20_000,
+        short_abandon_ms: 5_000,
+    };
+    on_both(|database| async move {
+        // Three hours ago, five agents and two queues, 2,500 events.
+        let start = Timestamp::now().millis() - 3 * 3_600_000;
+        let mut events = Vec::new();
+        let agents = ["ann", "bob", "cy", "dee", "eve"];
+        let agent_event = |kind, at: i64, agent: &str, data| {
+            let mut event = DomainEvent::new(kind, Timestamp(at), data);
+            event.agent_id = Some(AgentId::new(agent));
+            event
+        };
+        for (n, agent) in agents.iter().enumerate() {
+            let n = n as i64;
+            events.push(agent_event(EventType::AgentLoggedIn, start + n * 1000, agent, serde_json::json!({})));
+            events.push(agent_event(EventType::AgentStateChanged, start + 60_000 + n, agent, serde_json::json!({"state": "available"})));
+            events.push(agent_event(EventType::AgentStateChanged, start + 3_000_000 + n * 7_000, agent, serde_json::json!({"state": "idle", "reason": "lunch"})));
+            events.push(agent_event(EventType::AgentStateChanged, start + 4_000_000 + n * 9_000, agent, serde_json::json!({"state": "available"})));
+            if n < 3 {
+                events.push(agent_event(EventType::AgentLoggedOut, start + 6_000_000 + n * 60_000, agent, serde_json::json!({})));
+            }
+        }
+        for i in 0..640i64 {
+            let at = start + 120_000 + i * 12_000;
+            let agent = agents[(i % 5) as usize];
+            let queue = QueueId::new(["sales", "support"][(i % 2) as usize]);
+            let wait = 1_000 + (i % 40) * 1_000;
+            let mut of_chat = |kind, offset: i64, agent: Option<&str>, data| {
+                let mut event = DomainEvent::new(kind, Timestamp(at + offset), data);
+                event.conversation_id = Some(ConversationId::new(format!("c{i}")));
+                event.queue_id = Some(queue.clone());
+                event.agent_id = agent.map(AgentId::new);
+                events.push(event);
+            };
+            of_chat(EventType::ConversationQueued, 0, None, serde_json::json!({"reason": "created"}));
+            if i % 9 == 0 {
+                of_chat(EventType::ConversationAbandoned, wait, None, serde_json::json!({"wait_ms": wait}));
+                continue;
+            }
+            of_chat(EventType::ConversationOffered, wait - 500, Some(agent), serde_json::json!({"kind": "new"}));
+            of_chat(EventType::ConversationAccepted, wait, Some(agent), serde_json::json!({"kind": "new", "wait_ms": wait}));
+            let reason = ["sale", "info"][(i % 2) as usize];
+            of_chat(
+                EventType::WrapUpSubmitted,
+                wait + 200_000 + i * 10,
+                Some(agent),
+                serde_json::json!({"reason": {"id": reason}, "role": "owner", "handle_ms": 200_000 + i * 10}),
+            );
+        }
+        events.sort_by_key(|event| event.at);
+        assert!(events.len() > 2_000, "{} events", events.len());
+        for chunk in events.chunks(300) {
+            let changes = chunk.iter().map(|event| Change::Event(Arc::new(event.clone()))).collect();
+            database.write(changes).await.expect("written");
+        }
+
+        let before = database.report_position().await.unwrap();
+        let reached = projector::catch_up(&database, &rules).await.unwrap();
+        assert_eq!(reached.seq, database.newest_event().await.unwrap());
+        assert!(reached.version >= before.version + 3, "a step per 1,000 events and a tick");
+        let stored = |database: Database| async move {
+            (
+                database.queue_buckets(i64::MIN, i64::MAX, Vec::new()).await.unwrap(),
+                database.agent_buckets(i64::MIN, i64::MAX, Vec::new()).await.unwrap(),
+            )
+        };
+        let (queues, agents_read) = stored(database.clone()).await;
+        let expected = recompute(&events, &rules, Timestamp(reached.projection.ticked_to()));
+        let as_read = |buckets: &std::collections::BTreeMap<(i64, String), _>| buckets.clone();
+        let expected_queues: std::collections::BTreeMap<(i64, String), _> = expected
+            .queues
+            .iter()
+            .map(|((bucket, id), totals)| ((*bucket, id.as_str().to_owned()), totals.clone()))
+            .collect();
+        let read_queues: std::collections::BTreeMap<(i64, String), _> =
+            queues.iter().map(|(bucket, id, totals)| ((*bucket, id.clone()), totals.clone())).collect();
+        assert_eq!(as_read(&read_queues), expected_queues);
+        let expected_agents: std::collections::BTreeMap<(i64, String), _> = expected
+            .agents
+            .iter()
+            .filter(|(_, totals)| **totals != Default::default())
+            .map(|((bucket, id), totals)| ((*bucket, id.as_str().to_owned()), totals.clone()))
+            .collect();
+        let read_agents: std::collections::BTreeMap<(i64, String), _> = agents_read
+            .iter()
+            .filter(|(_, _, totals)| *totals != Default::default())
+            .map(|(bucket, id, totals)| ((*bucket, id.clone()), totals.clone()))
+            .collect();
+        assert_eq!(read_agents, expected_agents);
+        assert!(read_agents.keys().any(|(bucket, id)| id == "eve" && *bucket >= bucket_of(start + 6_000_000)), "eve is still logged in");
+
+        // A step from the position as it was before commits nothing.
+        let stale = database
+            .save_report_step(&before, reached.seq, reached.projection.clone(), Default::default())
+            .await
+            .unwrap();
+        assert_eq!(stale, None);
+        assert_eq!(stored(database.clone()).await.0, queues);
+
+        // Rebuilt from the oldest event's bucket: the same buckets.
+        database.reset_reports(bucket_of(start)).await.unwrap();
+        assert!(stored(database.clone()).await.0.is_empty());
+        let rebuilt = projector::catch_up(&database, &rules).await.unwrap();
+        assert_eq!(rebuilt.seq, reached.seq);
+        assert_eq!(stored(database.clone()).await.0, queues);
+    })
+    .await;
+}
