@@ -120,6 +120,7 @@ pub struct Node {
     /// The node's SQLite file lives here (unless the test chose a database):
     /// held so the folder goes only with the node.
     _data: DataDir,
+    database_url: String,
 }
 
 /// A temporary folder, removed when dropped.
@@ -197,6 +198,11 @@ impl Node {
         if !env.iter().any(|(key, _)| key == DATABASE_URL) {
             env.push((DATABASE_URL.to_owned(), data.sqlite_url()));
         }
+        let database_url = env
+            .iter()
+            .find(|(key, _)| key == DATABASE_URL)
+            .map(|(_, url)| url.clone())
+            .unwrap_or_default();
         let settings = Settings::from_toml_str(config, env).expect("test config is valid");
         let running = app::start(&settings, options).await.expect("node starts");
         Node {
@@ -204,7 +210,14 @@ impl Node {
             running,
             http: awc::Client::builder().timeout(WAIT).finish(),
             _data: data,
+            database_url,
         }
+    }
+
+    /// The URL of the node's database (its SQLite file unless the test
+    /// chose one).
+    pub fn database_url(&self) -> &str {
+        &self.database_url
     }
 
     /// A node whose offers expire after `rona_ms` (RONA tests).
