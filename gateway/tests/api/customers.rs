@@ -28,7 +28,7 @@ fn identity(claims: Value, secret: &str) -> String {
     .expect("identity signs")
 }
 
-fn signed(sub: &str) -> String {
+pub(crate) fn signed(sub: &str) -> String {
     identity(
         json!({"sub": sub, "name": "Ada Lovelace", "email": "ada@example.com", "exp": now_s() + 600}),
         SECRET,
@@ -36,7 +36,7 @@ fn signed(sub: &str) -> String {
 }
 
 /// Sam is also an admin here.
-async fn node_with_identities() -> Node {
+pub(crate) async fn node_with_identities() -> Node {
     Node::start_on(&config_with_admin(), &[IDENTITY_ENV]).await
 }
 
@@ -45,7 +45,7 @@ async fn start(node: &Node, body: Value) -> (u16, Value) {
 }
 
 /// A chat of the customer `identity` signs, accepted by `agent`.
-async fn identified_chat(
+pub(crate) async fn identified_chat(
     node: &Node,
     agent: &mut Client,
     token: &str,
@@ -68,7 +68,7 @@ async fn identified_chat(
 }
 
 /// Ends and wraps up `id`, and waits until its record is closed.
-async fn close(node: &Node, agent: &mut Client, id: &str) {
+pub(crate) async fn close(node: &Node, agent: &mut Client, id: &str) {
     agent
         .ok(json!({"type": "end", "conversation_id": id}))
         .await;

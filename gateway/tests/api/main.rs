@@ -19,6 +19,7 @@ mod hardening;
 mod messages;
 mod overload;
 mod records;
+mod reports;
 mod resume;
 mod rona;
 mod routing;

@@ -120,6 +120,8 @@ pub struct Node {
     /// The node's SQLite file lives here (unless the test chose a database):
     /// held so the folder goes only with the node.
     _data: DataDir,
+    /// Read by the reports tests (another test binary).
+    #[allow(dead_code)]
     database_url: String,
 }
 
@@ -216,6 +218,7 @@ impl Node {
 
     /// The URL of the node's database (its SQLite file unless the test
     /// chose one).
+    #[allow(dead_code)]
     pub fn database_url(&self) -> &str {
         &self.database_url
     }
