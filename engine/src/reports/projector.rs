@@ -24,6 +24,10 @@ pub const GRACE: Duration = Duration::from_secs(2);
 /// The longest wait for new events before looking again (a notice from
 /// another node can be lost).
 const NAP: Duration = Duration::from_secs(1);
+/// The shortest time between two steps that caught up: under load, events
+/// are folded a quarter of a second's worth at a time (one transaction),
+/// not one transaction per commit of the writer.
+const PACE: Duration = Duration::from_millis(250);
 
 /// The event types reports count; the others (messages above all) are
 /// never read.
@@ -48,14 +52,16 @@ fn closable(now: Timestamp) -> i64 {
     bucket_of(now.millis() - GRACE.as_millis() as i64)
 }
 
-/// One step from `position`: the next events, and the agents' time up to
-/// the newest closable bucket end. `None` when there is nothing to do.
+/// One step from `position`: the next events (at most [`BATCH`]), and the
+/// agents' time up to the newest closable bucket end once caught up.
+/// `None` when there is nothing to do; else the position reached, the
+/// projection, the buckets to add, and whether more events wait.
 pub async fn step(
     database: &Database,
     position: &Position,
     rules: &ReportRules,
     now: Timestamp,
-) -> Result<Option<(i64, Projection, Buckets)>, StorageError> {
+) -> Result<Option<Step>, StorageError> {
     let read = database.events_after(position.seq, &COUNTED, BATCH).await?;
     let mut projection = position.projection.clone();
     let mut buckets = Buckets::default();
@@ -63,14 +69,50 @@ pub async fn step(
         projection.apply(event, rules, &mut buckets);
     }
     let end = closable(now);
-    let ticked = projection.ticked_to() < end && read.events.len() < BATCH;
+    let behind = read.events.len() >= BATCH;
+    let ticked = projection.ticked_to() < end && !behind;
     if ticked {
         projection.tick(Timestamp(end), &mut buckets);
     }
     if read.scanned_to == position.seq && !ticked {
         return Ok(None);
     }
-    Ok(Some((read.scanned_to, projection, buckets)))
+    Ok(Some(Step {
+        seq: read.scanned_to,
+        projection,
+        buckets,
+        behind,
+    }))
+}
+
+/// What [`step`] computed, to be saved.
+pub struct Step {
+    pub seq: i64,
+    pub projection: Projection,
+    pub buckets: Buckets,
+    /// More events wait after `seq`.
+    pub behind: bool,
+}
+
+/// One step from `from`, saved. `None` when there was nothing to do; else
+/// the position now stored and whether more events wait (also when
+/// another node stepped first: this one goes on from where that left it).
+async fn step_and_save(
+    database: &Database,
+    from: &Position,
+    rules: &ReportRules,
+) -> Result<Option<(Position, bool)>, StorageError> {
+    let Some(step) = step(database, from, rules, Timestamp::now()).await? else {
+        return Ok(None);
+    };
+    let behind = step.behind;
+    match database
+        .save_report_step(from, step.seq, step.projection, step.buckets)
+        .await?
+    {
+        Some(saved) => Ok(Some((saved, behind))),
+        None => Ok(Some((database.report_position().await?, true))),
+    }
 }
 
 /// Folds every event not yet folded, to the head of the stream; returns
@@ -78,20 +120,10 @@ pub async fn step(
 /// what a test awaits.
 pub async fn catch_up(database: &Database, rules: &ReportRules) -> Result<Position, StorageError> {
     let mut position = database.report_position().await?;
-    loop {
-        match step(database, &position, rules, Timestamp::now()).await? {
-            None => return Ok(position),
-            Some((seq, projection, buckets)) => {
-                position = match database
-                    .save_report_step(&position, seq, projection, buckets)
-                    .await?
-                {
-                    Some(saved) => saved,
-                    None => database.report_position().await?,
-                };
-            }
-        }
+    while let Some((reached, _)) = step_and_save(database, &position, rules).await? {
+        position = reached;
     }
+    Ok(position)
 }
 
 /// Runs the projection on this node for as long as the database lives.
@@ -102,31 +134,28 @@ pub(crate) fn start(database: Database, rules: ReportRules) {
         let mut failures = 0u32;
         let mut position: Option<Position> = None;
         loop {
-            let result = async {
+            let stepped = async {
                 let from = match position.take() {
-                    Some(position) => position,
+                    Some(from) => from,
                     None => database.report_position().await?,
                 };
-                match step(&database, &from, &rules, Timestamp::now()).await? {
-                    None => Ok::<_, StorageError>((from, false)),
-                    Some((seq, projection, buckets)) => {
-                        match database
-                            .save_report_step(&from, seq, projection, buckets)
-                            .await?
-                        {
-                            Some(saved) => Ok((saved, true)),
-                            None => Ok((database.report_position().await?, true)),
-                        }
-                    }
-                }
+                Ok::<_, StorageError>(match step_and_save(&database, &from, &rules).await? {
+                    Some((reached, behind)) => (reached, Some(behind)),
+                    None => (from, None),
+                })
             }
             .await;
-            match result {
-                Ok((reached, moved)) => {
+            match stepped {
+                Ok((reached, stepped)) => {
                     failures = 0;
                     position = Some(reached);
-                    if moved {
-                        continue;
+                    match stepped {
+                        Some(true) => continue,
+                        Some(false) => {
+                            tokio::time::sleep(PACE).await;
+                            continue;
+                        }
+                        None => {}
                     }
                 }
                 Err(error) => {
