@@ -2016,6 +2016,36 @@ default_reason = "done"
     }
 
     #[test]
+    fn report_settings_are_checked_naming_the_key() {
+        let message = load_err_env(
+            MINIMAL,
+            &[("SWITCHBOARD__STATS__TIME_ZONE", "Mars/Olympus")],
+        );
+        assert!(message.starts_with("stats.time_zone: "), "{message}");
+        let message = load_err_env(MINIMAL, &[("SWITCHBOARD__STATS__SHORT_ABANDON_S", "3601")]);
+        assert!(message.starts_with("stats.short_abandon_s: "), "{message}");
+        let settings = Settings::from_toml_str(
+            MINIMAL,
+            [
+                (
+                    "SWITCHBOARD__STATS__TIME_ZONE".to_owned(),
+                    "Europe/Rome".to_owned(),
+                ),
+                (
+                    "SWITCHBOARD__STATS__SHORT_ABANDON_S".to_owned(),
+                    "0".to_owned(),
+                ),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(settings.stats.time_zone, chrono_tz::Tz::Europe__Rome);
+        assert_eq!(settings.stats.short_abandon, Duration::ZERO);
+        let defaults = Settings::from_toml_str(MINIMAL, Vec::<(String, String)>::new()).unwrap();
+        assert_eq!(defaults.stats.short_abandon, Duration::from_secs(5));
+        assert_eq!(defaults.stats.time_zone, chrono_tz::Tz::UTC);
+    }
+
+    #[test]
     fn zero_durations_and_counts_are_refused() {
         for (section, key) in [
             ("routing", "rona_timeout_ms"),
