@@ -26,6 +26,7 @@ mod failover;
 mod hardening;
 mod record;
 mod redis_faults;
+mod reports;
 mod restart;
 mod selfcheck;
 mod soak;
