@@ -109,6 +109,7 @@ impl Engine {
         crate::reports::projector::start(
             inner.database.clone(),
             crate::reports::projection::ReportRules::of(&inner.catalog.config),
+            crate::reports::projector::grace(false),
         );
         if inner.store.keeps_state() {
             resume(&inner).await?;
@@ -165,6 +166,7 @@ impl Engine {
         crate::reports::projector::start(
             inner.database.clone(),
             crate::reports::projection::ReportRules::of(&inner.catalog.config),
+            crate::reports::projector::grace(true),
         );
         Ok(Engine { inner })
     }
@@ -1026,7 +1028,7 @@ impl Engine {
     /// `GET /api/v1/stats`.
     pub async fn stats(&self) -> Result<Stats, EngineError> {
         let mut queues = self.queue_stats().await?;
-        let mut today = self.queues_today().await?;
+        let mut today = self.queues_today().await;
         for queue in &mut queues {
             if let Some(at) = today.iter().position(|row| row.queue == queue.id) {
                 queue.today = Some(today.swap_remove(at));

@@ -1104,8 +1104,8 @@ async fn report_buckets_saved_step_by_step_equal_a_recomputation_of_the_events()
         assert!(reached.version >= before.version + 3, "a step per 1,000 events and a tick");
         let stored = |database: Database| async move {
             (
-                database.queue_buckets(i64::MIN, i64::MAX, Vec::new()).await.unwrap(),
-                database.agent_buckets(i64::MIN, i64::MAX, Vec::new()).await.unwrap(),
+                database.queue_buckets(i64::MIN, i64::MAX, Vec::new()).await.unwrap().1,
+                database.agent_buckets(i64::MIN, i64::MAX, Vec::new()).await.unwrap().1,
             )
         };
         let (queues, agents_read) = stored(database.clone()).await;
@@ -1139,14 +1139,23 @@ async fn report_buckets_saved_step_by_step_equal_a_recomputation_of_the_events()
             .await
             .unwrap();
         assert_eq!(stale, None);
-        assert_eq!(stored(database.clone()).await.0, queues);
+        assert_eq!(stored(database.clone()).await, (queues.clone(), agents_read.clone()));
 
         // Rebuilt from the oldest event's bucket: the same buckets.
         database.reset_reports(bucket_of(start)).await.unwrap();
         assert!(stored(database.clone()).await.0.is_empty());
         let rebuilt = projector::catch_up(&database, &rules).await.unwrap();
         assert_eq!(rebuilt.seq, reached.seq);
-        assert_eq!(stored(database.clone()).await.0, queues);
+        let (queues_again, agents_again) = stored(database.clone()).await;
+        assert_eq!(queues_again, queues);
+        // Agents still logged in are counted up to the rebuild's own tick.
+        let closed = |rows: &[(i64, String, switchboard_engine::reports::totals::AgentTotals)]| {
+            rows.iter()
+                .filter(|(bucket, _, _)| *bucket < bucket_of(start + 6_000_000))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(closed(&agents_again), closed(&agents_read));
     })
     .await;
 }

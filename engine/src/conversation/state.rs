@@ -129,10 +129,15 @@ struct OwedWrapUp {
     agent: Seat,
     /// When the automatic wrap-up is due (re-armed after a failover).
     due_at: Timestamp,
-    /// The queue the leg was in: its wrap-up counts there, even after a
-    /// transfer moved the conversation on.
+    /// The leg it wraps up, for reports: its queue (the wrap-up counts
+    /// there, even after a transfer moved the conversation on), its role
+    /// and when it was accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     queue: Option<QueueId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<LegRole>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    joined_at: Option<Timestamp>,
 }
 
 /// Serialized as a cluster snapshot without its messages: those live in
@@ -161,6 +166,11 @@ pub struct Conversation {
     #[serde(skip)]
     sent: HashMap<(String, ClientMsgId), u64>,
     first_accepted_at: Option<Timestamp>,
+    /// An agent accepted it since it entered its current queue: a later
+    /// accept from the queue (after a transfer to an agent went
+    /// unanswered) is not the queue's answer again.
+    #[serde(default)]
+    answered_in_queue: bool,
     ended_at: Option<Timestamp>,
     closed_at: Option<Timestamp>,
     timing: Timing,
@@ -216,6 +226,7 @@ impl Conversation {
             messages: Vec::new(),
             sent: HashMap::new(),
             first_accepted_at: None,
+            answered_in_queue: false,
             ended_at: None,
             closed_at: None,
             timing: new.timing,
@@ -647,9 +658,12 @@ impl Conversation {
             "kind": pending.kind,
             "agent": pending.agent.named_ref(),
         });
+        let first_in_queue = pending.kind != OfferKind::Conference && !self.answered_in_queue;
         if pending.kind != OfferKind::Conference {
-            // How long it waited in its queue (reports' speed of answer).
+            // How long it waited in its queue, and whether this is the
+            // queue's answer to it (reports' handled and speed of answer).
             data["wait_ms"] = serde_json::json!(now.millis_since(self.queued_since));
+            data["first_in_queue"] = serde_json::json!(first_in_queue);
         }
         let happened = match pending.kind {
             OfferKind::Conference => EventType::ConferenceStarted,
@@ -658,7 +672,7 @@ impl Conversation {
         effects.push(self.event(happened, Some(&pending.agent.id), data, now));
         let role = match pending.kind {
             OfferKind::New | OfferKind::Transfer => {
-                if pending.kind == OfferKind::New {
+                if first_in_queue {
                     effects.push(Effect::Queue(
                         self.queue_id(),
                         QueueNotice::Answered {
@@ -667,6 +681,7 @@ impl Conversation {
                     ));
                 }
                 self.first_accepted_at.get_or_insert(now);
+                self.answered_in_queue = true;
                 self.owner = Some(pending.agent.clone());
                 self.state = ConversationState::Active;
                 LegRole::Owner
@@ -942,10 +957,19 @@ impl Conversation {
         let timer = Timer::AutoWrapUp(agent.id.clone());
         let due_at = required.auto_wrap_up_at;
         let notice = Effect::Agent(agent.id.clone(), AgentNotice::WrapUpRequired(required));
+        // The leg that just ended is the agent's last.
+        let leg = self
+            .legs
+            .iter()
+            .rev()
+            .find(|leg| leg.agent.id == agent.id.as_str());
+        let (role, joined_at) = (leg.map(|leg| leg.role), leg.map(|leg| leg.joined_at));
         self.owed.push(OwedWrapUp {
             agent,
             due_at,
             queue: Some(self.queue_id()),
+            role,
+            joined_at,
         });
         vec![
             notice,
@@ -980,6 +1004,7 @@ impl Conversation {
         self.queue = queue;
         self.state = ConversationState::Queued;
         self.queued_since = now;
+        self.answered_in_queue = false;
         effects.push(self.queued_event("transferred", now));
         effects.push(Effect::Queue(
             self.queue_id(),
@@ -1257,13 +1282,8 @@ impl Conversation {
             ));
         };
         let owed = self.owed.remove(index);
-        // The leg it wraps up: reports count an owner's as a handled chat,
-        // with its handle time (accepted -> wrapped up).
-        let leg = self
-            .legs
-            .iter()
-            .rev()
-            .find(|leg| leg.agent.id == agent.as_str());
+        // Reports count an owner's leg as a handled chat, with its handle
+        // time (accepted -> wrapped up).
         let mut submitted = self.event(
             EventType::WrapUpSubmitted,
             Some(agent),
@@ -1272,8 +1292,8 @@ impl Conversation {
                 "reason": reason,
                 "notes": notes,
                 "automatic": automatic,
-                "role": leg.map(|leg| leg.role),
-                "handle_ms": leg.map(|leg| now.millis_since(leg.joined_at)),
+                "role": owed.role,
+                "handle_ms": owed.joined_at.map(|joined| now.millis_since(joined)),
             }),
             now,
         );

@@ -902,3 +902,138 @@ fn events_are_the_seam_a_message_is_its_own_event_with_the_agent_who_wrote_it() 
     assert_eq!(event.data["message"]["text"], "Hi");
     assert_eq!(event.at, Timestamp(6_000));
 }
+
+/// The data of the one event of `kind` among `effects`.
+fn event_data(effects: &[Effect], kind: switchboard_proto::feed::EventType) -> serde_json::Value {
+    effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::Event(event) if event.kind == kind => Some(event.data.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no {kind:?} in {effects:?}"))
+}
+
+#[test]
+fn the_queue_answers_a_chat_once_until_it_enters_a_queue_again() {
+    use switchboard_proto::feed::EventType;
+    let mut conversation = queued();
+    offered_to(&mut conversation, "bob", "o1");
+    let first = conversation
+        .accept(&agent("bob"), &OfferId::new("o1"), Timestamp(3_000))
+        .unwrap();
+    assert_eq!(
+        event_data(&first, EventType::ConversationAccepted)["first_in_queue"],
+        true
+    );
+    // Bob transfers it to Dave, who lets it ring: back in Sales, offered
+    // to Carol by the queue, whose accept is not the queue's answer again.
+    conversation
+        .transfer_to_agent(
+            &agent("bob"),
+            OfferId::new("o2"),
+            seat("dave"),
+            Timestamp(4_000),
+        )
+        .unwrap();
+    conversation.offer_expired(&OfferId::new("o2"), Timestamp(40_000));
+    conversation.offer_reserved(
+        &QueueId::new("sales"),
+        OfferId::new("o3"),
+        seat("carol"),
+        routing("carol"),
+        Timestamp(41_000),
+    );
+    let again = conversation
+        .accept(&agent("carol"), &OfferId::new("o3"), Timestamp(42_000))
+        .unwrap();
+    assert_eq!(
+        event_data(&again, EventType::ConversationAccepted)["first_in_queue"],
+        false
+    );
+    assert!(!again
+        .iter()
+        .any(|effect| matches!(effect, Effect::Queue(_, QueueNotice::Answered { .. }))));
+    // Moved to Support: the next accept there is Support's answer.
+    conversation
+        .transfer_to_queue(
+            &agent("carol"),
+            NamedRef::new("support", "Support"),
+            Timestamp(50_000),
+        )
+        .unwrap();
+    conversation.offer_reserved(
+        &QueueId::new("support"),
+        OfferId::new("o4"),
+        seat("sam"),
+        routing("sam"),
+        Timestamp(51_000),
+    );
+    let support = conversation
+        .accept(&agent("sam"), &OfferId::new("o4"), Timestamp(52_000))
+        .unwrap();
+    let data = event_data(&support, EventType::ConversationAccepted);
+    assert_eq!(
+        (data["first_in_queue"].clone(), data["wait_ms"].clone()),
+        (serde_json::json!(true), serde_json::json!(2_000))
+    );
+}
+
+#[test]
+fn a_wrap_up_reports_the_leg_it_wraps_up_and_its_queue() {
+    use switchboard_proto::feed::EventType;
+    // Bob owns the chat from 3 s, transfers it to Support at 10 s (he owes
+    // its wrap-up), and joins it again later as Sam's guest.
+    let mut conversation = active_with("bob");
+    conversation
+        .transfer_to_queue(
+            &agent("bob"),
+            NamedRef::new("support", "Support"),
+            Timestamp(10_000),
+        )
+        .unwrap();
+    conversation.offer_reserved(
+        &QueueId::new("support"),
+        OfferId::new("o2"),
+        seat("sam"),
+        routing("sam"),
+        Timestamp(11_000),
+    );
+    conversation
+        .accept(&agent("sam"), &OfferId::new("o2"), Timestamp(12_000))
+        .unwrap();
+    conversation
+        .conference(
+            &agent("sam"),
+            OfferId::new("o3"),
+            seat("bob"),
+            Timestamp(13_000),
+        )
+        .unwrap();
+    conversation
+        .accept(&agent("bob"), &OfferId::new("o3"), Timestamp(14_000))
+        .unwrap();
+    let effects = conversation
+        .wrap_up(&agent("bob"), resolved(), None, false, Timestamp(20_000))
+        .unwrap();
+    let wrapped = effects
+        .iter()
+        .find_map(|effect| match effect {
+            Effect::Event(event) if event.kind == EventType::WrapUpSubmitted => Some(event),
+            _ => None,
+        })
+        .expect("wrap_up.submitted");
+    assert_eq!(
+        wrapped.data["role"], "owner",
+        "his first leg, not the guest leg"
+    );
+    assert_eq!(
+        wrapped.data["handle_ms"], 17_000,
+        "accepted at 3 s, wrapped up at 20 s"
+    );
+    assert_eq!(
+        wrapped.queue_id,
+        Some(QueueId::new("sales")),
+        "the leg was in Sales"
+    );
+}

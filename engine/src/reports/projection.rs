@@ -147,6 +147,17 @@ fn number(event: &DomainEvent, key: &str) -> Option<u64> {
     event.data.get(key).and_then(|value| value.as_u64())
 }
 
+/// Is this accept the queue's answer to the chat (its first accept since
+/// it entered the queue)? Events from before `first_in_queue` was written
+/// say so by their kind.
+pub fn first_in_queue(event: &DomainEvent) -> bool {
+    event.kind == EventType::ConversationAccepted
+        && match event.data.get("first_in_queue") {
+            Some(first) => first.as_bool() == Some(true),
+            None => text(event, "kind") == Some("new"),
+        }
+}
+
 impl Projection {
     /// Agents logged in now, as the events so far tell.
     pub fn logged_in(&self) -> impl Iterator<Item = &AgentId> {
@@ -187,9 +198,12 @@ impl Projection {
         clock
     }
 
-    /// Folds one event in.
+    /// Folds one event in. An event older than the last tick (committed
+    /// after its bucket was closed: a cluster's outbox held up past the
+    /// grace) counts in the first open bucket, so a closed one never
+    /// changes.
     pub fn apply(&mut self, event: &DomainEvent, rules: &ReportRules, buckets: &mut Buckets) {
-        let at = event.at.millis();
+        let at = event.at.millis().max(self.ticked_to);
         self.last_event_at = self.last_event_at.max(at);
         let kind = text(event, "kind");
         let agent = event.agent_id.as_ref();
@@ -241,16 +255,17 @@ impl Projection {
                         totals.conferences_joined += 1;
                     }
                 }
-                let first_in_queue =
-                    event.kind == EventType::ConversationAccepted && kind == Some("new");
-                if let (Some(queue), true) = (queue, first_in_queue) {
-                    let wait_ms = number(event, "wait_ms").unwrap_or(0);
+                if let (Some(queue), true) = (queue, first_in_queue(event)) {
                     let totals = buckets.queue(queue, at);
                     totals.handled += 1;
-                    totals.wait_ms += wait_ms;
-                    totals.waited(wait_ms);
-                    if wait_ms <= rules.service_level_ms {
-                        totals.handled_in_sl += 1;
+                    // An event erased before its figures were kept has none.
+                    if let Some(wait_ms) = number(event, "wait_ms") {
+                        totals.answered += 1;
+                        totals.wait_ms += wait_ms;
+                        totals.waited(wait_ms);
+                        if wait_ms <= rules.service_level_ms {
+                            totals.handled_in_sl += 1;
+                        }
                     }
                 }
             }
@@ -277,12 +292,13 @@ impl Projection {
             }
             EventType::ConversationAbandoned => {
                 if let Some(queue) = queue {
-                    let wait_ms = number(event, "wait_ms").unwrap_or(0);
                     let totals = buckets.queue(queue, at);
                     totals.abandoned += 1;
-                    totals.waited(wait_ms);
-                    if wait_ms <= rules.short_abandon_ms {
-                        totals.short_abandoned += 1;
+                    if let Some(wait_ms) = number(event, "wait_ms") {
+                        totals.waited(wait_ms);
+                        if wait_ms <= rules.short_abandon_ms {
+                            totals.short_abandoned += 1;
+                        }
                     }
                 }
             }

@@ -178,18 +178,86 @@ fn handled_is_the_first_accept_in_the_queue_with_its_wait() {
             Some("cy"),
             json!({"kind": "conference"}),
         ),
+        // Offered again by the queue after a transfer to an agent went
+        // unanswered: the queue had answered it already.
+        event(
+            EventType::ConversationAccepted,
+            4.5,
+            Some("dee"),
+            json!({"kind": "new", "wait_ms": 5_000, "first_in_queue": false}),
+        ),
     ];
     let buckets = fold(&events, 5.0);
     let sales = &buckets.queues[&(quarter(0.0), QueueId::new("sales"))];
     assert_eq!(
         sales.handled, 2,
-        "a transfer's or a conference's accept is not handled"
+        "a transfer's, a conference's or a second accept is not handled"
     );
     assert_eq!(sales.wait_ms, 50_000);
     assert_eq!(sales.handled_in_sl, 1);
     assert_eq!(sales.max_wait_ms, Some(40_000));
     let cy = &buckets.agents[&(quarter(0.0), AgentId::new("cy"))];
     assert_eq!((cy.accepted, cy.conferences_joined), (1, 1));
+}
+
+#[test]
+fn an_event_committed_after_its_bucket_closed_counts_in_the_open_one() {
+    let mut projection = Projection::default();
+    let mut buckets = Buckets::default();
+    projection.tick(at(15.0), &mut buckets);
+    let late = [
+        event(
+            EventType::ConversationAbandoned,
+            14.0,
+            None,
+            json!({"wait_ms": 60_000}),
+        ),
+        agent_event(EventType::AgentLoggedIn, 14.5, json!({})),
+    ];
+    for event in &late {
+        projection.apply(event, &RULES, &mut buckets);
+    }
+    projection.advance(at(16.0), &mut buckets);
+    assert!(buckets
+        .queues
+        .keys()
+        .all(|(bucket, _)| *bucket == quarter(15.0)));
+    assert!(buckets
+        .agents
+        .keys()
+        .all(|(bucket, _)| *bucket == quarter(15.0)));
+    assert_eq!(
+        buckets.agents[&(quarter(15.0), AgentId::new("ann"))].logged_in_ms,
+        MIN
+    );
+}
+
+#[test]
+fn a_wait_erased_before_it_was_kept_counts_the_chat_but_no_wait() {
+    let events = [
+        event(
+            EventType::ConversationAbandoned,
+            1.0,
+            None,
+            json!({"erased": true}),
+        ),
+        event(
+            EventType::ConversationAccepted,
+            2.0,
+            Some("ann"),
+            json!({"erased": true, "kind": "new"}),
+        ),
+    ];
+    let buckets = fold(&events, 5.0);
+    let sales = &buckets.queues[&(quarter(0.0), QueueId::new("sales"))];
+    assert_eq!(
+        (sales.abandoned, sales.short_abandoned, sales.max_wait_ms),
+        (1, 0, None)
+    );
+    assert_eq!(
+        (sales.handled, sales.answered, sales.handled_in_sl),
+        (1, 0, 0)
+    );
 }
 
 #[test]
@@ -267,21 +335,7 @@ fn occupancy_is_time_holding_a_chat_until_its_wrap_up() {
 /// Random events: any counted type, any of three agents or none, two
 /// queues, plausible data, in time order.
 fn events() -> impl Strategy<Value = Vec<DomainEvent>> {
-    let kinds = [
-        EventType::ConversationQueued,
-        EventType::ConversationOffered,
-        EventType::ConversationRona,
-        EventType::ConversationAccepted,
-        EventType::ConversationTransferred,
-        EventType::ConversationOverflowed,
-        EventType::ConferenceRequested,
-        EventType::ConferenceStarted,
-        EventType::ConversationAbandoned,
-        EventType::WrapUpSubmitted,
-        EventType::AgentLoggedIn,
-        EventType::AgentStateChanged,
-        EventType::AgentLoggedOut,
-    ];
+    let kinds = super::projector::COUNTED;
     let one = (
         0..kinds.len(),
         0u64..(20 * MIN),

@@ -17,10 +17,18 @@ use switchboard_proto::Timestamp;
 
 /// Events folded per step, at most.
 const BATCH: usize = 1000;
-/// How long after a bucket's end its agents' time is counted: an event
-/// that happened before the end but was committed after it (a node's write
-/// in flight) still counts in it.
-pub const GRACE: Duration = Duration::from_secs(2);
+/// How long after a bucket's end its agents' time is counted and it
+/// closes: an event that happened before the end but was committed after
+/// it still counts in it. On one node that is a write in flight; in a
+/// cluster, an event waits in the Redis outbox until the copier moves it,
+/// and a new copier takes over within its lease's 6 s.
+pub fn grace(clustered: bool) -> Duration {
+    if clustered {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(2)
+    }
+}
 /// The longest wait for new events before looking again (a notice from
 /// another node can be lost).
 const NAP: Duration = Duration::from_secs(1);
@@ -47,9 +55,9 @@ pub const COUNTED: [EventType; 13] = [
     EventType::AgentLoggedOut,
 ];
 
-/// The end of the newest bucket whose agents' time can be counted now.
-fn closable(now: Timestamp) -> i64 {
-    bucket_of(now.millis() - GRACE.as_millis() as i64)
+/// The end of the newest bucket that can close now.
+fn closable(now: Timestamp, grace: Duration) -> i64 {
+    bucket_of(now.millis() - grace.as_millis() as i64)
 }
 
 /// One step from `position`: the next events (at most [`BATCH`]), and the
@@ -61,6 +69,7 @@ pub async fn step(
     position: &Position,
     rules: &ReportRules,
     now: Timestamp,
+    grace: Duration,
 ) -> Result<Option<Step>, StorageError> {
     let read = database.events_after(position.seq, &COUNTED, BATCH).await?;
     let mut projection = position.projection.clone();
@@ -68,7 +77,7 @@ pub async fn step(
     for (_, event) in &read.events {
         projection.apply(event, rules, &mut buckets);
     }
-    let end = closable(now);
+    let end = closable(now, grace);
     let behind = read.events.len() >= BATCH;
     let ticked = projection.ticked_to() < end && !behind;
     if ticked {
@@ -79,6 +88,7 @@ pub async fn step(
     }
     Ok(Some(Step {
         seq: read.scanned_to,
+        save: ticked || !read.events.is_empty(),
         projection,
         buckets,
         behind,
@@ -88,6 +98,9 @@ pub async fn step(
 /// What [`step`] computed, to be saved.
 pub struct Step {
     pub seq: i64,
+    /// Something was counted: else only the position moved (past events
+    /// reports do not count), kept in memory until the next save.
+    pub save: bool,
     pub projection: Projection,
     pub buckets: Buckets,
     /// More events wait after `seq`.
@@ -101,11 +114,19 @@ async fn step_and_save(
     database: &Database,
     from: &Position,
     rules: &ReportRules,
+    grace: Duration,
 ) -> Result<Option<(Position, bool)>, StorageError> {
-    let Some(step) = step(database, from, rules, Timestamp::now()).await? else {
+    let Some(step) = step(database, from, rules, Timestamp::now(), grace).await? else {
         return Ok(None);
     };
     let behind = step.behind;
+    if !step.save {
+        let moved = Position {
+            seq: step.seq,
+            ..from.clone()
+        };
+        return Ok(Some((moved, behind)));
+    }
     match database
         .save_report_step(from, step.seq, step.projection, step.buckets)
         .await?
@@ -120,14 +141,15 @@ async fn step_and_save(
 /// what a test awaits.
 pub async fn catch_up(database: &Database, rules: &ReportRules) -> Result<Position, StorageError> {
     let mut position = database.report_position().await?;
-    while let Some((reached, _)) = step_and_save(database, &position, rules).await? {
+    let grace = grace(true);
+    while let Some((reached, _)) = step_and_save(database, &position, rules, grace).await? {
         position = reached;
     }
     Ok(position)
 }
 
 /// Runs the projection on this node for as long as the database lives.
-pub(crate) fn start(database: Database, rules: ReportRules) {
+pub(crate) fn start(database: Database, rules: ReportRules, grace: Duration) {
     let runner = database.clone();
     runner.spawn(async move {
         let mut signal = database.event_signal().subscribe();
@@ -139,10 +161,12 @@ pub(crate) fn start(database: Database, rules: ReportRules) {
                     Some(from) => from,
                     None => database.report_position().await?,
                 };
-                Ok::<_, StorageError>(match step_and_save(&database, &from, &rules).await? {
-                    Some((reached, behind)) => (reached, Some(behind)),
-                    None => (from, None),
-                })
+                Ok::<_, StorageError>(
+                    match step_and_save(&database, &from, &rules, grace).await? {
+                        Some((reached, behind)) => (reached, Some(behind)),
+                        None => (from, None),
+                    },
+                )
             }
             .await;
             match stepped {
@@ -169,7 +193,7 @@ pub(crate) fn start(database: Database, rules: ReportRules) {
             }
             // Nothing new: wait for a commit, or the next bucket's end.
             let now = Timestamp::now().millis();
-            let next_end = bucket_of(now) + BUCKET_MS + GRACE.as_millis() as i64;
+            let next_end = bucket_of(now) + BUCKET_MS + grace.as_millis() as i64;
             let until_end = Duration::from_millis((next_end - now).max(1) as u64);
             let _ = tokio::time::timeout(until_end.min(NAP), signal.changed()).await;
         }

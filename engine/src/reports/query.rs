@@ -37,7 +37,7 @@ fn longest_days(interval: Interval) -> i64 {
     match interval {
         Interval::Quarter => 92,
         Interval::Hour => 366,
-        Interval::Day => 3660,
+        Interval::Day => 732,
     }
 }
 
@@ -72,11 +72,15 @@ fn start_of_day(date: NaiveDate, tz: Tz) -> i64 {
     tz.from_utc_datetime(&local).timestamp_millis()
 }
 
+/// `ms` in `tz` (an instant has one local time; out of chrono's range,
+/// the epoch: [`range`] refuses such instants first).
 fn local(ms: i64, tz: Tz) -> DateTime<Tz> {
-    tz.timestamp_millis_opt(ms)
-        .single()
-        .unwrap_or_else(|| tz.timestamp_millis_opt(0).unwrap())
+    let utc = DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH);
+    utc.with_timezone(&tz)
 }
+
+/// 9999-12-31T23:59:59.999Z: times are years 1970 to 9999.
+const LAST_MS: i64 = 253_402_300_799_999;
 
 /// The start of the interval holding `ms`.
 pub fn interval_start(ms: i64, interval: Interval, tz: Tz) -> i64 {
@@ -104,20 +108,26 @@ pub fn interval_end(ms: i64, interval: Interval, tz: Tz) -> i64 {
     }
 }
 
-/// `from` or `to`: RFC 3339, or a date (its midnight in `tz`).
+/// `from` or `to`: RFC 3339, or a date (its midnight in `tz`), from 1970
+/// to 9999.
 fn moment(name: &str, text: &str, tz: Tz) -> Result<i64, EngineError> {
     let text = text.trim();
-    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(start_of_day(date, tz));
+    let at = match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(date) => Some(start_of_day(date, tz)),
+        Err(_) => DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|at| at.timestamp_millis()),
+    };
+    match at {
+        Some(at) if (0..=LAST_MS).contains(&at) => Ok(at),
+        Some(_) => Err(invalid(format!(
+            "{name}: {text:?} is not between 1970 and 9999"
+        ))),
+        None => Err(invalid(format!(
+            "{name}: {text:?} is neither a date (2026-12-08) nor an RFC 3339 time \
+             (2026-12-08T09:00:00Z)"
+        ))),
     }
-    DateTime::parse_from_rfc3339(text)
-        .map(|at| at.timestamp_millis())
-        .map_err(|_| {
-            invalid(format!(
-                "{name}: {text:?} is neither a date (2026-12-08) nor an RFC 3339 time \
-                 (2026-12-08T09:00:00Z)"
-            ))
-        })
 }
 
 /// Checks a request's range, interval and time zone. Without `from` the
@@ -145,7 +155,8 @@ pub fn range(request: &ReportRequest, now: Timestamp) -> Result<ReportRange, Eng
         )));
     }
     let days = longest_days(interval);
-    if to - from > days * 86_400_000 {
+    // An hour more: a range of whole local days may hold a DST change.
+    if to - from > days * 86_400_000 + 3_600_000 {
         let name = request.interval.as_deref().unwrap_or("15m");
         return Err(invalid(format!(
             "to: a range of at most {days} days at interval {name}; ask a wider interval \
@@ -158,6 +169,23 @@ pub fn range(request: &ReportRequest, now: Timestamp) -> Result<ReportRange, Eng
         interval,
         tz,
     })
+}
+
+/// The most 15-minute buckets one report reads (subjects x quarters):
+/// 300 agents for three weeks, or ten queues for three months.
+pub const MOST_BUCKETS: i64 = 1_000_000;
+
+/// Refuses a report that would read more than [`MOST_BUCKETS`].
+pub fn check_size(range: &ReportRange, subjects: usize, name: &str) -> Result<(), EngineError> {
+    let quarters = (range.to_ms - range.from_ms) / BUCKET_MS;
+    let buckets = quarters.saturating_mul(subjects.max(1) as i64);
+    if buckets > MOST_BUCKETS {
+        return Err(invalid(format!(
+            "{name}: this report would read {buckets} quarter-hour rows ({subjects} {name}s \
+             x {quarters}), at most {MOST_BUCKETS}: name fewer with {name}= or ask a shorter range"
+        )));
+    }
+    Ok(())
 }
 
 /// The ids asked for, each checked against `known`; empty for all.
@@ -299,6 +327,12 @@ mod tests {
             "tz:",
         );
         refused(request("yesterday", "2026-12-08", "1h", "UTC"), "from:");
+        refused(
+            request("-262000-01-01", "+262000-01-01", "1d", "UTC"),
+            "from:",
+        );
+        refused(request("2026-01-01", "+262000-01-01", "1d", "UTC"), "to:");
+        refused(request("1969-12-31", "1970-01-02", "1d", "UTC"), "from:");
         let known = |id: &str| id == "sales";
         assert!(subjects("queue", Some("sales,nope"), known)
             .unwrap_err()
@@ -310,6 +344,48 @@ mod tests {
         );
         // 400 days is fine by the day.
         assert!(range(&request("2025-11-01", "2026-12-05", "1d", "UTC"), now).is_ok());
+    }
+
+    #[test]
+    fn the_longest_range_is_counted_in_local_days_across_dst() {
+        let now = Timestamp(at("2026-12-08T12:00:00Z"));
+        // 92 days in Rome, one of them 25 hours long.
+        assert!(range(
+            &request("2026-09-01", "2026-12-02", "15m", "Europe/Rome"),
+            now
+        )
+        .is_ok());
+        assert!(range(
+            &request("2026-09-01", "2026-12-03", "15m", "Europe/Rome"),
+            now
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn a_spring_forward_day_is_23_hours_and_its_hours_are_whole() {
+        let rome: Tz = "Europe/Rome".parse().unwrap();
+        let noon = at("2026-03-29T10:00:00Z");
+        let start = interval_start(noon, Interval::Day, rome);
+        assert_eq!(start, at("2026-03-28T23:00:00Z"));
+        assert_eq!(
+            interval_end(noon, Interval::Day, rome) - start,
+            23 * 3_600_000
+        );
+        // 03:00 local follows 01:59: the hour after the gap starts at 01:00Z.
+        let after_gap = interval_start(at("2026-03-29T01:20:00Z"), Interval::Hour, rome);
+        assert_eq!(after_gap, at("2026-03-29T01:00:00Z"));
+        assert_eq!(shown(after_gap, rome), "2026-03-29T03:00:00+02:00");
+    }
+
+    #[test]
+    fn a_report_reading_too_many_buckets_is_refused_naming_the_subjects() {
+        let now = Timestamp(at("2026-12-08T12:00:00Z"));
+        let week = range(&request("2026-12-01", "2026-12-08", "15m", "UTC"), now).unwrap();
+        assert!(check_size(&week, 300, "agent").is_ok());
+        let quarter = range(&request("2026-09-08", "2026-12-08", "1d", "UTC"), now).unwrap();
+        let refused = check_size(&quarter, 300, "agent").unwrap_err();
+        assert!(refused.to_string().starts_with("agent:"), "{refused}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! is the reference the projection is checked against (the property test
 //! and the API tests); it is not what serves reports.
 
-use super::projection::{bucket_of, Buckets, ReportRules, BUCKET_MS, NO_REASON};
+use super::projection::{bucket_of, first_in_queue, Buckets, ReportRules, BUCKET_MS, NO_REASON};
 use crate::events::DomainEvent;
 use std::collections::BTreeMap;
 use switchboard_proto::feed::EventType;
@@ -134,25 +134,30 @@ pub fn recompute(events: &[DomainEvent], rules: &ReportRules, until: Timestamp) 
         let bucket = bucket_of(event.at.millis());
         let data = &event.data;
         let kind = data["kind"].as_str();
-        let wait = data["wait_ms"].as_u64().unwrap_or(0);
+        let wait = data["wait_ms"].as_u64();
         if let Some(queue) = &event.queue_id {
             let totals = buckets.queues.entry((bucket, queue.clone()));
             match event.kind {
                 EventType::ConversationQueued if data["reason"].as_str() != Some("rona") => {
                     totals.or_default().entered += 1
                 }
-                EventType::ConversationAccepted if kind == Some("new") => {
+                EventType::ConversationAccepted if first_in_queue(event) => {
                     let totals = totals.or_default();
                     totals.handled += 1;
-                    totals.wait_ms += wait;
-                    totals.max_wait_ms = totals.max_wait_ms.max(Some(wait));
-                    totals.handled_in_sl += u64::from(wait <= rules.service_level_ms);
+                    if let Some(wait) = wait {
+                        totals.answered += 1;
+                        totals.wait_ms += wait;
+                        totals.max_wait_ms = totals.max_wait_ms.max(Some(wait));
+                        totals.handled_in_sl += u64::from(wait <= rules.service_level_ms);
+                    }
                 }
                 EventType::ConversationAbandoned => {
                     let totals = totals.or_default();
                     totals.abandoned += 1;
-                    totals.max_wait_ms = totals.max_wait_ms.max(Some(wait));
-                    totals.short_abandoned += u64::from(wait <= rules.short_abandon_ms);
+                    if let Some(wait) = wait {
+                        totals.max_wait_ms = totals.max_wait_ms.max(Some(wait));
+                        totals.short_abandoned += u64::from(wait <= rules.short_abandon_ms);
+                    }
                 }
                 EventType::ConversationRona if kind == Some("new") => totals.or_default().rona += 1,
                 EventType::ConversationTransferred if data.get("to_queue").is_some() => {

@@ -5,7 +5,7 @@
 
 use super::projection::{Buckets, Projection};
 use super::totals::{AgentTotals, QueueTotals};
-use crate::storage::{Database, StorageError};
+use crate::storage::{Database, Dialect, StorageError};
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 use std::collections::BTreeMap;
@@ -48,30 +48,23 @@ async fn add_buckets<K, T>(
 where
     T: Default + Clone + serde::Serialize + DeserializeOwned,
 {
-    let (Some(((first, _), _)), Some(((last, _), _))) =
-        (buckets.iter().next(), buckets.iter().next_back())
-    else {
-        return Ok(());
-    };
-    let stored = sqlx::query(&format!(
-        "SELECT bucket_ms, {column}, totals FROM {table} WHERE bucket_ms >= $1 AND bucket_ms <= $2"
-    ))
-    .bind(*first)
-    .bind(*last)
-    .fetch_all(&mut **tx)
-    .await?;
-    let mut before: BTreeMap<(i64, String), String> = BTreeMap::new();
-    for row in &stored {
-        before.insert((row.try_get(0)?, row.try_get(1)?), row.try_get(2)?);
-    }
+    // Only the buckets this step touched are read (inside the write
+    // transaction), never a range: a late event or a rebuild spreads a
+    // step over many buckets, and SQLite's writer waits meanwhile.
+    let select = format!("SELECT totals FROM {table} WHERE bucket_ms = $1 AND {column} = $2");
     let upsert = format!(
         "INSERT INTO {table} (bucket_ms, {column}, totals) VALUES ($1, $2, $3) \
          ON CONFLICT (bucket_ms, {column}) DO UPDATE SET totals = excluded.totals"
     );
     for ((bucket, id), totals) in buckets {
         let id = key(id);
-        let mut sum: T = match before.get(&(*bucket, id.to_owned())) {
-            Some(stored) => json("report totals", stored)?,
+        let stored: Option<String> = sqlx::query_scalar(&select)
+            .bind(*bucket)
+            .bind(id.to_owned())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let mut sum: T = match stored {
+            Some(stored) => json("report totals", &stored)?,
             None => T::default(),
         };
         add(&mut sum, totals);
@@ -85,32 +78,69 @@ where
     Ok(())
 }
 
-/// Stored buckets of `table` in `[from, to)`, of `only` when not empty.
-async fn read_buckets<T: DeserializeOwned>(
+/// Stored buckets of `table` in `[from, to)`, of `only` when not empty,
+/// with the position they were read at (one snapshot: a step committed in
+/// between is in both or in neither). Decoded off the database's thread.
+async fn read_buckets<T: DeserializeOwned + Send + 'static>(
     pool: &sqlx::AnyPool,
+    dialect: Dialect,
     (table, column): (&str, &str),
     from: i64,
     to: i64,
     only: &[String],
-) -> Result<Vec<(i64, String, T)>, StorageError> {
-    let rows = sqlx::query(&format!(
-        "SELECT bucket_ms, {column}, totals FROM {table} \
-         WHERE bucket_ms >= $1 AND bucket_ms < $2 ORDER BY bucket_ms, {column}"
-    ))
-    .bind(from)
-    .bind(to)
-    .fetch_all(pool)
-    .await?;
-    let mut read = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let id: String = row.try_get(1)?;
-        if !only.is_empty() && !only.contains(&id) {
-            continue;
-        }
-        let totals: String = row.try_get(2)?;
-        read.push((row.try_get(0)?, id, json("report totals", &totals)?));
+) -> Result<(Position, Vec<(i64, String, T)>), StorageError> {
+    let mut tx = pool.begin().await?;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .execute(&mut *tx)
+            .await?;
     }
-    Ok(read)
+    let position = read_position(&mut tx).await?;
+    let mut sql = format!(
+        "SELECT bucket_ms, {column}, totals FROM {table} WHERE bucket_ms >= $1 AND bucket_ms < $2"
+    );
+    if !only.is_empty() {
+        let places: Vec<String> = (0..only.len()).map(|i| format!("${}", i + 3)).collect();
+        sql.push_str(&format!(" AND {column} IN ({})", places.join(", ")));
+    }
+    sql.push_str(&format!(" ORDER BY bucket_ms, {column}"));
+    let mut query = sqlx::query(&sql).bind(from).bind(to);
+    for id in only {
+        query = query.bind(id.clone());
+    }
+    let rows = query.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    let mut raw = Vec::with_capacity(rows.len());
+    for row in &rows {
+        raw.push((
+            row.try_get::<i64, _>(0)?,
+            row.try_get::<String, _>(1)?,
+            row.try_get::<String, _>(2)?,
+        ));
+    }
+    drop(rows);
+    let decoded = tokio::task::spawn_blocking(move || {
+        raw.into_iter()
+            .map(|(bucket, id, totals)| Ok((bucket, id, json("report totals", &totals)?)))
+            .collect::<Result<Vec<_>, StorageError>>()
+    })
+    .await
+    .map_err(|error| StorageError::Unavailable(error.to_string()))??;
+    Ok((position, decoded))
+}
+
+async fn read_position(
+    executor: &mut sqlx::Transaction<'_, sqlx::Any>,
+) -> Result<Position, StorageError> {
+    let row = sqlx::query("SELECT seq, state, version FROM report_projection WHERE id = 1")
+        .fetch_one(&mut **executor)
+        .await?;
+    let state: String = row.try_get(1)?;
+    Ok(Position {
+        seq: row.try_get(0)?,
+        projection: json("report projection", &state)?,
+        version: row.try_get(2)?,
+    })
 }
 
 impl Database {
@@ -118,15 +148,10 @@ impl Database {
     pub async fn report_position(&self) -> Result<Position, StorageError> {
         let pool = self.pool().clone();
         self.run(async move {
-            let row = sqlx::query("SELECT seq, state, version FROM report_projection WHERE id = 1")
-                .fetch_one(&pool)
-                .await?;
-            let state: String = row.try_get(1)?;
-            Ok(Position {
-                seq: row.try_get(0)?,
-                projection: json("report projection", &state)?,
-                version: row.try_get(2)?,
-            })
+            let mut tx = pool.begin().await?;
+            let position = read_position(&mut tx).await?;
+            tx.commit().await?;
+            Ok(position)
         })
         .await
     }
@@ -213,27 +238,29 @@ impl Database {
         .await
     }
 
-    /// Stored queue buckets in `[from, to)`, of `only` when not empty.
+    /// Stored queue buckets in `[from, to)`, of `only` when not empty, and
+    /// the position they were read at.
     pub async fn queue_buckets(
         &self,
         from: i64,
         to: i64,
         only: Vec<String>,
-    ) -> Result<Vec<(i64, String, QueueTotals)>, StorageError> {
-        let pool = self.pool().clone();
-        self.run(async move { read_buckets(&pool, QUEUES, from, to, &only).await })
+    ) -> Result<(Position, Vec<(i64, String, QueueTotals)>), StorageError> {
+        let (pool, dialect) = (self.pool().clone(), self.dialect());
+        self.run(async move { read_buckets(&pool, dialect, QUEUES, from, to, &only).await })
             .await
     }
 
-    /// Stored agent buckets in `[from, to)`, of `only` when not empty.
+    /// Stored agent buckets in `[from, to)`, of `only` when not empty, and
+    /// the position they were read at.
     pub async fn agent_buckets(
         &self,
         from: i64,
         to: i64,
         only: Vec<String>,
-    ) -> Result<Vec<(i64, String, AgentTotals)>, StorageError> {
-        let pool = self.pool().clone();
-        self.run(async move { read_buckets(&pool, AGENTS, from, to, &only).await })
+    ) -> Result<(Position, Vec<(i64, String, AgentTotals)>), StorageError> {
+        let (pool, dialect) = (self.pool().clone(), self.dialect());
+        self.run(async move { read_buckets(&pool, dialect, AGENTS, from, to, &only).await })
             .await
     }
 }

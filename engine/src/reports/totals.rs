@@ -36,7 +36,10 @@ pub struct QueueTotals {
     /// Handled within the service level.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub handled_in_sl: u64,
-    /// Sum of the handled chats' waits.
+    /// Handled with a known wait (all but events erased before their
+    /// figures were kept), and the sum of those waits.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub answered: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub wait_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +68,7 @@ impl QueueTotals {
         self.entered += other.entered;
         self.handled += other.handled;
         self.handled_in_sl += other.handled_in_sl;
+        self.answered += other.answered;
         self.wait_ms += other.wait_ms;
         self.max_wait_ms = self.max_wait_ms.max(other.max_wait_ms);
         self.abandoned += other.abandoned;
@@ -96,7 +100,7 @@ impl QueueTotals {
             rona: self.rona,
             transferred_out: self.transferred_out,
             overflowed_out: self.overflowed_out,
-            asa_s: mean_s(self.wait_ms, self.handled),
+            asa_s: mean_s(self.wait_ms, self.answered),
             max_wait_s: self.max_wait_ms.map(seconds),
             aht_s: mean_s(self.handle_ms, self.handles),
             service_level_pct: percent(self.handled_in_sl, offered_to_sl),
@@ -207,6 +211,7 @@ mod tests {
     fn means_are_seconds_with_three_decimals() {
         let totals = QueueTotals {
             handled: 3,
+            answered: 3,
             wait_ms: 10_000,
             ..QueueTotals::default()
         };
@@ -220,6 +225,7 @@ mod tests {
     fn buckets_add_up_to_what_one_bucket_would_hold() {
         let mut one = QueueTotals {
             handled: 1,
+            answered: 1,
             wait_ms: 4_000,
             max_wait_ms: Some(4_000),
             wrap_ups: [("sale".to_string(), 1)].into(),
@@ -227,6 +233,7 @@ mod tests {
         };
         let other = QueueTotals {
             handled: 1,
+            answered: 1,
             wait_ms: 2_000,
             max_wait_ms: Some(2_000),
             wrap_ups: [("sale".to_string(), 2), ("info".to_string(), 1)].into(),
