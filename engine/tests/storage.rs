@@ -1142,7 +1142,7 @@ async fn report_buckets_saved_step_by_step_equal_a_recomputation_of_the_events()
         assert_eq!(stored(database.clone()).await, (queues.clone(), agents_read.clone()));
 
         // Rebuilt from the oldest event's bucket: the same buckets.
-        database.reset_reports(bucket_of(start)).await.unwrap();
+        assert_eq!(database.reset_reports().await.unwrap(), None, "every event kept");
         assert!(stored(database.clone()).await.0.is_empty());
         let rebuilt = projector::catch_up(&database, &rules).await.unwrap();
         assert_eq!(rebuilt.seq, reached.seq);
@@ -1156,6 +1156,66 @@ async fn report_buckets_saved_step_by_step_equal_a_recomputation_of_the_events()
                 .collect::<Vec<_>>()
         };
         assert_eq!(closed(&agents_again), closed(&agents_read));
+    })
+    .await;
+}
+
+/// After retention deleted the oldest events, a rebuild starts at the first
+/// bucket that began after the oldest kept event: the bucket holding it
+/// keeps what it counted of events now gone.
+#[actix_rt::test]
+async fn a_rebuild_after_retention_keeps_the_buckets_the_kept_events_cannot_make() {
+    use switchboard_engine::reports::projection::{bucket_of, ReportRules, BUCKET_MS};
+    use switchboard_engine::reports::projector;
+    use switchboard_proto::feed::EventType;
+    let rules = ReportRules {
+        service_level_ms: 20_000,
+        short_abandon_ms: 5_000,
+    };
+    on_both(|database| async move {
+        let bucket = bucket_of(Timestamp::now().millis() - 3_600_000);
+        let queued = |at_ms: i64| {
+            let mut event = DomainEvent::new(
+                EventType::ConversationQueued,
+                Timestamp(at_ms),
+                serde_json::json!({"reason": "created"}),
+            );
+            event.queue_id = Some(QueueId::new("sales"));
+            Change::Event(Arc::new(event))
+        };
+        database
+            .write(vec![
+                queued(bucket + 60_000),
+                queued(bucket + 300_000),
+                queued(bucket + BUCKET_MS + 60_000),
+            ])
+            .await
+            .expect("written");
+        projector::catch_up(&database, &rules).await.unwrap();
+        let entered = |database: Database| async move {
+            database
+                .queue_buckets(i64::MIN, i64::MAX, Vec::new())
+                .await
+                .unwrap()
+                .1
+                .into_iter()
+                .map(|(bucket, _, totals)| (bucket, totals.entered))
+                .collect::<Vec<_>>()
+        };
+        let before = entered(database.clone()).await;
+        assert_eq!(before, [(bucket, 2), (bucket + BUCKET_MS, 1)]);
+        // Retention takes the first event away.
+        database
+            .delete_finished_before(Timestamp(bucket + 120_000))
+            .await
+            .unwrap();
+        assert_eq!(
+            database.reset_reports().await.unwrap(),
+            Some(bucket + BUCKET_MS),
+            "from the bucket after the oldest kept event's"
+        );
+        projector::catch_up(&database, &rules).await.unwrap();
+        assert_eq!(entered(database.clone()).await, before);
     })
     .await;
 }

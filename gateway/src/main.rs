@@ -126,20 +126,13 @@ async fn rebuild_reports(settings: Settings) -> anyhow::Result<()> {
     let database = switchboard_engine::storage::Database::open(settings.database_config())
         .await
         .context("opening the database")?;
-    let oldest = database
-        .events_after(0, &projector::COUNTED, 1)
-        .await?
-        .events
-        .first()
-        .map(|(_, event)| projection::bucket_of(event.at.millis()));
-    database.reset_reports(oldest.unwrap_or(i64::MIN)).await?;
+    let from = database.reset_reports().await?;
     let rules = projection::ReportRules::of(&settings.engine_config());
     let reached = projector::catch_up(&database, &rules).await?;
     println!(
         "reports rebuilt from {} up to event {}",
-        oldest
-            .map(|ms| switchboard_proto::Timestamp(ms).to_rfc3339())
-            .unwrap_or_else(|| "the start (no events kept)".into()),
+        from.map(|ms| switchboard_proto::Timestamp(ms).to_rfc3339())
+            .unwrap_or_else(|| "the first event".into()),
         reached.seq
     );
     Ok(())

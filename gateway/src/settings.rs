@@ -965,15 +965,13 @@ fn validate(raw: RawSettings, source: ConfigSource) -> Result<Settings, Settings
             "at most 3600 (0: no abandon is short)",
         ));
     }
-    let time_zone = match raw.stats.time_zone.as_deref() {
-        None => chrono_tz::Tz::UTC,
-        Some(name) => name.parse().map_err(|_| {
-            SettingsError::invalid(
-                "stats.time_zone",
-                format!("{name:?} is not an IANA time zone (e.g. Europe/Rome, UTC)"),
-            )
-        })?,
-    };
+    // The reports' own reading of a time zone's name, UTC when absent.
+    let time_zone = switchboard_engine::reports::query::time_zone(raw.stats.time_zone.as_deref())
+        .map_err(|error| {
+        let problem = error.to_string();
+        let problem = problem.strip_prefix("tz: ").unwrap_or(&problem).to_owned();
+        SettingsError::invalid("stats.time_zone", problem)
+    })?;
 
     if raw.server.trust_forwarded_for == Some(true) {
         return Err(SettingsError::invalid(

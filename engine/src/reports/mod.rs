@@ -31,19 +31,10 @@ pub mod totals;
 
 use crate::engine::Engine;
 use crate::error::EngineError;
-use projection::{Buckets, ReportRules};
+use projection::Buckets;
 use query::{ReportRange, ReportRequest};
 use switchboard_proto::report::{AgentReport, Interval, QueueReport, QueueReportRow};
 use switchboard_proto::{QueueId, Timestamp};
-
-impl ReportRules {
-    pub fn of(config: &crate::config::EngineConfig) -> Self {
-        Self {
-            service_level_ms: config.service_level.as_millis() as u64,
-            short_abandon_ms: config.short_abandon.as_millis() as u64,
-        }
-    }
-}
 
 impl Engine {
     /// `GET /api/v1/reports/queues`.

@@ -34,6 +34,15 @@ pub struct ReportRules {
     pub short_abandon_ms: u64,
 }
 
+impl ReportRules {
+    pub fn of(config: &crate::config::EngineConfig) -> Self {
+        Self {
+            service_level_ms: config.service_level.as_millis() as u64,
+            short_abandon_ms: config.short_abandon.as_millis() as u64,
+        }
+    }
+}
+
 /// Idle time without a reason (as right after a login) is kept under this
 /// key of `idle_by_reason`.
 pub const NO_REASON: &str = "none";

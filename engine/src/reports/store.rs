@@ -3,7 +3,7 @@
 //! the position moves only if no other node moved it meanwhile (its
 //! version), and the step's buckets are added to what is stored.
 
-use super::projection::{Buckets, Projection};
+use super::projection::{bucket_of, Buckets, Projection, BUCKET_MS};
 use super::totals::{AgentTotals, QueueTotals};
 use crate::storage::{Database, Dialect, StorageError};
 use serde::de::DeserializeOwned;
@@ -213,13 +213,37 @@ impl Database {
         .await
     }
 
-    /// Starts the projection over: buckets from `from_bucket` on are
-    /// deleted (older ones stay: their events may be gone by retention)
-    /// and the position goes back before the first event.
-    pub async fn reset_reports(&self, from_bucket: i64) -> Result<(), StorageError> {
+    /// Starts the projection over for `rebuild-reports`: when every event
+    /// ever written is still kept, from the start; else (retention deleted
+    /// the oldest) from the first bucket that began after the oldest kept
+    /// event, since the bucket holding it may have counted events that are
+    /// gone. Buckets before that stay as they are. Returns where the
+    /// rebuild starts (unix ms; `None`: from the start).
+    pub async fn reset_reports(&self) -> Result<Option<i64>, StorageError> {
+        let oldest = self
+            .events_after(0, &[], 1)
+            .await?
+            .events
+            .into_iter()
+            .next();
+        let from = match oldest {
+            Some((seq, event)) if seq > 1 => Some(bucket_of(event.at.millis()) + BUCKET_MS),
+            _ => None,
+        };
         let pool = self.pool().clone();
         self.run(async move {
             let mut tx = pool.begin().await?;
+            let (from_bucket, seq) = match from {
+                None => (i64::MIN, 0),
+                Some(from) => {
+                    let seq: Option<i64> =
+                        sqlx::query_scalar("SELECT MAX(seq) FROM events WHERE at_ms < $1")
+                            .bind(from)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    (from, seq.unwrap_or(0))
+                }
+            };
             for (table, _) in [QUEUES, AGENTS] {
                 sqlx::query(&format!("DELETE FROM {table} WHERE bucket_ms >= $1"))
                     .bind(from_bucket)
@@ -227,13 +251,14 @@ impl Database {
                     .await?;
             }
             sqlx::query(
-                "UPDATE report_projection SET seq = 0, state = '{}', version = version + 1 \
+                "UPDATE report_projection SET seq = $1, state = '{}', version = version + 1 \
                  WHERE id = 1",
             )
+            .bind(seq)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(())
+            Ok(from)
         })
         .await
     }

@@ -222,10 +222,22 @@ impl Database {
             // times stay, and so do the figures reports count (waits,
             // handle times, reason ids), so reports rebuilt from the
             // events do not change.
-            let events = sqlx::query("SELECT seq, data FROM events WHERE customer_id = $1")
-                .bind(id.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
+            // Of the events reports count, the figures stay; every other
+            // event of theirs keeps nothing.
+            let counted: Vec<&str> = crate::reports::projector::COUNTED
+                .iter()
+                .map(|kind| kind.as_str())
+                .collect();
+            let places: Vec<String> = (0..counted.len()).map(|i| format!("${}", i + 2)).collect();
+            let places = places.join(", ");
+            let select_sql = format!(
+                "SELECT seq, data FROM events WHERE customer_id = $1 AND type IN ({places})"
+            );
+            let mut select = sqlx::query(&select_sql).bind(id.as_str());
+            for kind in &counted {
+                select = select.bind(*kind);
+            }
+            let events = select.fetch_all(&mut *tx).await?;
             for row in &events {
                 let seq: i64 = row.try_get(0)?;
                 let data: String = row.try_get(1)?;
@@ -237,6 +249,15 @@ impl Database {
                     .execute(&mut *tx)
                     .await?;
             }
+            let blank_sql = format!(
+                "UPDATE events SET data = '{{\"erased\":true}}' \
+                 WHERE customer_id = $1 AND type NOT IN ({places})"
+            );
+            let mut blank = sqlx::query(&blank_sql).bind(id.as_str());
+            for kind in &counted {
+                blank = blank.bind(*kind);
+            }
+            blank.execute(&mut *tx).await?;
             sqlx::query("DELETE FROM customers WHERE id = $1")
                 .bind(id.as_str())
                 .execute(&mut *tx)

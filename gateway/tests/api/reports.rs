@@ -120,7 +120,7 @@ async fn an_erasure_leaves_every_report_as_it_was_stored_and_rebuilt() {
 
     // Rebuilt from the erased events: the same figures.
     let database = node.running.state.engine.database().clone();
-    database.reset_reports(i64::MIN).await.expect("reset");
+    database.reset_reports().await.expect("reset");
     let rules = switchboard_engine::reports::projection::ReportRules {
         service_level_ms: 20_000,
         short_abandon_ms: 5_000,
