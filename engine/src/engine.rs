@@ -110,6 +110,7 @@ impl Engine {
             inner.database.clone(),
             crate::reports::projection::ReportRules::of(&inner.catalog.config),
             crate::reports::projector::grace(false),
+            crate::cluster::lease::Lease::local(),
         );
         if inner.store.keeps_state() {
             resume(&inner).await?;
@@ -162,11 +163,18 @@ impl Engine {
         actix::spawn(node::keep_membership(inner.clone(), joined.bus, node_id));
         actix::spawn(crate::cluster::recovery::keep_recovering(inner.clone()));
         crate::events::outbox::start(inner.clone(), placement.clone());
-        crate::events::webhooks::delivery::start(inner.clone(), Some(placement));
+        crate::events::webhooks::delivery::start(inner.clone(), Some(placement.clone()));
         crate::reports::projector::start(
             inner.database.clone(),
             crate::reports::projection::ReportRules::of(&inner.catalog.config),
             crate::reports::projector::grace(true),
+            crate::cluster::lease::Lease::shared(
+                placement.connection(),
+                placement.keys().report_lease(),
+                placement.keys().report_epoch(),
+                placement.me().to_owned(),
+                crate::reports::projector::LEASE_TTL,
+            ),
         );
         Ok(Engine { inner })
     }

@@ -81,6 +81,16 @@ impl Keys {
         format!("{}:outbox:epoch", self.prefix)
     }
 
+    /// Which node folds events into the report buckets
+    /// (`reports::projector`), and its epoch counter.
+    pub fn report_lease(&self) -> String {
+        format!("{}:reports:lease", self.prefix)
+    }
+
+    pub fn report_epoch(&self) -> String {
+        format!("{}:reports:epoch", self.prefix)
+    }
+
     /// Which node delivers a webhook.
     pub fn webhook_lease(&self, webhook: &str) -> String {
         format!("{}:webhook:{webhook}:lease", self.prefix)

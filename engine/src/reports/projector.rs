@@ -3,13 +3,16 @@
 //! saves the step; at each bucket's end (plus [`GRACE`]) it counts the
 //! logged-in agents' time up to it, so an ended bucket is complete.
 //!
-//! Every node runs one. A step commits only from the position it was
-//! computed from (the stored version), so when two nodes step at once one
-//! commits and the other loads the new position and goes on from there:
-//! each event is counted once.
+//! Every node runs one; in a cluster, the node holding a lease in Redis
+//! steps and the others wait for it to lapse. Correctness does not rest on
+//! the lease: a step commits only from the position it was computed from
+//! (the stored version), so when two nodes step at once (a lease changing
+//! hands) one commits and the other loads the new position and goes on
+//! from there: each event is counted once.
 
 use super::projection::{bucket_of, Buckets, Projection, ReportRules, BUCKET_MS};
 use super::store::Position;
+use crate::cluster::lease::Lease;
 use crate::storage::{Database, StorageError};
 use std::time::Duration;
 use switchboard_proto::feed::EventType;
@@ -148,14 +151,24 @@ pub async fn catch_up(database: &Database, rules: &ReportRules) -> Result<Positi
     Ok(position)
 }
 
-/// Runs the projection on this node for as long as the database lives.
-pub(crate) fn start(database: Database, rules: ReportRules, grace: Duration) {
-    let runner = database.clone();
-    runner.spawn(async move {
+/// The projector's lease lapses this long after its node died.
+pub const LEASE_TTL: Duration = Duration::from_secs(6);
+
+/// Runs the projection on this node while it holds `lease`, for as long as
+/// the node lives.
+pub(crate) fn start(database: Database, rules: ReportRules, grace: Duration, mut lease: Lease) {
+    actix::spawn(async move {
         let mut signal = database.event_signal().subscribe();
         let mut failures = 0u32;
         let mut position: Option<Position> = None;
         loop {
+            if !lease.keep().await {
+                // Another node steps; where it got is read when this one
+                // takes over.
+                position = None;
+                tokio::time::sleep(LEASE_TTL / 3).await;
+                continue;
+            }
             let stepped = async {
                 let from = match position.take() {
                     Some(from) => from,
