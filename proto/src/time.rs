@@ -1,16 +1,20 @@
 //! Wall-clock instants as they travel on the wire.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+#[cfg(feature = "test-clock")]
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use utoipa::ToSchema;
 
-/// Added to the system clock by [`Timestamp::now`]: zero but in a test
-/// process that runs its nodes just before a report interval's end.
+/// Added to the system clock by [`Timestamp::now`] in a test process whose
+/// clock jumps forward (feature `test-clock`).
+#[cfg(feature = "test-clock")]
 static CLOCK_SHIFT_MS: AtomicI64 = AtomicI64::new(0);
 
-/// Makes this process's clock read `starts_at` now and run on from there.
-/// For tests only: set once, before anything reads the time.
+/// Makes this process's clock read `starts_at` now and run on from there,
+/// as if the time between had passed. For tests only (feature
+/// `test-clock`).
+#[cfg(feature = "test-clock")]
 pub fn shift_clock_to(starts_at: Timestamp) {
     let system = Timestamp::system_now();
     CLOCK_SHIFT_MS.store(starts_at.0 - system.0, Ordering::Relaxed);
@@ -25,7 +29,9 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     pub fn now() -> Self {
         let system = Self::system_now();
-        Self(system.0 + CLOCK_SHIFT_MS.load(Ordering::Relaxed))
+        #[cfg(feature = "test-clock")]
+        let system = Self(system.0 + CLOCK_SHIFT_MS.load(Ordering::Relaxed));
+        system
     }
 
     fn system_now() -> Self {
