@@ -51,6 +51,13 @@ pub enum Command {
     /// Measure `GET /api/v1/conversations?q=` and a whole export against a
     /// node on a seeded database.
     Search(SearchArgs),
+    /// Fill a database with the event histories of closed conversations and
+    /// agents' shifts over the last days (for reports), through the
+    /// engine's own write path, in time order.
+    SeedEvents(SeedEventsArgs),
+    /// Time `GET /api/v1/reports/queues|agents` over the seeded days
+    /// against a node on a database filled by `seed-events`.
+    ReportTiming(ReportTimingArgs),
     /// `steady` with a webhook for every event on a loopback receiver:
     /// delivery lag and rate; with `--outage`, the catch-up rate after the
     /// receiver was down that long.
@@ -414,6 +421,10 @@ pub struct GenConfigArgs {
     pub agent_prefix: String,
     #[arg(long, default_value = "lt")]
     pub queue: String,
+    /// Queues: `--queue`, then `<queue>-2`..`<queue>-N`; agent n serves
+    /// the ((n - 1) mod N)th (as `seed-events` spreads them).
+    #[arg(long, default_value_t = 1)]
+    pub queues: usize,
     #[arg(long, default_value_t = 10)]
     pub max_chats: u32,
     #[arg(long, default_value_t = 3000)]
@@ -489,4 +500,55 @@ pub struct SearchArgs {
     /// The node's PID, for its resident memory during the export.
     #[arg(long)]
     pub server_pid: Option<u32>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SeedEventsArgs {
+    /// `sqlite://PATH` or `postgres://...` (migrated if new).
+    #[arg(long)]
+    pub database_url: String,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub conversations: u64,
+    /// The conversations arrive over these last days, ending now.
+    #[arg(long, default_value_t = 31)]
+    pub days: u32,
+    /// Queues (`lt`, `lt-2`..; as `gen-config --queues`).
+    #[arg(long, default_value_t = 4)]
+    pub queues: usize,
+    /// Agents (`lt1`..`ltN`), agent n in the ((n - 1) mod queues)th queue.
+    #[arg(long, default_value_t = 200)]
+    pub agents: usize,
+    #[arg(long, default_value = "lt")]
+    pub agent_prefix: String,
+    #[arg(long, default_value = "lt")]
+    pub queue: String,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Events per write (one transaction, or a few in one).
+    #[arg(long, default_value_t = 2_000)]
+    pub batch: usize,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ReportTimingArgs {
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Logs in as `<prefix>1` (a supervisor in the generated config).
+    #[arg(long, default_value = "lt")]
+    pub agent_prefix: String,
+    /// Requests per report, one at a time, after one not counted.
+    #[arg(long, default_value_t = 50)]
+    pub requests: u64,
+    /// The range: these last days, ending now.
+    #[arg(long, default_value_t = 31)]
+    pub days: u32,
+    /// The queue of the one-queue report.
+    #[arg(long, default_value = "lt")]
+    pub queue: String,
+    /// The agent of the one-agent report.
+    #[arg(long, default_value = "lt2")]
+    pub agent: String,
+    /// Only the reports whose label contains this (e.g. `queues 15m`).
+    #[arg(long)]
+    pub only: Option<String>,
 }

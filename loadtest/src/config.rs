@@ -5,12 +5,30 @@
 
 use std::fmt::Write;
 
+/// The load-test queues' ids: `base`, then `<base>-2`..`<base>-N`.
+pub fn queue_ids(base: &str, queues: usize) -> Vec<String> {
+    (1..=queues.max(1))
+        .map(|n| match n {
+            1 => base.to_owned(),
+            n => format!("{base}-{n}"),
+        })
+        .collect()
+}
+
+/// The queue agent `n` (1-based) serves among `queues`.
+pub fn queue_of_agent(n: usize, queues: usize) -> usize {
+    (n.max(1) - 1) % queues.max(1)
+}
+
 #[derive(Clone, Debug)]
 pub struct LoadConfig {
     pub listen: String,
     pub agents: usize,
     pub prefix: String,
     pub queue: String,
+    /// Queues: `queue` and, past one, `<queue>-2`..`<queue>-N` (see
+    /// [`queue_ids`]); agent `n` serves the `(n - 1) % queues`th.
+    pub queues: usize,
     pub max_chats: u32,
     pub rona_timeout_ms: u64,
     pub auto_wrap_up_ms: u64,
@@ -30,6 +48,7 @@ impl Default for LoadConfig {
             agents: 100,
             prefix: "lt".into(),
             queue: "lt".into(),
+            queues: 1,
             max_chats: 10,
             rona_timeout_ms: 3_000,
             auto_wrap_up_ms: 120_000,
@@ -87,10 +106,6 @@ allow_private_targets = true
 retry_initial_ms = 200
 retry_max_ms = 1000
 
-[[queues]]
-id = "{queue}"
-name = "Load test"
-
 [[wrap_up_reasons]]
 id = "resolved"
 label = "Resolved"
@@ -108,12 +123,19 @@ label = "Break"
             max_chats = self.max_chats,
             cps = self.commands_per_second,
             burst = self.command_burst,
-            queue = self.queue,
             database_url = self.database_url,
             overload = self
                 .overload_target_ms
                 .map_or_else(String::new, |ms| format!("overload_target_ms = {ms}\n")),
         );
+        let queues = queue_ids(&self.queue, self.queues);
+        for (index, id) in queues.iter().enumerate() {
+            let name = match index {
+                0 => "Load test".to_owned(),
+                n => format!("Load test {}", n + 1),
+            };
+            let _ = write!(text, "\n[[queues]]\nid = \"{id}\"\nname = \"{name}\"\n");
+        }
         for n in 1..=self.agents {
             // Agent 1 may also search and export (`search`) and register
             // webhooks (`webhooks`).
@@ -126,7 +148,7 @@ label = "Break"
                 text,
                 "\n[[agents]]\nid = \"{p}{n}\"\nname = \"Agent {n}\"\nusername = \"{p}{n}\"\npassword = \"{p}{n}-pw\"\nqueues = [\"{q}\"]\nmax_chats = {m}\nroles = {roles}\n",
                 p = self.prefix,
-                q = self.queue,
+                q = queues[queue_of_agent(n, queues.len())],
                 m = self.max_chats,
             );
         }

@@ -19,6 +19,8 @@
 //! - [`config`]: `gen-config`, a node config with the load-test agents.
 //! - [`history`]: `seed-history` (a database of closed conversations) and
 //!   `search` (search latency and a whole export against it).
+//! - [`reports`]: `seed-events` (a month of conversations' and agents'
+//!   events, for reports) and `report-timing` (report latency against it).
 //! - [`webhooks`]: webhook delivery lag under load, and the catch-up after
 //!   the receiver was down.
 //!
@@ -38,6 +40,7 @@ pub mod failover;
 pub mod floor;
 pub mod history;
 pub mod overload;
+pub mod reports;
 pub mod run;
 pub mod scenario;
 pub mod shared;
@@ -64,6 +67,7 @@ pub fn main_with(cli: Cli) -> i32 {
                 agents: args.agents,
                 prefix: args.agent_prefix,
                 queue: args.queue,
+                queues: args.queues,
                 max_chats: args.max_chats,
                 rona_timeout_ms: args.rona_timeout_ms,
                 auto_wrap_up_ms: args.auto_wrap_up_ms,
@@ -164,6 +168,14 @@ async fn run_async(command: Command) -> anyhow::Result<u64> {
         }
         Command::Search(args) => {
             history::search(args).await?;
+            Ok(0)
+        }
+        Command::SeedEvents(args) => {
+            reports::seed_events(args).await?;
+            Ok(0)
+        }
+        Command::ReportTiming(args) => {
+            reports::report_timing(args).await?;
             Ok(0)
         }
         Command::Webhooks(args) => {
