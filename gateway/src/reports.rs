@@ -27,13 +27,13 @@ pub struct ReportParams {
     /// The end (excluded): RFC 3339 or a date. Default: the end of the day
     /// of `from`.
     to: Option<String>,
-    /// `15m` (default), `1h` or `1d`.
-    #[param(pattern = "^(15m|1h|1d)$")]
+    /// `15m` (default, also when empty), `1h` or `1d`.
+    #[param(pattern = "^(15m|1h|1d)?$")]
     interval: Option<String>,
     /// IANA time zone of the intervals (default UTC).
     tz: Option<String>,
-    /// `json` (default) or `csv`.
-    #[param(pattern = "^(json|csv)$")]
+    /// `json` (default, also when empty) or `csv`.
+    #[param(pattern = "^(json|csv)?$")]
     format: Option<String>,
 }
 
@@ -58,8 +58,8 @@ enum Format {
 }
 
 fn format(params: &ReportParams) -> Result<Format, ApiError> {
-    match params.format.as_deref() {
-        None | Some("json") => Ok(Format::Json),
+    match params.format.as_deref().map(str::trim) {
+        None | Some("" | "json") => Ok(Format::Json),
         Some("csv") => Ok(Format::Csv),
         Some(other) => Err(ApiError::from(
             switchboard_engine::EngineError::InvalidParameter(format!(

@@ -139,12 +139,14 @@ pub fn range(request: &ReportRequest, now: Timestamp) -> Result<ReportRange, Eng
             .ok_or_else(|| invalid(format!("interval: {name:?} is not one of 15m, 1h, 1d")))?,
     };
     let tz = time_zone(request.tz.as_deref())?;
-    let from = match &request.from {
-        Some(text) => moment("from", text, tz)?,
+    // An empty parameter is one not given (a form sends `from=`).
+    let given = |text: &Option<String>| text.clone().filter(|text| !text.trim().is_empty());
+    let from = match given(&request.from) {
+        Some(text) => moment("from", &text, tz)?,
         None => interval_start(now.millis(), Interval::Day, tz),
     };
-    let to = match &request.to {
-        Some(text) => moment("to", text, tz)?,
+    let to = match given(&request.to) {
+        Some(text) => moment("to", &text, tz)?,
         None => interval_end(from, Interval::Day, tz),
     };
     if from >= to {
@@ -402,5 +404,16 @@ mod tests {
         assert_eq!(rome.from_ms, at("2026-12-08T23:00:00Z"));
         assert_eq!(rome.to_ms, at("2026-12-09T23:00:00Z"));
         assert_eq!(rome.interval, Interval::Quarter);
+        // Empty parameters are parameters not given.
+        let empty = ReportRequest {
+            from: Some(String::new()),
+            to: Some(" ".into()),
+            interval: Some(String::new()),
+            tz: Some(String::new()),
+            only: Some(String::new()),
+        };
+        let utc = range(&empty, now).unwrap();
+        assert_eq!(utc.from_ms, at("2026-12-08T00:00:00Z"));
+        assert_eq!(utc.to_ms, at("2026-12-09T00:00:00Z"));
     }
 }
