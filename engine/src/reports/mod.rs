@@ -44,12 +44,7 @@ impl Engine {
         let only = query::subjects("queue", request.only.as_deref(), |id| {
             catalog.queue(&QueueId::new(id)).is_some()
         })?;
-        let subjects = if only.is_empty() {
-            catalog.config.queues.len()
-        } else {
-            only.len()
-        };
-        query::check_size(&range, subjects, "queue")?;
+        query::check_size(&range, &only, catalog.config.queues.len(), "queue")?;
         let (position, buckets) = self
             .database()
             .queue_buckets(range.from_ms, range.to_ms, only)
@@ -72,12 +67,7 @@ impl Engine {
                 .agent(&switchboard_proto::AgentId::new(id))
                 .is_some()
         })?;
-        let subjects = if only.is_empty() {
-            catalog.agents().count()
-        } else {
-            only.len()
-        };
-        query::check_size(&range, subjects, "agent")?;
+        query::check_size(&range, &only, catalog.agents().count(), "agent")?;
         let (position, stored) = self
             .database()
             .agent_buckets(range.from_ms, range.to_ms, only.clone())

@@ -64,10 +64,6 @@ impl Buckets {
         self.agents.entry((bucket_of(at), id.clone())).or_default()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.queues.is_empty() && self.agents.is_empty()
-    }
-
     /// Adds `other`'s totals to these.
     pub fn add(&mut self, other: &Buckets) {
         for (key, totals) in &other.queues {
@@ -168,11 +164,6 @@ pub fn first_in_queue(event: &DomainEvent) -> bool {
 }
 
 impl Projection {
-    /// Agents logged in now, as the events so far tell.
-    pub fn logged_in(&self) -> impl Iterator<Item = &AgentId> {
-        self.agents.keys()
-    }
-
     pub fn ticked_to(&self) -> i64 {
         self.ticked_to
     }
@@ -348,27 +339,30 @@ impl Projection {
     }
 }
 
+/// The fields of an event's `data` that erasure keeps (with
+/// `"erased": true`).
+pub const KEPT_ON_ERASURE: [&str; 10] = [
+    "kind",
+    "reason",
+    "wait_ms",
+    "handle_ms",
+    "role",
+    "automatic",
+    "to_queue",
+    "from_queue",
+    "to_agent",
+    "from_agent",
+];
+
 /// What an erased customer's event keeps: the fields reports count, none
 /// of which says who the customer was or what they wrote (no name, no
 /// text, no wrap-up notes). A rebuild after an erasure gives the same
 /// figures.
 pub fn kept_on_erasure(data: &serde_json::Value) -> serde_json::Value {
-    const KEPT: [&str; 10] = [
-        "kind",
-        "reason",
-        "wait_ms",
-        "handle_ms",
-        "role",
-        "automatic",
-        "to_queue",
-        "from_queue",
-        "to_agent",
-        "from_agent",
-    ];
     let mut kept = serde_json::Map::new();
     kept.insert("erased".into(), serde_json::Value::Bool(true));
     if let Some(fields) = data.as_object() {
-        for key in KEPT {
+        for key in KEPT_ON_ERASURE {
             if let Some(value) = fields.get(key) {
                 kept.insert(key.into(), value.clone());
             }
